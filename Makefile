@@ -1,0 +1,24 @@
+# Entry points for a fresh clone. Each target creates or refreshes .venv/ when
+# pyproject.toml is newer than the last install, then runs inside it.
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+
+.PHONY: report test venv clean
+
+report: $(STAMP)
+	$(VENV)/bin/bincount report
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -n 2 tests sim
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf build sim_build

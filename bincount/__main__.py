@@ -1,0 +1,3 @@
+from bincount.cli import main
+
+raise SystemExit(main())
