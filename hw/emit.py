@@ -1,0 +1,155 @@
+"""Verilog emission with a JSON port manifest beside each ``.v``.
+
+:func:`verilog_text` converts a component with ``amaranth.back.verilog.convert`` without source
+locations, so the text depends only on the parameters and the tool versions (same inputs, same
+bytes, on any machine and checkout path). :func:`manifest` describes the top module::
+
+    {"module", "block", "parameters": {...},
+     "ports": [{"name", "direction", "width", "signed", "meaning"}, ...],
+     "latency", "clock": "clk", "reset": "rst (synchronous, active high)",
+     "generator": "bincount <version>"}
+
+Port names are the Verilog names (Amaranth joins nested signature members with ``__``).
+
+:func:`emit` (``block, **params`` -> ``(verilog_text, manifest)``) works in memory;
+:func:`emit_block` also writes ``<module>.v`` and ``<module>.json`` atomically, both or neither
+(:func:`write_files`).
+"""
+
+import json
+import re
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib import wiring
+
+from bincount import __version__
+from bincount.fileio import atomic_write_text, ensure_dir
+
+__all__ = ["verilog_text", "verilog_ports", "manifest", "emit_component", "emit",
+           "write_files", "emit_block", "CLOCK_DOC", "RESET_DOC"]
+
+CLOCK_DOC = "clock: every register updates on the rising edge"
+RESET_DOC = ("synchronous reset, active high: clears the valid pipeline (out_valid low); "
+             "data registers are not reset")
+
+
+def verilog_text(component, name, header=None):
+    """Verilog for ``component`` with top module ``name``; ``header`` lines become comments."""
+    text = verilog.convert(component, name=name, emit_src=False)
+    if header:
+        text = "".join(f"// {line}\n" for line in header) + text
+    return text
+
+
+_DECL = re.compile(r"^\s*(input|output|inout)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?"
+                   r"(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)\s*;", re.M)
+
+
+def verilog_ports(text, module):
+    """``{name: (direction, width)}`` of the ports declared by ``module`` in Verilog ``text``."""
+    start = re.search(rf"^module\s+{re.escape(module)}\s*\(", text, re.M)
+    if start is None:
+        raise ValueError(f"module {module!r} not found in the Verilog text")
+    end = text.index("endmodule", start.end())
+    ports = {}
+    for m in _DECL.finditer(text, start.end(), end):
+        direction, msb, lsb, pname = m.groups()
+        width = abs(int(msb) - int(lsb)) + 1 if msb is not None else 1
+        ports[pname.lstrip("\\")] = (direction, width)
+    return ports
+
+
+def _signature_ports(component):
+    ports = []
+    for path, member, value in component.signature.flatten(component):
+        shape = Shape.cast(member.shape)
+        name = "__".join(map(str, path))
+        ports.append({
+            "name": name,
+            "direction": "input" if member.flow == wiring.In else "output",
+            "width": shape.width,
+            "signed": shape.signed,
+            "meaning": getattr(component, "port_doc", {}).get(name, ""),
+        })
+    return ports
+
+
+def manifest(component, name, block, parameters, text=None):
+    """The manifest dict of ``component`` emitted as module ``name``.
+
+    With ``text`` (the Verilog), the port list is checked against the module's declarations.
+    """
+    ports = [
+        {"name": "clk", "direction": "input", "width": 1, "signed": False, "meaning": CLOCK_DOC},
+        {"name": "rst", "direction": "input", "width": 1, "signed": False, "meaning": RESET_DOC},
+    ] + _signature_ports(component)
+    if text is not None:
+        declared = verilog_ports(text, name)
+        listed = {p["name"]: (p["direction"], p["width"]) for p in ports}
+        if declared != listed:
+            raise RuntimeError(f"manifest ports {listed} differ from Verilog ports {declared} "
+                               f"of module {name!r}")
+    return {
+        "module": name,
+        "block": block,
+        "parameters": dict(parameters),
+        "ports": ports,
+        "latency": component.latency,
+        "clock": "clk",
+        "reset": "rst (synchronous, active high)",
+        "generator": f"bincount {__version__}",
+    }
+
+
+def emit_component(component, name, *, block, parameters):
+    """Verilog text and manifest of ``component`` as module ``name`` (nothing written)."""
+    header = [f"bincount {__version__}: block {block}, parameters "
+              f"{json.dumps(parameters, sort_keys=True)}",
+              f"ports, latency and encodings: {name}.json"]
+    text = verilog_text(component, name, header=header)
+    return text, manifest(component, name, block, parameters, text=text)
+
+
+def emit(block, **params):
+    """Build registry block ``block`` with ``params``; return ``(verilog_text, manifest)``.
+
+    Nothing is written. Raises :class:`~bincount.errors.BincountError` for a bad block name
+    or parameter (see :func:`bincount.hw.blocks.build_block`).
+    """
+    from bincount.hw.blocks import build_block
+    built = build_block(block, **params)
+    return emit_component(built.component, built.module, block=built.name,
+                          parameters=built.parameters)
+
+
+def write_files(out_dir, text, info):
+    """Write ``out_dir/<module>.v`` and ``out_dir/<module>.json`` atomically, both or neither
+    (if the second cannot be written the first is removed); return both paths."""
+    out_dir = ensure_dir(out_dir)
+    name = info["module"]
+    v_path = Path(out_dir) / f"{name}.v"
+    j_path = Path(out_dir) / f"{name}.json"
+    atomic_write_text(v_path, text)
+    try:
+        atomic_write_text(j_path, json.dumps(info, indent=2) + "\n")
+    except BaseException:
+        v_path.unlink(missing_ok=True)
+        raise
+    return v_path, j_path
+
+
+def emit_block(block, out_dir, **params):
+    """Build registry block ``block`` with ``params`` and write its ``.v`` and ``.json`` into
+    ``out_dir``; return both paths.
+
+    The parameters are checked first, then the output directory (created if needed), and only
+    then is the (slow) conversion run, so bad input leaves nothing behind.
+    """
+    from bincount.hw.blocks import build_block
+    built = build_block(block, **params)
+    ensure_dir(out_dir)
+    text, info = emit_component(built.component, built.module, block=built.name,
+                                parameters=built.parameters)
+    return write_files(out_dir, text, info)

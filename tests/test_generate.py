@@ -1,0 +1,201 @@
+"""Verilog emission, manifests, the block registry and ``bincount generate``."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bincount import __version__, cli
+from bincount.errors import BincountError
+from bincount.hw import emit as emit_mod
+from bincount.hw.blocks import BLOCKS, build_block, module_name
+from bincount.hw.emit import emit, emit_block, emit_component, verilog_ports, verilog_text
+
+MANIFEST_KEYS = ["module", "block", "parameters", "ports", "latency", "clock", "reset",
+                 "generator"]
+
+
+@pytest.fixture
+def generate(monkeypatch):
+    """``bincount generate ...`` through ``bincount.cli.main`` (only this verb registered, so
+    the test does not depend on the other verbs' modules)."""
+    monkeypatch.setattr(cli, "VERBS", {"generate": cli.VERBS["generate"]})
+    return lambda *argv: cli.main(["generate", *argv])
+
+
+# --- registry -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("block, params, module", [
+    ("xnor_popcount", {"n": 576}, "bincount_xnor_popcount_n576"),
+    ("threshold_compare", {"n": 576}, "bincount_threshold_compare_n576_out16"),
+    ("baseline_scale", {"n": 4608, "shift": 9},
+     "bincount_baseline_scale_n4608_sh9_out16_mul18_off32"),
+    ("output_lane", {"n": 1152}, "bincount_output_lane_binarized_n1152_out16"),
+    ("output_lane", {"n": 1152, "form": "baseline", "out_bits": 8},
+     "bincount_output_lane_baseline_n1152_out8_sh12_mul18_off32"),
+])
+def test_module_names(block, params, module):
+    built = build_block(block, **params)
+    assert built.module == module
+    assert module_name(block, built.parameters) == module
+
+
+def test_resolved_parameters():
+    built = build_block("output_lane", n=64, form="baseline", shift=None)
+    assert built.parameters == {"form": "baseline", "n": 64, "out_bits": 16, "shift": 12,
+                                "mul_bits": 18, "off_bits": 32}
+
+
+@pytest.mark.parametrize("block, params, match", [
+    ("popcount", {"n": 5}, r"unknown block 'popcount'; valid blocks: xnor_popcount, "
+                           r"threshold_compare, baseline_scale, output_lane"),
+    ("xnor_popcount", {}, r"block 'xnor_popcount' needs parameter 'n'"),
+    ("xnor_popcount", {"n": 5, "shift": 3}, r"block 'xnor_popcount' takes no parameter 'shift'; "
+                                            r"its parameters are: n"),
+    ("threshold_compare", {"n": 0}, r"n must be in 1\.\.65536, got 0"),
+    ("baseline_scale", {"n": 5, "shift": 41}, r"shift must be in 0\.\.40, got 41"),
+    ("output_lane", {"n": 5, "form": "x"}, r"form must be one of"),
+    ("output_lane", {"n": 5, "shift": 2}, r"shift applies only to form 'baseline'"),
+])
+def test_build_block_errors(block, params, match):
+    with pytest.raises(BincountError, match=match):
+        build_block(block, **params)
+
+
+# --- Verilog and manifest -------------------------------------------------------------------
+
+@pytest.mark.parametrize("block, params", [
+    ("xnor_popcount", {"n": 7}),
+    ("threshold_compare", {"n": 7}),
+    ("baseline_scale", {"n": 7, "shift": 2}),
+    ("output_lane", {"n": 7, "form": "binarized"}),
+    ("output_lane", {"n": 7, "form": "baseline"}),
+])
+def test_manifest_matches_verilog(block, params):
+    built = build_block(block, **params)
+    text, info = emit_component(built.component, built.module, block=built.name,
+                                parameters=built.parameters)
+    assert list(info) == MANIFEST_KEYS
+    assert info["module"] == built.module and info["block"] == block
+    assert info["parameters"] == built.parameters
+    assert info["latency"] == built.component.latency
+    assert info["clock"] == "clk" and info["reset"] == "rst (synchronous, active high)"
+    assert info["generator"] == f"bincount {__version__}"
+    declared = verilog_ports(text, info["module"])
+    assert {p["name"]: (p["direction"], p["width"]) for p in info["ports"]} == declared
+    for port in info["ports"]:
+        assert set(port) == {"name", "direction", "width", "signed", "meaning"}
+        assert port["meaning"], port["name"]
+    signed = {p["name"] for p in info["ports"] if p["signed"]}
+    expected_signed = {"xnor_popcount": set(), "threshold_compare": {"hi", "lo", "y"},
+                       "baseline_scale": {"mul", "offset", "y"}}
+    if block in expected_signed:
+        assert signed == expected_signed[block]
+    assert [p["name"] for p in info["ports"]][:2] == ["clk", "rst"]
+
+
+def test_emit_in_memory_equals_files(tmp_path):
+    text, info = emit("threshold_compare", n=9)
+    v_path, j_path = emit_block("threshold_compare", tmp_path, n=9)
+    assert v_path.read_text() == text
+    assert json.loads(j_path.read_text()) == info
+    assert (v_path.name, j_path.name) == (f"{info['module']}.v", f"{info['module']}.json")
+
+
+def test_verilog_is_deterministic(tmp_path):
+    a = emit_block("output_lane", tmp_path / "a", n=64, form="baseline")
+    b = emit_block("output_lane", tmp_path / "b", n=64, form="baseline")
+    for pa, pb in zip(a, b):
+        assert pa.read_bytes() == pb.read_bytes()
+    # another interpreter, another hash seed, another working directory
+    code = ("import sys; from bincount.hw.emit import emit_block; "
+            "emit_block('output_lane', sys.argv[1], n=64, form='baseline')")
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "c")], check=True, env=env,
+                   cwd=tmp_path)
+    for pa in a:
+        assert (tmp_path / "c" / pa.name).read_bytes() == pa.read_bytes()
+    text = a[0].read_text()
+    assert "src =" not in text and os.getcwd() not in text and str(tmp_path) not in text
+
+
+def test_failed_second_write_leaves_nothing(tmp_path, monkeypatch):
+    real = emit_mod.atomic_write_text
+
+    def failing(path, text):
+        if str(path).endswith(".json"):
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(emit_mod, "atomic_write_text", failing)
+    with pytest.raises(OSError):
+        emit_block("xnor_popcount", tmp_path, n=4)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wide_lane_converts():
+    # the 4608-input lane once died with bad_alloc in the WebAssembly Yosys (mission.md)
+    built = build_block("output_lane", n=4608, form="binarized")
+    text = verilog_text(built.component, built.module)
+    ports = verilog_ports(text, built.module)
+    assert ports["act"] == ("input", 4608) and ports["y"] == ("output", 16)
+
+
+# --- command line ---------------------------------------------------------------------------
+
+def test_cli_writes_and_prints(tmp_path, generate, capsys):
+    assert generate("output_lane", "--n", "64", "--form", "baseline", "--shift", "7",
+                    "-o", str(tmp_path / "v")) == 0
+    out = capsys.readouterr().out.split()
+    name = "bincount_output_lane_baseline_n64_out16_sh7_mul18_off32"
+    assert out == [str(tmp_path / "v" / f"{name}.v"), str(tmp_path / "v" / f"{name}.json")]
+    info = json.loads((tmp_path / "v" / f"{name}.json").read_text())
+    assert info["parameters"]["shift"] == 7
+
+
+def test_cli_default_directory(tmp_path, generate, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert generate("xnor_popcount", "--n", "6") == 0
+    assert sorted(p.name for p in (tmp_path / "build" / "verilog").iterdir()) == [
+        "bincount_xnor_popcount_n6.json", "bincount_xnor_popcount_n6.v"]
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["nope", "--n", "5"], "unknown block 'nope'; valid blocks: xnor_popcount"),
+    (["xnor_popcount"], "block 'xnor_popcount' needs --n N"),
+    (["xnor_popcount", "--n", "five"], "--n needs an integer, got 'five'"),
+    (["xnor_popcount", "--n", "0"], "n must be in 1..65536, got 0"),
+    (["xnor_popcount", "--n", "-3"], "n must be in 1..65536, got -3"),
+    (["xnor_popcount", "--n", "8", "--shift", "2"],
+     "--shift does not apply to block 'xnor_popcount'; its options are: --n"),
+    (["threshold_compare", "--n", "8", "--out-bits", "1"], "out_bits must be in 2..64, got 1"),
+    (["baseline_scale", "--n", "8", "--shift", "99"], "shift must be in 0..40, got 99"),
+    (["baseline_scale", "--n", "8", "--mul-bits", "64"], "mul_bits must be in 2..48, got 64"),
+    (["output_lane", "--n", "8", "--form", "lut"], "form must be one of 'binarized', 'baseline'"),
+    (["output_lane", "--n", "8", "--shift", "3"], "shift applies only to form 'baseline'"),
+])
+def test_cli_bad_input(tmp_path, generate, capsys, argv, match):
+    out_dir = tmp_path / "out"
+    assert generate(*argv, "-o", str(out_dir)) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bincount generate: error: "), captured.err
+    assert match in lines[0]
+    assert captured.out == ""
+    assert not out_dir.exists()
+
+
+def test_cli_unwritable_directory(tmp_path, generate, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert generate("xnor_popcount", "--n", "8", "-o", str(blocker / "sub")) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "cannot create output directory" in lines[0]
+    assert blocker.read_text() == "not a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_registry_lists_the_four_blocks():
+    assert list(BLOCKS) == ["xnor_popcount", "threshold_compare", "baseline_scale", "output_lane"]
