@@ -1,0 +1,168 @@
+"""Golden lane vectors from a calibrated layer, and the CIFAR-10 test-image loader."""
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from bincount.errors import BincountError
+from bincount.model import cifar
+from bincount.model import fixed_point as fp
+from bincount.model.bits import xnor_popcount
+from bincount.model.vectors import (BIT_KEYS, INT_KEYS, check_lane_vectors, lane_vectors,
+                                    load_lane_vectors, save_lane_vectors)
+
+
+def have_data():
+    try:
+        cifar.find_data_dir()
+        return True
+    except BincountError:
+        return False
+
+
+needs_data = pytest.mark.skipif(not have_data(), reason="CIFAR-10 JPEG archive not found "
+                                f"(set {cifar.ENV_VAR})")
+
+
+# -- CIFAR-10 loader ------------------------------------------------------------------------
+
+@needs_data
+def test_load_test_images():
+    images, labels = cifar.load_test_images(count=3)
+    assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8
+    assert labels.tolist() == [0, 0, 0]
+    images, labels = cifar.load_test_images(indices=[0, 1000, 4321, 9999])
+    assert labels.tolist() == [0, 1, 4, 9]
+    x = cifar.normalize(images)
+    assert x.shape == (4, 3, 32, 32) and x.dtype == np.float32
+    assert abs(float(x.mean())) < 1.5
+    with pytest.raises(BincountError, match="outside the test set"):
+        cifar.load_test_images(indices=[10000])
+
+
+def test_cifar_missing(tmp_path, monkeypatch):
+    with pytest.raises(BincountError, match=cifar.ENV_VAR):
+        cifar.load_test_images(count=1, data_dir=tmp_path)
+    monkeypatch.setenv(cifar.ENV_VAR, str(tmp_path / "none"))
+    with pytest.raises(BincountError, match="not found"):
+        cifar.find_data_dir()
+
+
+def test_cifar_malformed(tmp_path):
+    (tmp_path / cifar.TEST_ARCHIVE).write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(BincountError, match="not a readable tar.gz"):
+        cifar.load_test_images(count=1, data_dir=tmp_path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("test/cat/0000.jpg")
+        info.size = 4
+        tf.addfile(info, io.BytesIO(b"nope"))
+    (tmp_path / cifar.TEST_ARCHIVE).write_bytes(buf.getvalue())
+    with pytest.raises(BincountError, match="cannot be decoded"):
+        cifar.load_test_images(count=1, data_dir=tmp_path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("test/unicorn/0000.jpg")
+        tf.addfile(info, io.BytesIO(b""))
+    (tmp_path / cifar.TEST_ARCHIVE).write_bytes(buf.getvalue())
+    with pytest.raises(BincountError, match="unknown class"):
+        cifar.load_test_images(count=1, data_dir=tmp_path)
+
+
+# -- lane vectors ---------------------------------------------------------------------------
+
+@needs_data
+@pytest.mark.parametrize("cin", [64, 128, 256, 512])
+def test_vectors_come_from_the_calibrated_layer(cin):
+    import torch
+
+    from bincount.model.layer_export import layer_arrays
+    from bincount.model.probe import calibrated_layer
+    from bincount.model.vectors import DEFAULT_IMAGES, layer_meta_for, vectors_from_layer
+
+    layer, x, info = calibrated_layer(cin, seed=0, images=DEFAULT_IMAGES[cin])
+    n = 9 * cin
+    assert layer.n == n and x.shape[2] == {64: 32, 128: 16, 256: 8, 512: 4}[cin]
+    v = vectors_from_layer(layer, x, info, count=256, seed=0, check=False)
+    meta = json.loads(str(v["meta_json"]))
+    arrays = layer_arrays(layer, meta=layer_meta_for(layer, info, 0))
+
+    # BN statistics are real: calibrated on the images, not the identity
+    assert not torch.allclose(layer.bn.running_var, torch.ones(cin))
+    assert meta["source_images"] == info["images"][:len(meta["source_images"])]
+
+    # integer reference == torch fixed-point forward on the images the vectors come from
+    xv = x[:len(meta["source_images"])]
+    bits = (xv >= 0).numpy().astype(np.uint8)
+    r_count, r_bin, r_base = fp.reference_layer(bits, arrays)
+    t_count, t_bin, t_base = layer.fixed_outputs(xv, arrays)
+    assert np.array_equal(r_count, t_count.numpy())
+    assert np.array_equal(r_bin, t_bin.numpy()) and np.array_equal(r_base, t_base.numpy())
+
+    # each vector is the reference's value at its (image, channel, row, col)
+    img = np.searchsorted(np.asarray(info["images"]), v["image"])
+    at = (img, v["channel"], v["row"], v["col"])
+    assert np.array_equal(v["count"], r_count[at])
+    assert np.array_equal(v["y_binarized"], r_bin[at])
+    assert np.array_equal(v["y_baseline"], r_base[at])
+    assert np.array_equal(xnor_popcount(v["act_bits"], v["wgt_bits"], n), v["count"])
+
+    # shapes, dtypes, metadata
+    assert len(v["count"]) == 256
+    for key in BIT_KEYS:
+        assert v[key].dtype == np.uint8 and v[key].shape == (256, (n + 7) // 8)
+    for key in INT_KEYS:
+        assert v[key].dtype == np.int64 and v[key].shape == (256,)
+    for field in ("n", "out_bits", "out_frac", "mul_bits", "off_bits", "shift", "seed",
+                  "source_images"):
+        assert field in meta
+    assert meta["n"] == n and meta["shift"] == int(arrays["shift"])
+
+    # coverage: counts at T, just below and above; both decisions; negative BN scale
+    d = v["count"] - v["threshold"]
+    assert (d == 0).sum() >= 5 and (d == -1).sum() >= 5 and (d == 1).sum() >= 5
+    assert np.any(v["y_binarized"] == v["hi"]) and np.any(v["y_binarized"] == v["lo"])
+    assert np.any(v["hi"] < v["lo"]) and np.any(v["hi"] > v["lo"])
+    assert np.any(v["mul"] < 0) and np.any(v["mul"] > 0)
+    assert np.all((v["threshold"] >= 1) & (v["threshold"] <= n))
+    assert len(np.unique(v["channel"])) >= 8
+
+
+@needs_data
+def test_lane_vectors_api_deterministic_and_saved(tmp_path):
+    a = lane_vectors(128, count=64, seed=5)
+    b = lane_vectors(128, count=64, seed=5)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    c = lane_vectors(128, count=64, seed=6)
+    assert not np.array_equal(a["act_bits"], c["act_bits"])
+    path = tmp_path / "v.npz"
+    save_lane_vectors(path, a)
+    loaded = load_lane_vectors(path)
+    assert loaded["meta"]["seed"] == 5 and loaded["meta"]["n"] == 1152
+    for key in a:
+        assert np.array_equal(a[key], loaded[key]), key
+
+
+@needs_data
+def test_tampered_vectors_are_rejected(tmp_path):
+    v = lane_vectors(512, count=32, seed=1)
+    check_lane_vectors(v)
+    bad = dict(v)
+    bad["y_baseline"] = v["y_baseline"].copy()
+    bad["y_baseline"][7] += 1
+    with pytest.raises(BincountError, match="vector 7: y_baseline"):
+        check_lane_vectors(bad)
+    bad = dict(v)
+    bad["threshold"] = v["threshold"].copy()
+    bad["threshold"][0] = 4610
+    with pytest.raises(BincountError, match="outside 0..N\\+1"):
+        check_lane_vectors(bad)
+    path = tmp_path / "v.npz"
+    np.savez(path, **{k: a for k, a in v.items() if k != "count"})
+    with pytest.raises(BincountError, match="lacks arrays"):
+        load_lane_vectors(path)
