@@ -11,7 +11,7 @@ import bincount.cli
 from bincount.errors import BincountError
 from bincount.model import fixed_point as fp
 from bincount.model.binary_conv import BinaryConv2d
-from bincount.model.cifar import ENV_VAR, find_data_dir
+from bincount.model.cifar import ENV_VAR
 from bincount.model.layer_export import KEYS, export_layer, load_layer
 
 MODEL_VERBS = ("ops", "export-layer")
@@ -28,16 +28,7 @@ def cli(monkeypatch):
     return bincount.cli.main
 
 
-def have_data():
-    try:
-        find_data_dir()
-        return True
-    except BincountError:
-        return False
 
-
-needs_data = pytest.mark.skipif(not have_data(), reason="CIFAR-10 JPEG archive not found "
-                                f"(set {ENV_VAR})")
 
 
 def make_layer(cin=5, cout=6, stride=1, seed=0):
@@ -214,7 +205,6 @@ def test_cli_missing_data_writes_nothing(cli, capsys, tmp_path, monkeypatch):
     assert not out.exists() and not vec.exists()
 
 
-@needs_data
 def test_cli_export_layer_and_vectors(cli, capsys, tmp_path):
     from bincount.model.vectors import load_lane_vectors
 

@@ -15,21 +15,11 @@ from bincount.model.vectors import (BIT_KEYS, INT_KEYS, check_lane_vectors, lane
                                     load_lane_vectors, save_lane_vectors)
 
 
-def have_data():
-    try:
-        cifar.find_data_dir()
-        return True
-    except BincountError:
-        return False
 
-
-needs_data = pytest.mark.skipif(not have_data(), reason="CIFAR-10 JPEG archive not found "
-                                f"(set {cifar.ENV_VAR})")
 
 
 # -- CIFAR-10 loader ------------------------------------------------------------------------
 
-@needs_data
 def test_load_test_images():
     images, labels = cifar.load_test_images(count=3)
     assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8
@@ -74,7 +64,6 @@ def test_cifar_malformed(tmp_path):
 
 # -- lane vectors ---------------------------------------------------------------------------
 
-@needs_data
 @pytest.mark.parametrize("cin", [64, 128, 256, 512])
 def test_vectors_come_from_the_calibrated_layer(cin):
     import torch
@@ -131,7 +120,6 @@ def test_vectors_come_from_the_calibrated_layer(cin):
     assert len(np.unique(v["channel"])) >= 8
 
 
-@needs_data
 def test_lane_vectors_api_deterministic_and_saved(tmp_path):
     a = lane_vectors(128, count=64, seed=5)
     b = lane_vectors(128, count=64, seed=5)
@@ -148,7 +136,6 @@ def test_lane_vectors_api_deterministic_and_saved(tmp_path):
         assert np.array_equal(a[key], loaded[key]), key
 
 
-@needs_data
 def test_tampered_vectors_are_rejected(tmp_path):
     v = lane_vectors(512, count=32, seed=1)
     check_lane_vectors(v)
