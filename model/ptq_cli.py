@@ -1,0 +1,50 @@
+"""Convert a trained baseline checkpoint to PTQ-binarized counting (no retraining).
+
+Every binary convolution of the baseline becomes ``BN(b * scale_c * N)`` with
+``b = +1 if d >= alpha_c else -1`` (``bincount.model.networks.convert_to_ptq``); weights, BN
+and thresholds are kept. The result is a checkpoint of variant ``ptq`` for ``bincount eval``
+and the exporter.
+"""
+
+__all__ = ["add_arguments", "run", "convert_checkpoint"]
+
+
+def add_arguments(parser):
+    parser.add_argument("--checkpoint", required=True, metavar="BASE",
+                        help="trained baseline checkpoint (from 'bincount train')")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="checkpoint to write (atomically)")
+
+
+def convert_checkpoint(ckpt, source=""):
+    """The checkpoint dict of the PTQ conversion of baseline checkpoint ``ckpt``."""
+    from bincount.errors import BincountError
+    from bincount.model import train as tr
+
+    if ckpt.get("variant") != "baseline":
+        raise BincountError(f"PTQ converts a trained baseline; {source!r} holds the "
+                            f"{ckpt.get('variant')!r} variant")
+    if not ckpt.get("binary_weights", True):
+        raise BincountError(f"{source!r} stopped in step 1 of the two-step schedule (real "
+                            f"weights); finish its training first")
+    model = tr.model_from_checkpoint(ckpt, "cpu", where=f"checkpoint {source!r}")
+    ptq = tr.convert_model_to_ptq(model)
+    out = {k: ckpt[k] for k in ("format", "version", "network", "width_mult", "flags", "config",
+                                "epoch", "metrics", "wall_s", "data") if k in ckpt}
+    if hasattr(ptq, "config"):
+        out["network_config"] = tr._plain(ptq.config)
+    out.update({"variant": "ptq", "phase": "ptq", "binary_weights": True, "done": True,
+                "converted_from": str(source),
+                "model": {k: v.detach().cpu() for k, v in ptq.state_dict().items()}})
+    return out
+
+
+def run(args):
+    from bincount.model import train as tr
+
+    ckpt = tr.load_checkpoint(args.checkpoint)
+    out = convert_checkpoint(ckpt, args.checkpoint)
+    tr.save_checkpoint(args.output, out)
+    print(f"wrote {args.output}: {out['network']} ptq (w{out['width_mult']:g}) converted from "
+          f"{args.checkpoint}, not retrained")
+    return 0
