@@ -20,6 +20,11 @@ VERBS = {
     "ops": ("bincount.model.ops_cli", "post-popcount operation count per layer of a network"),
     "report": ("bincount.hw.report_cli", "synthesise lanes in both forms; write report.md/.json"),
     "export-layer": ("bincount.model.export_cli", "export one calibrated binary conv layer to .npz"),
+    "export": ("bincount.model.network_export_cli", "export a trained network checkpoint as integers (.npz)"),
+    "golden": ("bincount.model.golden_cli", "per-layer golden vectors of an exported network"),
+    "train": ("bincount.model.train_cli", "train a network on CIFAR-10 (resumable checkpoints)"),
+    "eval": ("bincount.model.eval_cli", "top-1 / top-5 accuracy of a checkpoint on CIFAR-10"),
+    "convert-ptq": ("bincount.model.ptq_cli", "PTQ-binarized counting of a trained baseline"),
 }
 
 
