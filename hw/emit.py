@@ -27,7 +27,7 @@ from amaranth.lib import wiring
 from bincount import __version__
 from bincount.fileio import atomic_write_text, ensure_dir
 
-__all__ = ["verilog_text", "verilog_ports", "manifest", "emit_component", "emit",
+__all__ = ["wrap_long_lines", "verilog_text", "verilog_ports", "manifest", "emit_component", "emit",
            "write_files", "emit_block", "CLOCK_DOC", "RESET_DOC"]
 
 CLOCK_DOC = "clock: every register updates on the rising edge"
@@ -35,9 +35,42 @@ RESET_DOC = ("synchronous reset, active high: clears the valid pipeline (out_val
              "data registers are not reset")
 
 
+#: Verilator's preprocessor stops at 40,000 tokens on one line ("Too many preprocessor tokens on
+#: a line"); a wide concatenation in generated Verilog can exceed it. Longer lines are wrapped.
+_LONG_LINE = 20000
+
+
+def wrap_long_lines(verilog: str, limit: int = _LONG_LINE) -> str:
+    """Break Verilog lines longer than ``limit`` characters after commas (whitespace only).
+
+    Lines holding a string literal or a comment are left alone, so the meaning of the text
+    never changes.
+    """
+    out = []
+    for line in verilog.split("\n"):
+        if len(line) <= limit or '"' in line or "//" in line or "/*" in line:
+            out.append(line)
+            continue
+        pieces, current = [], []
+        size = 0
+        for part in line.split(", "):
+            current.append(part)
+            size += len(part) + 2
+            if size > 2000:
+                pieces.append(", ".join(current))
+                current, size = [], 0
+        if current:
+            pieces.append(", ".join(current))
+        out.append(",\n    ".join(pieces))
+    return "\n".join(out)
+
+
 def verilog_text(component, name, header=None):
-    """Verilog for ``component`` with top module ``name``; ``header`` lines become comments."""
-    text = verilog.convert(component, name=name, emit_src=False)
+    """Verilog for ``component`` with top module ``name``; ``header`` lines become comments.
+
+    Lines longer than Verilator's preprocessor accepts are wrapped (:func:`wrap_long_lines`).
+    """
+    text = wrap_long_lines(verilog.convert(component, name=name, emit_src=False))
     if header:
         text = "".join(f"// {line}\n" for line in header) + text
     return text

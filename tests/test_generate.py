@@ -11,7 +11,8 @@ from bincount import __version__, cli
 from bincount.errors import BincountError
 from bincount.hw import emit as emit_mod
 from bincount.hw.blocks import BLOCKS, build_block, module_name
-from bincount.hw.emit import emit, emit_block, emit_component, verilog_ports, verilog_text
+from bincount.hw.emit import (emit, emit_block, emit_component, verilog_ports, verilog_text,
+                              wrap_long_lines)
 
 MANIFEST_KEYS = ["module", "block", "parameters", "ports", "latency", "clock", "reset",
                  "generator"]
@@ -141,6 +142,17 @@ def test_wide_lane_converts():
     text = verilog_text(built.component, built.module)
     ports = verilog_ports(text, built.module)
     assert ports["act"] == ("input", 4608) and ports["y"] == ("output", 16)
+    # Verilator's preprocessor refuses lines of more than 40,000 tokens
+    assert max(len(line) for line in text.splitlines()) <= 20000
+
+
+def test_wrap_long_lines_changes_whitespace_only():
+    line = "  assign x = { " + ", ".join(f"a[{i}]" for i in range(5000)) + " };"
+    text = "module m;\n" + line + "\n  // " + "c, " * 9000 + "\nendmodule\n"
+    wrapped = wrap_long_lines(text, limit=1000)
+    assert max(len(s) for s in wrapped.splitlines()[:-2]) <= 2100
+    assert "".join(wrapped.split()) == "".join(text.split())
+    assert wrapped.splitlines()[-2] == text.splitlines()[-2]   # comments are left alone
 
 
 # --- command line ---------------------------------------------------------------------------
