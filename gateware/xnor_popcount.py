@@ -9,16 +9,18 @@ over ``n`` bits. Bit 1 means +1, bit 0 means -1, so an XNOR of 1 is a product of
 ``i = (ky*k + kx)*Cin + ci``; the popcount itself does not depend on the order, but ``act`` and
 ``wgt`` must use the same one.
 
-Structure (simple, pipelined): the XNOR bits are split into groups of ``LEAF_BITS``; each group is
-counted and registered (stage 1); a binary adder tree then sums the partial counts with a
-pipeline register after every ``LEVELS_PER_STAGE`` adder levels and at the output. The parts are
-separate helper functions (:func:`xnor_bits`, :func:`leaf_popcounts`, :func:`adder_tree`) so
-that a LUT-optimised structure can replace them without touching the interface.
+Structure: the LUT-efficient compressor tree of :mod:`bincount.gateware.popcount_tree` (the
+XNOR folded into the first LUTs, three pairs per LUT6; then carry-chain compressors on the bit
+heap, a register after every stage; about 1.1 LUT per input bit on xc7, see
+``docs/benchmarks.md``). The plain structure it replaced (XNOR bits, groups of ``LEAF_BITS``
+counted, a binary adder tree registered every ``LEVELS_PER_STAGE`` levels) stays available as
+:func:`xnor_bits`, :func:`leaf_popcounts` and :func:`adder_tree`, the reference of the benchmark.
 
-Latency: :func:`popcount_latency` ``(n)`` cycles, ``1 + ceil(ceil_log2(ceil(n / 6)) / 2)``
-(n = 576: 5, n = 4608: 6). Throughput: one vector per cycle, no backpressure; ``out_valid`` is
-``in_valid`` delayed by the latency. Clock domain ``sync`` (``clk`` / ``rst`` in Verilog;
-``rst`` is synchronous, active high, and clears the valid pipeline only).
+Latency: :func:`popcount_latency` ``(n)`` cycles, one per stage of the tree
+(``plan_popcount(n).latency``: n = 576: 8, 1152: 9, 2304: 9, 4608: 11). Throughput: one vector
+per cycle, no backpressure; ``out_valid`` is ``in_valid`` delayed by the latency. Clock domain
+``sync`` (``clk`` / ``rst`` in Verilog; ``rst`` is synchronous, active high, and clears the valid
+pipeline only).
 """
 
 from amaranth.hdl import Module, Signal
@@ -27,18 +29,25 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ._common import N_RANGE, check_int, delay_valid, quiet_on_error
+from .popcount_tree import plan_popcount, popcount_tree
 
-__all__ = ["XnorPopcount", "popcount_latency", "xnor_bits", "leaf_popcounts", "adder_tree",
-           "LEAF_BITS", "LEVELS_PER_STAGE"]
+__all__ = ["XnorPopcount", "popcount_latency", "adder_tree_latency", "xnor_bits",
+           "leaf_popcounts", "adder_tree", "LEAF_BITS", "LEVELS_PER_STAGE"]
 
-#: Input bits counted by one leaf (combinationally, then registered).
+#: Input bits counted by one leaf of the plain adder tree (combinationally, then registered).
 LEAF_BITS = 6
-#: Adder-tree levels between two pipeline registers.
+#: Adder-tree levels between two pipeline registers of the plain adder tree.
 LEVELS_PER_STAGE = 2
 
 
 def popcount_latency(n):
-    """Latency in cycles of the :class:`XnorPopcount` structure for ``n`` inputs."""
+    """Latency in cycles of the :class:`XnorPopcount` structure for ``n`` inputs (the number of
+    stages of :func:`bincount.gateware.popcount_tree.plan_popcount`)."""
+    return plan_popcount(n).latency
+
+
+def adder_tree_latency(n):
+    """Latency in cycles of the plain structure (:func:`leaf_popcounts` + :func:`adder_tree`)."""
     leaves = -(-n // LEAF_BITS)
     levels = ceil_log2(leaves)
     return 1 + -(-levels // LEVELS_PER_STAGE)
@@ -160,10 +169,7 @@ class XnorPopcount(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        bits = xnor_bits(m, self.act, self.wgt)
-        leaves = leaf_popcounts(m, bits)
-        total, tree_stages = adder_tree(m, leaves)
-        stages = 1 + tree_stages
+        total, stages = popcount_tree(m, self.act, self.wgt)
         assert stages == self.latency, (stages, self.latency)
         valid = delay_valid(m, self.in_valid, stages)
         m.d.comb += [self.count.eq(total), self.out_valid.eq(valid)]
