@@ -14,7 +14,7 @@ import numpy as np
 from bincount.errors import BincountError
 
 __all__ = ["ensure_dir", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
-           "atomic_savez", "load_npz"]
+           "atomic_savez", "load_npz", "read_meta_json"]
 
 
 def ensure_dir(path):
@@ -87,3 +87,24 @@ def load_npz(path, required=()):
         raise BincountError(f"file {str(path)!r} lacks arrays {missing}; "
                             f"expected an .npz written by bincount with {list(required)}")
     return data
+
+
+def read_meta_json(data, where):
+    """Parse the scalar string array ``data["meta_json"]`` of a bincount ``.npz`` into a dict.
+
+    Raises :class:`BincountError` (``"{where}: ..."``) when it is missing, not a scalar string,
+    not valid JSON, or not a JSON object.
+    """
+    if "meta_json" not in data:
+        raise BincountError(f"{where}: lacks the array 'meta_json'")
+    mj = np.asarray(data["meta_json"])
+    if mj.shape != () or mj.dtype.kind != "U":
+        raise BincountError(f"{where}: meta_json must be a scalar string, "
+                            f"got dtype {mj.dtype} shape {mj.shape}")
+    try:
+        meta = json.loads(str(mj[()]))
+    except ValueError as exc:
+        raise BincountError(f"{where}: meta_json is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise BincountError(f"{where}: meta_json must hold a JSON object")
+    return meta

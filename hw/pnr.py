@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bincount.errors import BincountError
-from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, _cache_load, _cache_store,
+from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, _cache_store, cached_result,
                                _check_top, _parse_stat, _yosys_failure, cache_key, count_resources,
                                default_cache_dir, run_tool, run_yosys, yosys_package_version)
 
@@ -174,10 +174,8 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
     key = cache_key("pnr-ecp5", design, pnr_top, script, " ".join(pnr_args), ypkg, npkg)
     if cache_dir == "default":
         cache_dir = default_cache_dir("pnr")
-    hit = _cache_load(cache_dir if use_cache else None, key)
+    hit = cached_result(cache_dir, use_cache, key, "ecp5")
     if hit is not None:
-        hit.update(count_resources(hit["cells"], "ecp5"))
-        hit["cached"] = True
         return hit
 
     with tempfile.TemporaryDirectory(prefix="bincount-pnr-") as workdir:

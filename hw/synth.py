@@ -180,6 +180,15 @@ def _cache_load(cache_dir, key):
     return data
 
 
+def cached_result(cache_dir, use_cache, key, target):
+    """The cached result for ``key`` (resource classes recounted for ``target``), or None."""
+    hit = _cache_load(cache_dir if use_cache else None, key)
+    if hit is not None:
+        hit.update(count_resources(hit["cells"], target))
+        hit["cached"] = True
+    return hit
+
+
 def _cache_store(cache_dir, key, result):
     if cache_dir is None:
         return
@@ -336,14 +345,8 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
     key = cache_key("synth", verilog_text, top, target, script, pkg)
     if cache_dir == "default":
         cache_dir = default_cache_dir("synth")
-    if not use_cache:
-        cache_dir_read = None
-    else:
-        cache_dir_read = cache_dir
-    hit = _cache_load(cache_dir_read, key)
+    hit = cached_result(cache_dir, use_cache, key, target)
     if hit is not None:
-        hit.update(count_resources(hit["cells"], target))
-        hit["cached"] = True
         return hit
 
     with tempfile.TemporaryDirectory(prefix="bincount-synth-") as workdir:

@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from bincount.errors import BincountError
-from bincount.fileio import atomic_savez, load_npz
+from bincount.fileio import atomic_savez, load_npz, read_meta_json
 from bincount.model import fixed_point as fp
 from bincount.model.bits import packed_bytes
 
@@ -103,15 +103,7 @@ def validate_layer(data, where="layer"):
     if missing or unknown:
         _fail(where, f"missing arrays {missing}, unknown arrays {unknown}; "
                      f"a {FORMAT} file holds exactly {list(KEYS)}")
-    mj = np.asarray(data["meta_json"])
-    if mj.shape != () or mj.dtype.kind != "U":
-        _fail(where, f"meta_json must be a scalar string, got dtype {mj.dtype} shape {mj.shape}")
-    try:
-        meta = json.loads(str(mj[()]))
-    except ValueError as exc:
-        _fail(where, f"meta_json is not valid JSON ({exc})")
-    if not isinstance(meta, dict):
-        _fail(where, "meta_json must hold a JSON object")
+    meta = read_meta_json(data, where)
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         _fail(where, f"format {meta.get('format')!r} version {meta.get('version')!r}; "
                      f"expected {FORMAT!r} version {VERSION}")

@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from bincount.errors import BincountError
-from bincount.fileio import atomic_savez, load_npz
+from bincount.fileio import atomic_savez, load_npz, read_meta_json
 from bincount.model.bits import packed_bytes
 from bincount.model.fixed_point import MAX_SHIFT, int_range
 from bincount.model.net_format import NetFormat
@@ -163,15 +163,7 @@ def _check_meta(where, meta):
 
 def validate_export(data, where="network export"):
     """Check an export dict (arrays + ``meta_json``); adds ``data["meta"]``; returns ``data``."""
-    if "meta_json" not in data:
-        _fail(where, "lacks the array 'meta_json'")
-    mj = np.asarray(data["meta_json"])
-    if mj.shape != () or mj.dtype.kind != "U":
-        _fail(where, f"meta_json must be a scalar string, got dtype {mj.dtype} shape {mj.shape}")
-    try:
-        meta = json.loads(str(mj[()]))
-    except ValueError as exc:
-        _fail(where, f"meta_json is not valid JSON ({exc})")
+    meta = read_meta_json(data, where)
     try:
         _check_meta(where, meta)
         expect = expected_arrays(meta)
