@@ -153,17 +153,25 @@ class BinaryConv2d(nn.Module):
 
     # -- fixed point ------------------------------------------------------------------------
 
+    def bn_stats(self):
+        """``(gamma, beta, mean, var, eps)`` of the BN, float64."""
+        c, bn = self.out_channels, self.bn
+        gamma = _np64(bn.weight) if bn.weight is not None else np.ones(c)
+        beta = _np64(bn.bias) if bn.bias is not None else np.zeros(c)
+        return gamma, beta, _np64(bn.running_mean), _np64(bn.running_var), bn.eps
+
+    def export_delta(self):
+        """``delta_c`` for the export, or None to let ``export_constants`` derive it in float64
+        from ``division_num`` and ``delta_uses_scale``."""
+        return None
+
     def fixed_params(self, out_bits=fp.OUT_BITS, out_frac=fp.OUT_FRAC, mul_bits=fp.MUL_BITS,
                      off_bits=fp.OFF_BITS):
         """The exported integers (dict of numpy arrays, see ``fixed_point.export_constants``)."""
-        bn = self.bn
-        gamma = _np64(bn.weight) if bn.weight is not None else np.ones(self.out_channels)
-        beta = _np64(bn.bias) if bn.bias is not None else np.zeros(self.out_channels)
-        mean = _np64(bn.running_mean)
-        var = _np64(bn.running_var)
         params = fp.export_constants(
-            _np64(self.weight), _np64(self.alpha), gamma, beta, mean, var, bn.eps,
-            division_num=self.division_num, delta_uses_scale=self.delta_uses_scale,
+            _np64(self.weight), _np64(self.alpha), *self.bn_stats(),
+            delta=self.export_delta(), division_num=self.division_num,
+            delta_uses_scale=self.delta_uses_scale,
             out_bits=out_bits, out_frac=out_frac, mul_bits=mul_bits, off_bits=off_bits)
         params["meta"] = {"cin": self.in_channels, "cout": self.out_channels,
                           "k": self.kernel_size, "stride": self.stride, "n": self.n,

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from bincount.errors import BincountError
-from bincount.model import fixed_point as fp
 from bincount.model.binary_conv import FORMS, BinaryConv2d
 from bincount.model.ste import sign_ste
 from bincount.model.variants import (DIVISION_ALPHAS, DIVISION_RULES, MIN_DIVISION,
@@ -113,10 +112,7 @@ class NetBinaryConv2d(BinaryConv2d):
         c = self.out_channels
         if not self.uses_bn:
             return np.ones(c), np.zeros(c), np.zeros(c), np.ones(c), 0.0
-        bn = self.bn
-        gamma = _np64(bn.weight) if bn.weight is not None else np.ones(c)
-        beta = _np64(bn.bias) if bn.bias is not None else np.zeros(c)
-        return gamma, beta, _np64(bn.running_mean), _np64(bn.running_var), bn.eps
+        return super().bn_stats()
 
     def dot(self, x):
         """``d`` of the ``pad_value``-padded binary input (exact integers for +-1 padding)."""
@@ -133,16 +129,7 @@ class NetBinaryConv2d(BinaryConv2d):
                                 "at the border); use pad_value +1 or -1")
         return 1 if self.pad_value > 0 else 0
 
-    def fixed_params(self, out_bits=fp.OUT_BITS, out_frac=fp.OUT_FRAC, mul_bits=fp.MUL_BITS,
-                     off_bits=fp.OFF_BITS):
-        """The exported integers, with this layer's ``delta_c`` (see ``BinaryConv2d``)."""
+    def export_delta(self):
+        """This layer's ``delta_c`` (from its division rule), float64."""
         with torch.no_grad():
-            delta = _np64(self.delta())
-        params = fp.export_constants(
-            _np64(self.weight), _np64(self.alpha), *self.bn_stats(), delta=delta,
-            out_bits=out_bits, out_frac=out_frac, mul_bits=mul_bits, off_bits=off_bits)
-        params["meta"] = {"cin": self.in_channels, "cout": self.out_channels,
-                          "k": self.kernel_size, "stride": self.stride, "n": self.n,
-                          "out_bits": out_bits, "out_frac": out_frac, "mul_bits": mul_bits,
-                          "off_bits": off_bits, "shift": int(params["shift"])}
-        return params
+            return _np64(self.delta())
