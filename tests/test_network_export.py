@@ -17,12 +17,7 @@ from bincount.model.network_file import expected_arrays, load_export, validate_e
 from bincount.model.network_reference import NetworkReference, quantize_input
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

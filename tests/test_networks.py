@@ -17,13 +17,7 @@ from bincount.model.variants import QAT_VARIANTS, variant_spec
 W = 0.125
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is fastest, and it does not fight other test workers."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _x(b=2, seed=0):
