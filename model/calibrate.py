@@ -41,6 +41,8 @@ def calibrate_random(model, images, seed=0):
             m.bias.copy_(uni(m.bias.shape, -0.25, 0.25))
         if isinstance(m, NetBinaryConv2d):
             m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
+    for m in model.modules():                    # after the BN loop, which visits conv.bn later
+        if isinstance(m, NetBinaryConv2d):
             m.bn.weight[3::4] *= -1.0            # negative BN scales: hi < lo, M < 0
     for block in model.blocks:
         if block.rsign is not None:

@@ -468,6 +468,38 @@ def golden_vectors(n: int, count: int | None = None, seed: int | None = None) ->
     return path
 
 
+def engine_golden(form: str, seed: int | None = None) -> Path:
+    """Path of the engine golden set of ``form`` (``"binarized"`` / ``"baseline"``), cached.
+
+    The file comes from :func:`bincount.model.engine_golden.save_engine_golden` (a full-width
+    ReActNet-18 calibrated on CIFAR-10 test images, per-layer golden tensors from the integer
+    reference; read it with ``load_engine_golden`` / ``layer_case``) and is kept in
+    ``sim_build/vectors/`` under a name built from ``form``, ``seed`` and the hash of the model
+    sources that the lane vectors use. A file lock lets parallel pytest workers share one
+    generation.
+    """
+    from bincount.model.engine_golden import FORMS
+
+    if form not in FORMS:
+        raise ValueError(f"engine golden form {form!r}; expected one of {', '.join(FORMS)}")
+    seed = default_seed() if seed is None else int(seed)
+    folder = build_root() / "vectors"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"engine_{form}_s{seed}_{_model_digest()}.npz"
+    if path.is_file():
+        return path
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.is_file():
+            from bincount.model.engine_golden import save_engine_golden
+
+            save_engine_golden(path, form, seed=seed)
+            for stale in folder.glob(f"engine_{form}_s{seed}_*.npz"):
+                if stale != path:  # made by an older model version
+                    stale.unlink(missing_ok=True)
+    return path
+
+
 def vector_meta(path: Path) -> dict:
     """The metadata (``meta_json``) of a lane-vector file: ``n``, ``shift``, widths, ..."""
     import numpy as np
