@@ -1,0 +1,416 @@
+"""Binary-block engine: one ReActNet / Bi-Real block on a stream of residual-stream pixels.
+
+Computes the block of :mod:`bincount.gateware.block_params` (RSign, 3x3 binary convolution with
+the model's pad bit, XNOR-popcount, threshold compare or multiply baseline, shortcut, RPReLU)
+for a stream of images, with ``P = lanes`` output channels in parallel and ``B =
+bits_per_cycle`` window bits per lane and cycle.
+
+Streams (``amaranth.lib.stream``, ``payload`` / ``valid`` / ``ready``):
+
+- ``i``: the input residual stream, pixels in raster order (row ``y``, then column ``x``), each
+  pixel as ``Cin / P`` beats of ``P`` channels in ascending channel groups; channel
+  ``g*P + p`` of a beat is ``payload[p*16 : (p+1)*16]`` (signed, ``res`` format). Images
+  follow each other without separators.
+- ``o``: the output residual stream in the same layout with ``Cout`` channels at ``Ho x Wo``.
+
+Structure: the input side applies RSign to each beat and assembles a pixel's ``Cin`` bits into
+one word of a bit :class:`LineBuffer` (``3 + stride`` row slots); the raw beats go to a second
+line buffer for the shortcut. A sequencer walks output pixel, channel group ``g`` and fold ``f``
+(``f = tap * Cin/B + cb``, tap = ``ky*3 + kx``), one fold per cycle: it reads the ``B`` window
+bits (pad bits outside the map) and the ``P*B`` weight bits of word ``g*F + f`` of the weight
+memory, the ``P`` lanes XNOR-popcount and accumulate them; after the last fold the per-group
+constants turn the counts into the conv output (``ThresholdCompare`` or ``BaselineScale``), the
+shortcut (read during the group's first folds, pooled for a stride-2 concat downsample) is
+added, RPReLU applied and the beat written to an output FIFO. A group starts only when the
+input rows its window needs are in the line buffer and the output FIFO has room for it, so
+stalls on ``o`` and gaps on ``i`` change timing only.
+
+Cycles: one fold per cycle while inputs are present and the output drains, i.e. per image
+``Ho*Wo*(Cout/P)*F`` plus the time to receive the first two input rows and the pipeline
+latency :attr:`BinaryBlockEngine.pipeline_latency`. Weights and constants are in on-chip memories
+initialised from the export (docs/engines.md says how a layer too big for them is fed).
+Clock domain ``sync``; ``rst`` (synchronous) returns the engine to the start of an image.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ._common import delay, delay_valid
+from .baseline_scale import BaselineScale
+from .block_params import EXP_BITS, BlockParams
+from .line_buffer import LineBuffer
+from .rprelu_unit import RPReLUUnit
+from .rsign_compare import RSignCompare
+from .threshold_compare import ThresholdCompare
+from .xnor_popcount import XnorPopcount, popcount_latency
+
+__all__ = ["BinaryBlockEngine"]
+
+
+def _sat(m, value, bits, name):
+    """``value`` saturated to signed ``bits`` (combinational)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    out = Signal(signed(bits), name=name)
+    m.d.comb += out.eq(Mux(value > hi, hi, Mux(value < lo, lo, value)))
+    return out
+
+
+def _lane(word, p, bits, shape=None):
+    v = word[p * bits:(p + 1) * bits]
+    return v.as_signed() if shape == "signed" else v
+
+
+class BinaryBlockEngine(wiring.Component):
+    """One binary block of an exported network as a streaming engine (module docstring).
+
+    Parameters
+    ----------
+    params : BlockParams
+        The layer and its knobs, from :func:`bincount.gateware.block_params.block_params`.
+    """
+
+    def __init__(self, params):
+        if not isinstance(params, BlockParams):
+            raise TypeError("BinaryBlockEngine takes a BlockParams (see block_params())")
+        self.params = p = params
+        super().__init__({
+            "i": In(stream.Signature(p.beat_bits)),
+            "o": Out(stream.Signature(p.beat_bits)),
+        })
+        self.port_doc = {
+            "i__payload": f"input residual stream beat: {p.lanes} channels x {p.res_bits} bits "
+                          f"(channel g*{p.lanes}+p at bits [p*{p.res_bits}, ...)), pixels in "
+                          f"raster order of the {p.size}x{p.size} map, {p.in_groups} beat(s) "
+                          f"per pixel",
+            "i__valid": "input beat is valid",
+            "i__ready": "engine accepts the input beat this cycle",
+            "o__payload": f"output residual stream beat: {p.lanes} of {p.cout} channels of one "
+                          f"pixel of the {p.out_size}x{p.out_size} map, same layout",
+            "o__valid": "output beat is valid",
+            "o__ready": "consumer accepts the output beat this cycle",
+        }
+
+    # -- timing ------------------------------------------------------------------------
+
+    @property
+    def row_slots(self):
+        """Rows held by the line buffers: ``3 + stride`` (the window's rows plus the rows the
+        input side fills while the current output row is computed)."""
+        return 3 + self.params.stride
+
+    @property
+    def conv_latency(self):
+        return 1 if self.params.form == "binarized" else 3
+
+    @property
+    def rprelu_latency(self):
+        if self.params.rprelu is None:
+            return 0
+        unit = RPReLUUnit(1, self._rprelu_form(), self.params.res_bits)
+        unit._MustUse__silence = True            # asked for its latency only
+        return unit.latency
+
+    def _rprelu_form(self):
+        return "shift" if self.params.rprelu == "pow2" else "multiply"
+
+    @property
+    def pipeline_latency(self):
+        """Cycles from issuing a group's last fold to its beat entering the output FIFO."""
+        p = self.params
+        return 5 + popcount_latency(p.bits_per_cycle) + self.conv_latency + self.rprelu_latency
+
+    @property
+    def fifo_depth(self):
+        """Output FIFO depth = groups that may be in flight (enough to keep folding while the
+        consumer is ready)."""
+        f = self.params.folds
+        return -(-(f + self.pipeline_latency) // f) + 2
+
+    # -- hardware ----------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        P, B, F, rb = p.lanes, p.bits_per_cycle, p.folds, p.res_bits
+        H = W = p.size
+        Ho, s, K = p.out_size, p.stride, self.row_slots
+        CB, CGi, CGo = p.cin // B, p.in_groups, p.out_groups
+        lp = popcount_latency(B)
+
+        # ---------------- input side: RSign, pixel assembly, line buffers ----------------
+        m.submodules.bits_buf = bits_buf = LineBuffer(W, K, p.cin,
+                                                      fill=(1 << p.cin) - 1 if p.pad_bit else 0)
+        m.submodules.res_buf = res_buf = LineBuffer(W, K, p.beat_bits, subwords=CGi)
+
+        ld_g = Signal(range(max(CGi, 2)), name="ld_group")
+        ld_x = Signal(range(max(W, 2)), name="ld_x")
+        ld_slot = Signal(range(K), name="ld_slot")
+        span = H + K + 2
+        acc_row = Signal(range(span), name="accept_row")     # row being received (relative)
+        loaded = Signal(range(span), name="rows_loaded")     # rows complete in bits_buf
+        oy = Signal(range(max(Ho, 2)), name="oy")
+        low = Signal(range(span), name="low_row")            # lowest row the window needs
+        m.d.comb += low.eq(Mux(oy == 0, 0, (oy << (s - 1)) - 1))
+
+        m.d.comb += self.i.ready.eq(acc_row < low + K)
+        beat = Signal(name="in_beat")
+        m.d.comb += beat.eq(self.i.valid & self.i.ready)
+        last_g = ld_g == CGi - 1
+        last_x = ld_x == W - 1
+        row_done = Signal(name="in_row_done")
+        m.d.comb += row_done.eq(beat & last_g & last_x)
+        with m.If(beat):
+            m.d.sync += ld_g.eq(Mux(last_g, 0, ld_g + 1))
+            with m.If(last_g):
+                m.d.sync += ld_x.eq(Mux(last_x, 0, ld_x + 1))
+                with m.If(last_x):
+                    m.d.sync += ld_slot.eq(Mux(ld_slot == K - 1, 0, ld_slot + 1))
+        m.d.comb += [
+            res_buf.w_slot.eq(ld_slot), res_buf.w_x.eq(ld_x), res_buf.w_sub.eq(ld_g),
+            res_buf.w_data.eq(self.i.payload), res_buf.w_en.eq(beat),
+        ]
+
+        m.submodules.rsign = rsign = RSignCompare(P, rb)
+        if p.rsign:
+            bias_mem = Memory(shape=p.beat_bits, depth=CGi, init=p.rsign_words())
+            m.submodules.rsign_bias = bias_mem
+            bias_rd = bias_mem.read_port(transparent_for=())
+            m.d.comb += bias_rd.addr.eq(ld_g)
+            bias = bias_rd.data
+        else:
+            bias = Const(0, p.beat_bits)
+        x_r = delay(m, self.i.payload, 1, "in_x")
+        m.d.comb += [rsign.x.eq(x_r), rsign.bias.eq(bias),
+                     rsign.in_valid.eq(delay_valid(m, beat, 1))]
+        # beat -> bits two cycles later (payload register, RSign register)
+        g2 = delay(m, ld_g, 2, "in_g")
+        x2 = delay(m, ld_x, 2, "in_xpos")
+        slot2 = delay(m, ld_slot, 2, "in_slot")
+        done2 = delay_valid(m, row_done, 2)
+        if CGi > 1:
+            pix = Signal(p.cin - P, name="pixel_bits", reset_less=True)
+            full = Signal(p.cin, name="pixel_word")
+            m.d.comb += full.eq(Cat(pix, rsign.bits))
+            with m.If(rsign.out_valid):
+                m.d.sync += pix.eq(full[P:])
+        else:
+            full = rsign.bits
+        m.d.comb += [
+            bits_buf.w_slot.eq(slot2), bits_buf.w_x.eq(x2), bits_buf.w_data.eq(full),
+            bits_buf.w_en.eq(rsign.out_valid & (g2 == CGi - 1)),
+        ]
+
+        # ---------------- sequencer: (oy, ox, group, fold), one fold per cycle ----------------
+        ox = Signal(range(max(Ho, 2)), name="ox")
+        cg = Signal(range(max(CGo, 2)), name="group")
+        fi = Signal(range(max(F, 2)), name="fold")
+        ky = Signal(range(3), name="ky")
+        kx = Signal(range(3), name="kx")
+        cb = Signal(range(max(CB, 2)), name="cb")
+        waddr = Signal(range(max(CGo * F, 2)), name="w_addr")
+        top_slot = Signal(range(K), init=K - 1, name="top_slot")
+        mid = Signal(name="mid_group")
+        need = Signal(range(span), name="rows_needed")
+        m.d.comb += need.eq(Mux((oy << (s - 1)) + 2 > H, H, (oy << (s - 1)) + 2))
+
+        depth = self.fifo_depth
+        inflight = Signal(range(depth + 1), name="inflight")
+        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=p.beat_bits, depth=depth)
+        start = Signal(name="group_start")
+        m.d.comb += start.eq(~mid & (loaded >= need) & (inflight + out_fifo.level < depth))
+        issue = Signal(name="issue")
+        m.d.comb += issue.eq(mid | start)
+        first = Signal(name="first_fold")
+        last = Signal(name="last_fold")
+        m.d.comb += [first.eq(fi == 0), last.eq(fi == F - 1)]
+        last_cg = cg == CGo - 1
+        last_ox = ox == Ho - 1
+        last_oy = oy == Ho - 1
+        img_done = Signal(name="image_done")
+        m.d.comb += img_done.eq(issue & last & last_cg & last_ox & last_oy)
+        with m.If(issue):
+            m.d.sync += [
+                mid.eq(~last),
+                fi.eq(Mux(last, 0, fi + 1)),
+                cb.eq(Mux(cb == CB - 1, 0, cb + 1)),
+                waddr.eq(Mux(last & last_cg, 0, waddr + 1)),
+            ]
+            with m.If(cb == CB - 1):
+                m.d.sync += kx.eq(Mux(kx == 2, 0, kx + 1))
+                with m.If(kx == 2):
+                    m.d.sync += ky.eq(Mux(ky == 2, 0, ky + 1))
+            with m.If(last):
+                m.d.sync += cg.eq(Mux(last_cg, 0, cg + 1))
+                with m.If(last_cg):
+                    m.d.sync += ox.eq(Mux(last_ox, 0, ox + 1))
+                    with m.If(last_ox):
+                        m.d.sync += [oy.eq(Mux(last_oy, 0, oy + 1)),
+                                     top_slot.eq(Mux(top_slot + s >= K, top_slot + s - K,
+                                                     top_slot + s))]
+        m.d.sync += [
+            acc_row.eq(acc_row + row_done - Mux(img_done, H, 0)),
+            loaded.eq(loaded + done2 - Mux(img_done, H, 0)),
+        ]
+
+        # stage A: window and shortcut addresses (registered)
+        def wrap(v):
+            return Mux(v >= K, v - K, v)
+
+        iy = Signal(signed(ceil_log2(H + 3) + 2), name="iy")
+        ix = Signal(signed(ceil_log2(W + 3) + 2), name="ix")
+        m.d.comb += [iy.eq((oy << (s - 1)) + ky - 1), ix.eq((ox << (s - 1)) + kx - 1)]
+        a_valid = delay_valid(m, issue, 1)
+        a_pad = Signal(name="a_pad", reset_less=True)
+        a_slot = Signal(range(K), name="a_slot", reset_less=True)
+        a_ix = Signal(len(bits_buf.r_x), name="a_ix", reset_less=True)
+        m.d.sync += [a_pad.eq((iy < 0) | (iy >= H) | (ix < 0) | (ix >= W)),
+                     a_slot.eq(wrap(top_slot + ky)), a_ix.eq(ix)]
+        a_waddr = delay(m, waddr, 1, "a_waddr")
+        a_cb = delay(m, cb, 1, "a_cb")
+        m.d.comb += [bits_buf.r_slot.eq(a_slot), bits_buf.r_x.eq(a_ix),
+                     bits_buf.r_pad.eq(a_pad), bits_buf.r_en.eq(a_valid)]
+
+        w_mem = Memory(shape=P * B, depth=CGo * F, init=p.weight_words())
+        m.submodules.weights = w_mem
+        w_rd = w_mem.read_port(transparent_for=())
+        m.d.comb += [w_rd.addr.eq(a_waddr), w_rd.en.eq(a_valid)]
+
+        # stage B (memory data) -> stage C: fold bits selected and registered
+        b_cb = delay(m, a_cb, 1, "b_cb")
+        b_valid = delay_valid(m, a_valid, 1)
+        act = Signal(B, name="act_c", reset_less=True)
+        wgt = Signal(P * B, name="wgt_c", reset_less=True)
+        m.d.sync += [act.eq(bits_buf.r_data.word_select(b_cb, B) if CB > 1
+                            else bits_buf.r_data),
+                     wgt.eq(w_rd.data)]
+        c_valid = delay_valid(m, b_valid, 1)
+        c_first = delay(m, first, 3, "first")
+        c_last = delay(m, last, 3, "last")
+        c_cg = delay(m, cg, 3, "cg")
+
+        # lanes: XNOR-popcount + accumulate over the F folds
+        nbits = ceil_log2(p.n + 1)
+        counts = []
+        k_first = delay(m, c_first, lp, "k_first")
+        k_last = delay(m, c_last, lp, "k_last")
+        k_valid = delay_valid(m, c_valid, lp)
+        k_cg = delay(m, c_cg, lp, "k_cg")
+        for lane in range(P):
+            pc = XnorPopcount(B)
+            m.submodules[f"popcount{lane}"] = pc
+            m.d.comb += [pc.act.eq(act), pc.wgt.eq(wgt[lane * B:(lane + 1) * B]),
+                         pc.in_valid.eq(c_valid)]
+            acc = Signal(nbits, name=f"count{lane}", reset_less=True)
+            with m.If(k_valid):
+                m.d.sync += acc.eq(Mux(k_first, 0, acc) + pc.count)
+            counts.append(acc)
+        cnt_valid = Signal(name="count_valid")
+        m.d.sync += cnt_valid.eq(k_valid & k_last)
+
+        # per-group constants (read one cycle ahead) and the conv output
+        cwords, cwidth = p.conv_words()
+        c_mem = Memory(shape=P * cwidth, depth=CGo, init=cwords)
+        m.submodules.conv_constants = c_mem
+        c_rd = c_mem.read_port(transparent_for=())
+        m.d.comb += c_rd.addr.eq(k_cg)
+        conv = []
+        conv_valid = None
+        for lane in range(P):
+            word = c_rd.data[lane * cwidth:(lane + 1) * cwidth]
+            if p.form == "binarized":
+                tb = ceil_log2(p.n + 2)
+                u = ThresholdCompare(p.n, rb)
+                m.d.comb += [u.threshold.eq(word[:tb]),
+                             u.hi.eq(word[tb:tb + rb].as_signed()),
+                             u.lo.eq(word[tb + rb:tb + 2 * rb].as_signed())]
+            else:
+                u = BaselineScale(p.n, p.shift, rb, p.mul_bits, p.off_bits)
+                m.d.comb += [u.mul.eq(word[:p.mul_bits].as_signed()),
+                             u.offset.eq(word[p.mul_bits:p.mul_bits + p.off_bits].as_signed())]
+            m.submodules[f"conv{lane}"] = u
+            m.d.comb += [u.count.eq(counts[lane]), u.in_valid.eq(cnt_valid)]
+            conv.append(u.y)
+            conv_valid = u.out_valid
+
+        # shortcut: read during the first R folds of a group, pooled, queued per group
+        R = s * s if p.downsample else 1
+        sc_bits = rb + 2
+        m.submodules.sc_fifo = sc_fifo = SyncFIFOBuffered(
+            width=P * rb, depth=-(-(F + self.pipeline_latency) // F) + 2)
+        dy = fi[1] if R == 4 else Const(0, 1)
+        dx = fi[0] if R == 4 else Const(0, 1)
+        r_slot = Signal(range(K), name="sc_slot", reset_less=True)
+        r_x = Signal(len(res_buf.r_x), name="sc_x", reset_less=True)
+        r_sub = Signal(len(res_buf.r_sub), name="sc_sub", reset_less=True)
+        sc_ph = Signal(name="sc_phase")
+        m.d.comb += sc_ph.eq(issue & (fi < R))
+        m.d.sync += [r_slot.eq(wrap(top_slot + 1 + dy)), r_x.eq((ox << (s - 1)) + dx),
+                     r_sub.eq(cg if CGi >= CGo else cg[:ceil_log2(CGi)] if CGi > 1 else 0)]
+        a_sc = delay_valid(m, sc_ph, 1)
+        m.d.comb += [res_buf.r_slot.eq(r_slot), res_buf.r_x.eq(r_x), res_buf.r_sub.eq(r_sub),
+                     res_buf.r_pad.eq(0), res_buf.r_en.eq(a_sc)]
+        b_sc = delay_valid(m, a_sc, 1)
+        b_first = delay(m, fi == 0, 2, "sc_first")
+        b_last = delay(m, fi == R - 1, 2, "sc_last")
+        sc_push = Signal(name="sc_push")
+        m.d.sync += sc_push.eq(b_sc & b_last)
+        sc_vals = []
+        for lane in range(P):
+            v = res_buf.r_data[lane * rb:(lane + 1) * rb].as_signed()
+            a = Signal(signed(sc_bits), name=f"sc_acc{lane}", reset_less=True)
+            with m.If(b_sc):
+                m.d.sync += a.eq(Mux(b_first, 0, a) + v)
+            sc_vals.append(((a + 2) >> 2)[:rb] if R == 4 else a[:rb])
+        m.d.comb += [sc_fifo.w_data.eq(Cat(*sc_vals)), sc_fifo.w_en.eq(sc_push),
+                     sc_fifo.r_en.eq(conv_valid)]
+
+        # sum = sat(conv + shortcut), registered
+        sums = []
+        for lane in range(P):
+            sc = sc_fifo.r_data[lane * rb:(lane + 1) * rb].as_signed()
+            t = _sat(m, conv[lane] + sc, rb, f"sum_sat{lane}")
+            r = Signal(signed(rb), name=f"sum{lane}", reset_less=True)
+            m.d.sync += r.eq(t)
+            sums.append(r)
+        sum_valid = delay_valid(m, conv_valid, 1)
+
+        # RPReLU (constants read one cycle ahead, address = group delayed alongside)
+        if p.rprelu is not None:
+            rwords, rwidth = p.rprelu_words()
+            r_mem = Memory(shape=P * rwidth, depth=CGo, init=rwords)
+            m.submodules.rprelu_constants = r_mem
+            r_rd = r_mem.read_port(transparent_for=())
+            m.d.comb += r_rd.addr.eq(delay(m, k_cg, 1 + self.conv_latency, "r_cg"))
+            form = self._rprelu_form()
+            u = RPReLUUnit(P, form, rb, p.slope_bits, p.slope_frac)
+            m.submodules.rprelu = u
+            b0, b1, ex, ng, sl = [], [], [], [], []
+            for lane in range(P):
+                word = r_rd.data[lane * rwidth:(lane + 1) * rwidth]
+                b0.append(word[:rb])
+                b1.append(word[rb:2 * rb])
+                if form == "shift":
+                    ex.append(word[2 * rb:2 * rb + EXP_BITS])
+                    ng.append(word[2 * rb + EXP_BITS])
+                else:
+                    sl.append(word[2 * rb:2 * rb + p.slope_bits])
+            m.d.comb += [u.s.eq(Cat(*sums)), u.b0.eq(Cat(*b0)), u.b1.eq(Cat(*b1)),
+                         u.in_valid.eq(sum_valid)]
+            if form == "shift":
+                m.d.comb += [u.exp.eq(Cat(*ex)), u.neg.eq(Cat(*ng))]
+            else:
+                m.d.comb += u.slope.eq(Cat(*sl))
+            y, y_valid = u.y, u.out_valid
+        else:
+            y, y_valid = Cat(*sums), sum_valid
+
+        # output FIFO and the in-flight credit
+        m.d.comb += [out_fifo.w_data.eq(y), out_fifo.w_en.eq(y_valid),
+                     self.o.payload.eq(out_fifo.r_data), self.o.valid.eq(out_fifo.r_rdy),
+                     out_fifo.r_en.eq(self.o.ready)]
+        m.d.sync += inflight.eq(inflight + (issue & first) - y_valid)
+        return m

@@ -1,0 +1,244 @@
+"""Parameters of one binary-block engine: a layer of a ``bincount-network`` export plus the
+parallelism knobs, checked once, and the memory images the engine is initialised from.
+
+A block (docs/conventions.md "Whole network") maps the residual stream ``x [Cin, H, W]`` to
+``out [Cout, Ho, Wo]``::
+
+    act   = x + rsign_bias >= 0                       (ReActNet; x >= 0 for Bi-Real)
+    count = XNOR-popcount of the 3x3 window of act (pad bit outside the map), N = 9*Cin
+    conv  = hi if count >= T else lo                  (binarized counting)
+          | sat((M*(2*count - N) + O) >> S)           (baseline)
+    sc    = x                                         (identity shortcut)
+          | (x00 + x01 + x10 + x11 + 2) >> 2, channel c % Cin    (concat downsample, stride 2)
+    sum   = sat(conv + sc)
+    out   = sat(RPReLU(sum))                          (ReActNet; sum for Bi-Real)
+
+Knobs: ``lanes`` output channels computed in parallel (``P``, a power of two dividing ``Cin``
+and ``Cout``; it is also the number of channels per stream beat) and ``bits_per_cycle`` (``B``,
+a power of two dividing ``Cin``, at most ``Cin``): a lane folds its ``N`` window bits over
+``F = N / B`` cycles. One output beat (``P`` channels of one pixel) takes ``F`` cycles, so a
+layer takes ``Ho * Wo * (Cout / P) * F = Ho*Wo*Cout*N / (P*B)`` cycles.
+
+Memory images (word ``w`` of a memory is ``init[w]``, an ``int``; bit order little-endian):
+
+- weights: word ``g*F + f`` holds, for lane ``p`` at bits ``[p*B, (p+1)*B)``, the window bits
+  ``f*B .. f*B+B-1`` (tap-major, channel-minor) of output channel ``g*P + p``;
+- per-group constants: word ``g`` holds lane ``p``'s constants at ``p * width``;
+- RSign biases: word ``gi`` (input channel group) holds channel ``gi*P + p`` at ``p * res_bits``.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bincount.errors import BincountError
+from bincount.model.bits import unpack_bits
+
+__all__ = ["BlockParams", "block_params", "layer_names", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE",
+           "pack_lanes", "to_unsigned", "to_beats", "from_beats", "RES_BITS"]
+
+#: Default parallelism: 16 output channels per cycle, 64 window bits per lane and cycle.
+DEFAULT_LANES = 16
+DEFAULT_BITS_PER_CYCLE = 64
+#: Width of the residual stream (``res`` format of the export, 8 fractional bits).
+RES_BITS = 16
+#: Width of a pow2 RPReLU exponent field (signed, -15..3).
+EXP_BITS = 5
+
+
+def _pow2(v):
+    return v > 0 and v & (v - 1) == 0
+
+
+def to_unsigned(values, bits):
+    """Two's-complement ``bits``-bit field values of the integers ``values`` (Python ints)."""
+    mask = (1 << bits) - 1
+    return [int(v) & mask for v in np.asarray(values).ravel().tolist()]
+
+
+def pack_lanes(columns, lanes):
+    """Memory words of per-channel fields: ``columns`` is a list of ``(values [C], bits)``;
+    channel ``c`` goes to word ``c // lanes``, lane ``c % lanes``; within a lane the fields are
+    concatenated in list order, lowest bits first."""
+    width = sum(bits for _, bits in columns)
+    count = len(columns[0][0])
+    words = [0] * (count // lanes)
+    for c in range(count):
+        v, pos = 0, 0
+        for values, bits in columns:
+            v |= to_unsigned([values[c]], bits)[0] << pos
+            pos += bits
+        words[c // lanes] |= v << ((c % lanes) * width)
+    return words, width
+
+
+def layer_names(export):
+    """The binary layer names of an export, in network order."""
+    return [layer["name"] for layer in _meta(export)["layers"]]
+
+
+def _meta(export):
+    from bincount.model.network_file import export_meta
+    return export_meta(export)
+
+
+@dataclass(frozen=True)
+class BlockParams:
+    """One binary block and its parallelism (see the module docstring)."""
+
+    name: str
+    cin: int
+    cout: int
+    stride: int
+    size: int                     # input map H = W
+    out_size: int                 # output map Ho = Wo
+    pad_bit: int
+    form: str                     # "binarized" | "baseline"
+    rsign: bool
+    downsample: object            # None | "concat"
+    rprelu: object                # None | "pow2" | "trained"
+    lanes: int
+    bits_per_cycle: int
+    res_bits: int = RES_BITS
+    mul_bits: int = 18
+    off_bits: int = 32
+    shift: int = 0
+    slope_bits: int = 16
+    slope_frac: int = 12
+    arrays: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n(self):
+        return 9 * self.cin
+
+    @property
+    def folds(self):
+        """``F = N / B``: cycles one lane spends on one output element."""
+        return self.n // self.bits_per_cycle
+
+    @property
+    def in_groups(self):
+        """Stream beats per input pixel: ``Cin / P``."""
+        return self.cin // self.lanes
+
+    @property
+    def out_groups(self):
+        """Stream beats per output pixel: ``Cout / P``."""
+        return self.cout // self.lanes
+
+    @property
+    def ideal_cycles(self):
+        """``Ho*Wo*Cout*N / (P*B)``: one fold per cycle, nothing else."""
+        return self.out_size ** 2 * self.cout * self.n // (self.lanes * self.bits_per_cycle)
+
+    @property
+    def beat_bits(self):
+        return self.lanes * self.res_bits
+
+    # -- memory images -----------------------------------------------------------------
+
+    def weight_words(self):
+        """Weight memory image: ``(Cout/P) * F`` words of ``P*B`` bits (module docstring)."""
+        bits = unpack_bits(self.arrays["weight_bits"], self.n)          # [Cout, N] 0/1
+        p, b, f = self.lanes, self.bits_per_cycle, self.folds
+        grid = bits.reshape(self.out_groups, p, f, b).transpose(0, 2, 1, 3)   # [G, F, P, B]
+        flat = np.packbits(grid.reshape(self.out_groups * f, p * b), axis=-1, bitorder="little")
+        return [int.from_bytes(row.tobytes(), "little") for row in flat]
+
+    def conv_words(self):
+        """Per-group constants of the conv output: ``T, hi, lo`` (binarized) or ``M, O``
+        (baseline), packed by :func:`pack_lanes`. Returns ``(words, bits per lane)``."""
+        a = self.arrays
+        if self.form == "binarized":
+            tb = (self.n + 1).bit_length()
+            return pack_lanes([(a["threshold"], tb), (a["hi"], self.res_bits),
+                               (a["lo"], self.res_bits)], self.lanes)
+        return pack_lanes([(a["mul"], self.mul_bits), (a["offset"], self.off_bits)], self.lanes)
+
+    def rprelu_words(self):
+        """Per-group RPReLU constants: ``b0, b1`` then ``exp, neg`` (pow2) or ``slope``."""
+        a = self.arrays
+        cols = [(a["rprelu.bias0"], self.res_bits), (a["rprelu.bias1"], self.res_bits)]
+        if self.rprelu == "pow2":
+            cols += [(a["rprelu.slope_exp"], EXP_BITS), (a["rprelu.slope_neg"], 1)]
+        else:
+            cols += [(a["rprelu.slope"], self.slope_bits)]
+        return pack_lanes(cols, self.lanes)
+
+    def rsign_words(self):
+        """RSign bias memory image: ``Cin/P`` words of ``P*res_bits`` bits."""
+        return pack_lanes([(self.arrays["rsign_bias"], self.res_bits)], self.lanes)[0]
+
+
+def _check_knob(name, value, layer, cin, cout, limit):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BincountError(f"{name} must be a power-of-two integer, got {value!r}")
+    if not _pow2(value):
+        raise BincountError(f"{name} must be a power of two, got {value}")
+    if value > limit:
+        raise BincountError(f"{name} = {value} is too large for layer {layer} "
+                            f"(Cin = {cin}, Cout = {cout}); expected at most {limit}")
+
+
+def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE):
+    """:class:`BlockParams` of binary layer ``name`` of ``export`` (a dict from
+    :func:`bincount.model.network_file.load_export` or ``export_arrays``), checked."""
+    meta = _meta(export)
+    layers = {layer["name"]: layer for layer in meta["layers"]}
+    if name not in layers:
+        raise BincountError(f"unknown layer {name!r}; expected one of {', '.join(layers)}")
+    m = layers[name]
+    cin, cout = int(m["cin"]), int(m["cout"])
+    if m["k"] != 3:
+        raise BincountError(f"layer {name}: kernel {m['k']}; the engine computes 3x3 layers")
+    if m["stride"] not in (1, 2):
+        raise BincountError(f"layer {name}: stride {m['stride']}; expected 1 or 2")
+    if m["stride"] == 2 and m["in_size"] % 2:
+        raise BincountError(f"layer {name}: stride 2 needs an even map size, got {m['in_size']}")
+    if m["downsample"] == "real":
+        raise BincountError(f"layer {name}: the real 1x1 downsample shortcut is not implemented "
+                            f"in the engine; export with the flag shortcut=concat")
+    if m["downsample"] is None and (cin != cout or m["stride"] != 1):
+        raise BincountError(f"layer {name}: identity shortcut needs Cin = Cout and stride 1")
+    _check_knob("lanes", lanes, name, cin, cout, min(cin, cout))
+    _check_knob("bits_per_cycle", bits_per_cycle, name, cin, cout, cin)
+    if cin % lanes or cout % lanes or cin % bits_per_cycle:
+        raise BincountError(f"layer {name}: lanes = {lanes} must divide Cin = {cin} and "
+                            f"Cout = {cout}, bits_per_cycle = {bits_per_cycle} must divide Cin")
+    fmt = meta["formats"]
+    p = name + "."
+    arrays = {k[len(p):]: np.asarray(v) for k, v in export.items() if k.startswith(p)}
+    return BlockParams(
+        name=name, cin=cin, cout=cout, stride=int(m["stride"]), size=int(m["in_size"]),
+        out_size=int(m["out_size"]), pad_bit=int(m["pad_bit"]), form=m["form"],
+        rsign=bool(m["rsign"]), downsample=m["downsample"], rprelu=m["rprelu"], lanes=lanes,
+        bits_per_cycle=bits_per_cycle, res_bits=int(fmt["res_bits"]),
+        mul_bits=int(fmt["mul_bits"]), off_bits=int(fmt["off_bits"]),
+        shift=int(m["shift"] or 0), slope_bits=int(fmt["slope_bits"]),
+        slope_frac=int(fmt["slope_frac"]), arrays=arrays)
+
+
+def to_beats(x, lanes, bits=RES_BITS):
+    """Stream payloads (Python ints) of a map ``x [C, H, W]`` of signed integers: pixels in
+    raster order, ``C / lanes`` beats per pixel, channel ``g*lanes + p`` at bits
+    ``[p*bits, (p+1)*bits)`` of beat ``g`` (two's complement)."""
+    x = np.asarray(x, dtype=np.int64)
+    c, h, w = x.shape
+    if c % lanes:
+        raise BincountError(f"{c} channels do not split into beats of {lanes}")
+    u = (x & ((1 << bits) - 1)).astype(object)                     # [C, H, W] unsigned
+    g = u.transpose(1, 2, 0).reshape(h * w * (c // lanes), lanes)   # [beats, lanes]
+    shifts = [1 << (q * bits) for q in range(lanes)]
+    return [int(sum(v * s for v, s in zip(row, shifts))) for row in g]
+
+
+def from_beats(beats, channels, size, lanes, bits=RES_BITS):
+    """Inverse of :func:`to_beats`: ``int64 [channels, size, size]`` (signed values)."""
+    if len(beats) != size * size * channels // lanes:
+        raise BincountError(f"{len(beats)} beats; a {channels}x{size}x{size} map in beats of "
+                            f"{lanes} channels has {size * size * channels // lanes}")
+    mask = (1 << bits) - 1
+    vals = np.array([[(int(v) >> (q * bits)) & mask for q in range(lanes)] for v in beats],
+                    dtype=np.int64)
+    vals = np.where(vals >> (bits - 1) == 1, vals - (1 << bits), vals)
+    return np.ascontiguousarray(vals.reshape(size, size, channels).transpose(2, 0, 1))

@@ -1,0 +1,104 @@
+"""Line buffer: ``rows`` row slots of a feature map, written in raster order, read at random.
+
+Storage is one memory of ``rows * width * subwords`` words of ``word_bits`` bits. Word
+``(slot, x, sub)`` lives at address ``slot * width * subwords + x * subwords + sub``
+(``subwords`` is a power of two, so ``x * subwords`` is a shift; ``slot * width * subwords``
+comes from a table of ``rows`` constants: no multiplier). A binary block keeps map row ``y`` in
+slot ``y mod rows``; the engine decides which slots may be overwritten.
+
+Read: present ``r_slot``, ``r_x``, ``r_sub`` with ``r_en``; ``r_data`` holds the word one cycle
+later. If ``r_pad`` was high with the address, ``r_data`` is the constant ``fill`` instead (the
+padding of a convolution window outside the map). Write: ``w_data`` goes to ``(w_slot, w_x,
+w_sub)`` at the clock edge when ``w_en`` is high. A read of the word written in the same cycle
+returns the old word (the engine never does that).
+
+Latency: 1 cycle from read address to ``r_data``. Clock domain ``sync``.
+"""
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from bincount.errors import BincountError
+
+from ._common import check_int, quiet_on_error
+
+__all__ = ["LineBuffer"]
+
+
+class LineBuffer(wiring.Component):
+    """``rows`` row slots of ``width`` pixels of ``subwords`` words of ``word_bits`` bits.
+
+    Parameters
+    ----------
+    width : int
+        Pixels per row (``1..4096``).
+    rows : int
+        Row slots (``1..64``).
+    word_bits : int
+        Bits per word (``1..65536``).
+    subwords : int
+        Words per pixel, a power of two (``1..4096``).
+    fill : int
+        ``r_data`` of a padded read (``0 <= fill < 2**word_bits``).
+    """
+
+    def __init__(self, width, rows, word_bits, subwords=1, fill=0):
+        with quiet_on_error(self):
+            self._width = check_int("width", width, (1, 4096))
+            self._rows = check_int("rows", rows, (1, 64))
+            self._word_bits = check_int("word_bits", word_bits, (1, 65536))
+            self._subwords = check_int("subwords", subwords, (1, 4096))
+            if subwords & (subwords - 1):
+                raise BincountError(f"subwords must be a power of two, got {subwords}")
+            if isinstance(fill, bool) or not isinstance(fill, int) \
+                    or not 0 <= fill < (1 << word_bits):
+                raise BincountError(f"fill must be an integer in 0..2**{word_bits}-1, "
+                                    f"got {fill!r}")
+            self._fill = fill
+        sb, xb, bb = ceil_log2(max(rows, 2)), ceil_log2(max(width, 2)), ceil_log2(subwords)
+        super().__init__({
+            "w_slot": In(sb), "w_x": In(xb), "w_sub": In(max(bb, 1)), "w_data": In(word_bits),
+            "w_en": In(1),
+            "r_slot": In(sb), "r_x": In(xb), "r_sub": In(max(bb, 1)), "r_pad": In(1),
+            "r_en": In(1),
+            "r_data": Out(word_bits),
+        })
+
+    @property
+    def depth(self):
+        """Words of the memory: ``rows * width * subwords``."""
+        return self._rows * self._width * self._subwords
+
+    @property
+    def latency(self):
+        return 1
+
+    def _address(self, m, slot, x, sub, name):
+        bb = ceil_log2(self._subwords)
+        ab = ceil_log2(max(self.depth, 2))
+        bases = Array(Const(s * self._width * self._subwords, ab) for s in range(self._rows))
+        addr = Signal(ab, name=name)
+        pix = x if bb == 0 else (x << bb) | sub[:bb]
+        m.d.comb += addr.eq(bases[slot] + pix)
+        return addr
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=self._word_bits, depth=self.depth, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=())
+        m.d.comb += [
+            wr.addr.eq(self._address(m, self.w_slot, self.w_x, self.w_sub, "w_addr")),
+            wr.data.eq(self.w_data),
+            wr.en.eq(self.w_en),
+            rd.addr.eq(self._address(m, self.r_slot, self.r_x, self.r_sub, "r_addr")),
+            rd.en.eq(self.r_en),
+        ]
+        pad = Signal(name="pad_d1", reset_less=True)
+        with m.If(self.r_en):
+            m.d.sync += pad.eq(self.r_pad)
+        m.d.comb += self.r_data.eq(Mux(pad, self._fill, rd.data))
+        return m

@@ -1,0 +1,318 @@
+"""RPReLU unit: the activation at the end of a ReActNet block, for a group of channels.
+
+Computes, for each of ``channels`` channels c (``docs/conventions.md``, "One binary block")::
+
+    t = sat(s + b0)                                   # s: the block's sum, b0 = bias0_c
+    u = t                                             if t >= 0
+      = (t * slope + 2**(slope_frac-1)) >> slope_frac  "multiply" form (trained slope)
+      = sgn * ((t + 2**(-e-1)) >> -e)                 "shift" form, e < 0  (pow2 slope
+      = sgn * (t << e)                                "shift" form, e >= 0  sgn * 2**e)
+    y = sat(u + b1)                                   # b1 = bias1_c
+
+``>>`` is arithmetic (floor), so the shift form is ``t * 2**e`` rounded half up; ``sgn`` is
+``-1`` when the channel's ``neg`` bit is set, else ``+1``. ``sat`` clamps to the signed
+``res_bits`` range. ``s``, ``b0``, ``b1`` are signed ``res_bits``-bit integers, ``slope`` a
+signed ``slope_bits``-bit integer with ``slope_frac`` fractional bits (the rounding constant
+is 0 when ``slope_frac`` is 0), ``e`` a signed 5-bit exponent in ``-15..3``. Every
+intermediate is wide enough that nothing wraps before the final saturation.
+
+The shift form has no multiplier: one logarithmic shifter over the exponent and one adder.
+The multiply form has one ``res_bits`` x ``slope_bits`` signed multiply per channel (one DSP
+each). In both forms the rounding, the negation or the select, and ``+ b1`` share one adder::
+
+    shift:    t * 2**e = (t << 3) >> (3 - e);  with w = floor(t * 2**e), r its rounding bit,
+              -(w + r) = ~w + (1 - r), so u + b1 = (~w or w) + b1 + carry-in
+    multiply: u + b1 = (p + (b1 << slope_frac) + 2**(slope_frac-1)) >> slope_frac with
+              p = t * slope (t < 0) or t << slope_frac (t >= 0)
+
+Exponents outside ``-15..3`` (the exporter writes none): ``-16`` is exact (``t * 2**-16``
+rounded half up), ``4..15`` behave like ``3``.
+
+Pipeline (latency 4, both forms):
+
+1. ``t = sat(s + b0)``; register ``t`` (and the shift amount ``3 - e`` or ``slope``);
+2. shift form: register ``t * 2**e`` before rounding (the shifter); multiply form: register
+   the product ``t * slope`` (the multiply sits between registers);
+3. round, negate (shift form), select ``t`` for ``t >= 0``, add ``b1``: register the sum;
+4. saturate, register ``y``.
+
+(Yosys packs no registers into the ECP5 multiplier, MULT18X18D, so there the multiply form's
+clock is bounded by the multiplier's own combinational delay, as for ``BaselineScale``.)
+
+The per-channel constants (``b1``, ``exp``, ``neg``, ``slope``) travel down the pipeline with
+the data: the caller presents every input in the same cycle.
+
+Bit order: channel c of a packed port of ``w`` bits per channel occupies bits
+``[c*w, (c+1)*w)`` (LSB first, two's complement for signed fields); ``neg`` has one bit per
+channel, bit c = channel c. Throughput: one input per cycle, no backpressure; ``out_valid`` is
+``in_valid`` delayed by the latency. Clock domain ``sync`` (``clk`` / ``rst`` in Verilog;
+``rst`` is synchronous, active high, and clears the valid pipeline only).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ._common import check_choice, check_int, delay, delay_valid, quiet_on_error
+
+__all__ = ["RPReLUUnit", "FORMS", "CHANNELS_RANGE", "RES_BITS_RANGE", "SLOPE_BITS_RANGE",
+           "EXP_BITS", "EXP_RANGE"]
+
+#: The two slope forms: power-of-two slopes (shifts) and trained slopes (multiplies).
+FORMS = ("shift", "multiply")
+
+#: Valid ranges (inclusive) of the parameters.
+CHANNELS_RANGE = (1, 1024)
+RES_BITS_RANGE = (2, 32)
+SLOPE_BITS_RANGE = (2, 32)
+
+#: Width of one channel's exponent field (signed) and the exponents the exporter writes.
+EXP_BITS = 5
+EXP_RANGE = (-15, 3)
+
+
+def _saturating_add(m, a, b, name):
+    """``sat(a + b)`` of two signed values of the same width, in that width; returns a
+    combinational signal. The sum wraps exactly when both addends have the same sign and the
+    wrapped sum the other one; the extreme then takes the sign of ``a`` (one LUT per bit after
+    the carry chain)."""
+    bits = len(a)
+    wrapped = Signal(signed(bits), name=f"{name}_wrapped")
+    m.d.comb += wrapped.eq(a + b)
+    overflow = (a[-1] == b[-1]) & (wrapped[-1] != a[-1])
+    out = Signal(signed(bits), name=name)
+    m.d.comb += out.eq(Mux(overflow, Cat((~a[-1]).replicate(bits - 1), a[-1]), wrapped))
+    return out
+
+
+def _saturate(m, value, bits, name):
+    """``value`` (signed, wider than ``bits``) clamped to the signed ``bits`` range; returns a
+    combinational signal. (Two comparisons against the limits, which Yosys maps onto carry
+    chains.)"""
+    hi = 2 ** (bits - 1) - 1
+    lo = -2 ** (bits - 1)
+    out = Signal(signed(bits), name=name)
+    with m.If(value > hi):
+        m.d.comb += out.eq(hi)
+    with m.Elif(value < lo):
+        m.d.comb += out.eq(lo)
+    with m.Else():
+        m.d.comb += out.eq(value)
+    return out
+
+
+class RPReLUUnit(wiring.Component):
+    """``y = sat(RPReLU(sat(s + b0)) + b1)`` for a group of channels, pipelined.
+
+    Parameters
+    ----------
+    channels : int
+        Number of channels handled in parallel (``1..1024``).
+    form : str
+        ``"shift"`` (power-of-two slopes ``+-2**e``, no multiplier) or ``"multiply"``
+        (trained fixed-point slopes, one multiply per channel).
+    res_bits : int
+        Width of each channel of ``s``, ``b0``, ``b1`` and ``y`` (signed, ``2..32``,
+        default 16).
+    slope_bits : int
+        Width of each channel of ``slope`` (signed, ``2..32``, default 16; "multiply" form).
+    slope_frac : int
+        Fractional bits of ``slope`` (``0..slope_bits-1``, default 12; "multiply" form).
+
+    Members
+    -------
+    s, b0, b1 : ``In(channels * res_bits)``
+        Input, bias before and bias after the activation; channel c in bits
+        ``[c*res_bits, (c+1)*res_bits)``, signed.
+    exp : ``In(channels * 5)``
+        "shift" form only: per-channel slope exponent e, signed 5 bits, ``-15..3``.
+    neg : ``In(channels)``
+        "shift" form only: bit c set = channel c's slope is ``-2**e``, clear = ``+2**e``.
+    slope : ``In(channels * slope_bits)``
+        "multiply" form only: per-channel slope, signed, ``slope_frac`` fractional bits.
+    in_valid : ``In(1)``
+        The inputs are valid in this cycle.
+    y : ``Out(channels * res_bits)``
+        Results, packed like ``s``, ``latency`` cycles after the inputs.
+    out_valid : ``Out(1)``
+        ``y`` is valid (``in_valid`` delayed by ``latency``).
+
+    Raises
+    ------
+    BincountError
+        A parameter is not an integer or out of its range, or ``form`` is not one of
+        :data:`FORMS` (the message names the parameter and the bad value).
+    """
+
+    def __init__(self, channels, form, res_bits=16, slope_bits=16, slope_frac=12):
+        with quiet_on_error(self):
+            self._channels = check_int("channels", channels, CHANNELS_RANGE)
+            self._form = check_choice("form", form, FORMS)
+            self._res_bits = check_int("res_bits", res_bits, RES_BITS_RANGE)
+            self._slope_bits = check_int("slope_bits", slope_bits, SLOPE_BITS_RANGE)
+            self._slope_frac = check_int("slope_frac", slope_frac, (0, slope_bits - 1))
+        width = channels * res_bits
+        members = {"s": In(width), "b0": In(width), "b1": In(width)}
+        if form == "shift":
+            members.update({"exp": In(channels * EXP_BITS), "neg": In(channels)})
+        else:
+            members["slope"] = In(channels * slope_bits)
+        members.update({"in_valid": In(1), "y": Out(width), "out_valid": Out(1)})
+        super().__init__(members)
+
+        lat = self.latency
+        packed = f"signed two's complement, {res_bits} bits each; channel c in bits " \
+                 f"[c*{res_bits}, (c+1)*{res_bits})"
+        self.port_doc = {
+            "s": f"{channels} input value(s) (the block's sum), {packed}",
+            "b0": f"{channels} per-channel RPReLU bias0 (added before the activation), {packed}",
+            "b1": f"{channels} per-channel RPReLU bias1 (added after the activation), {packed}",
+        }
+        if form == "shift":
+            self.port_doc.update({
+                "exp": f"{channels} per-channel slope exponent(s) e, signed two's complement, "
+                       f"{EXP_BITS} bits each (-15..3; -16 exact, 4..15 act as 3); channel c "
+                       f"in bits [c*{EXP_BITS}, (c+1)*{EXP_BITS})",
+                "neg": f"{channels} per-channel slope sign bit(s): bit c set = slope -2**e, "
+                       f"clear = +2**e",
+            })
+            inputs = "s/b0/b1/exp/neg"
+            branch = "sgn*round_half_up(t*2**e)"
+        else:
+            rnd = f"2**{slope_frac - 1}" if slope_frac else "0"
+            self.port_doc["slope"] = (
+                f"{channels} per-channel slope(s), signed two's complement, {slope_bits} bits "
+                f"each, {slope_frac} fractional bits; channel c in bits "
+                f"[c*{slope_bits}, (c+1)*{slope_bits})")
+            inputs = "s/b0/b1/slope"
+            branch = f"(t*slope + {rnd}) >> {slope_frac}"
+        self.port_doc.update({
+            "in_valid": f"{inputs} are valid this cycle (one input per cycle, no backpressure)",
+            "y": f"sat(u + b1) with t = sat(s + b0), u = t if t >= 0 else {branch} "
+                 f"(saturated to signed {res_bits} bits), packed like s, "
+                 f"{lat} cycles after the inputs",
+            "out_valid": f"y is valid: in_valid delayed by {lat} cycles",
+        })
+
+    @property
+    def channels(self):
+        return self._channels
+
+    @property
+    def form(self):
+        return self._form
+
+    @property
+    def res_bits(self):
+        return self._res_bits
+
+    @property
+    def slope_bits(self):
+        return self._slope_bits
+
+    @property
+    def slope_frac(self):
+        return self._slope_frac
+
+    @property
+    def latency(self):
+        """Cycles from the inputs to ``y`` / ``out_valid``: 4 (both forms)."""
+        return 4
+
+    def elaborate(self, platform):
+        m = Module()
+        rb = self._res_bits
+        shift = self._form == "shift"
+        b1 = delay(m, self.b1, 2, name="b1")
+        if shift:
+            neg = delay(m, self.neg, 2, name="neg")
+        else:
+            slope = delay(m, self.slope, 1, name="slope")
+
+        ys = []
+        for c in range(self._channels):
+            # Stage 1: t = sat(s + b0).
+            s = self.s[c * rb:(c + 1) * rb].as_signed()
+            b0 = self.b0[c * rb:(c + 1) * rb].as_signed()
+            t = _saturating_add(m, s, b0, name=f"t{c}")
+            t_r = Signal(signed(rb), name=f"t{c}_r", reset_less=True)
+            m.d.sync += t_r.eq(t)
+
+            # Stages 2-3: the negative branch, the select and + b1.
+            b1_c = b1[c * rb:(c + 1) * rb].as_signed()
+            if shift:
+                total_r = self._shift_stages(m, c, t_r, neg[c], b1_c)
+            else:
+                total_r = self._multiply_stages(m, c, t_r, slope, b1_c)
+
+            # Stage 4: y = sat(total).
+            y = _saturate(m, total_r, rb, name=f"y{c}")
+            y_r = Signal(signed(rb), name=f"y{c}_r", reset_less=True)
+            m.d.sync += y_r.eq(y)
+            ys.append(y_r)
+
+        valid = delay_valid(m, self.in_valid, self.latency)
+        m.d.comb += [self.y.eq(Cat(*ys)), self.out_valid.eq(valid)]
+        return m
+
+    def _shift_stages(self, m, c, t_r, neg, b1):
+        """The shift amount (stage 1) and stages 2-3 of the shift form: returns the stage-3
+        register ``u + b1``."""
+        rb = self._res_bits
+        hi = EXP_RANGE[1]
+        # Stage 1: the shift amount k = 3 - e (0..19): t * 2**e = (t << 3) >> k.
+        e = self.exp[c * EXP_BITS:(c + 1) * EXP_BITS].as_signed()
+        k = Signal(range(hi + 2 ** (EXP_BITS - 1) + 1), name=f"k{c}")
+        m.d.comb += k.eq(Mux(e > hi, 0, hi - e))
+        k_r = Signal.like(k, name=f"k{c}_r", reset_less=True)
+        m.d.sync += k_r.eq(k)
+
+        # Stage 2: sh = (t << 4) >> k holds w = floor(t * 2**e) in sh[1:] and the rounding bit
+        # r (bit k-1 of t << 3; 0 for e >= 0, where the low bits of t << 3 are zero) in sh[0].
+        # A logarithmic shifter, largest step first (smaller on ECP5 than Yosys's own).
+        sh = Signal(signed(rb + hi + 1), name=f"sh{c}_0")
+        m.d.comb += sh.eq(t_r.shift_left(hi + 1))
+        for i in reversed(range(len(k_r))):
+            step = Signal.like(sh, name=f"sh{c}_{len(k_r) - i}")
+            m.d.comb += step.eq(Mux(k_r[i], sh.shift_right(1 << i), sh))
+            sh = step
+        sh_r = Signal.like(sh, name=f"sh{c}_r", reset_less=True)
+        t_d = Signal(signed(rb), name=f"t{c}_d", reset_less=True)
+        m.d.sync += [sh_r.eq(sh), t_d.eq(t_r)]
+
+        # Stage 3: u + b1 in one adder. t < 0: u = sgn * (w + r), and -(w + r) = ~w + (1 - r),
+        # so u + b1 = operand + b1 + carry with operand = ~w or w and carry = r ^ neg;
+        # t >= 0: operand = t, carry = 0. The carry enters as an extra low bit of both addends.
+        w = sh_r[1:].as_signed()
+        t_neg = t_d[-1]
+        operand = Signal(signed(rb + hi), name=f"operand{c}")
+        m.d.comb += operand.eq(Mux(t_neg, Mux(neg, ~w, w), t_d))
+        carry = Signal(name=f"carry{c}")
+        m.d.comb += carry.eq(t_neg & (sh_r[0] ^ neg))
+        wide = Signal(signed(rb + hi + 2), name=f"wide{c}")
+        m.d.comb += wide.eq(Cat(carry, operand).as_signed() + Cat(carry, b1).as_signed())
+        total_r = Signal(signed(rb + hi + 1), name=f"total{c}_r", reset_less=True)
+        m.d.sync += total_r.eq(wide[1:])
+        return total_r
+
+    def _multiply_stages(self, m, c, t_r, slope, b1):
+        """Stages 2-3 of the multiply form: returns the stage-3 register ``u + b1``."""
+        rb, sb, sf = self._res_bits, self._slope_bits, self._slope_frac
+        slope_r = slope[c * sb:(c + 1) * sb].as_signed()
+
+        # Stage 2: the product register.
+        prod_r = Signal(signed(rb + sb), name=f"prod{c}_r", reset_less=True)
+        t_d = Signal(signed(rb), name=f"t{c}_d", reset_less=True)
+        m.d.sync += [prod_r.eq(t_r * slope_r), t_d.eq(t_r)]
+
+        # Stage 3: u + b1 in one adder: (p + 2**(sf-1)) >> sf + b1 = (p + (b1 << sf | 2**(sf-1)))
+        # >> sf with p = t * slope for t < 0 and p = t << sf (the rounding constant is dropped
+        # by the floor) for t >= 0.
+        operand = Signal(signed(rb + sb), name=f"operand{c}")
+        m.d.comb += operand.eq(Mux(t_d[-1], prod_r, t_d.shift_left(sf)))
+        addend = Cat(Const(1 << (sf - 1) if sf else 0, sf), b1).as_signed()
+        wide = Signal(signed(rb + sb + 1), name=f"wide{c}")
+        m.d.comb += wide.eq(operand + addend)
+        total_r = Signal(signed(rb + sb + 1 - sf), name=f"total{c}_r", reset_less=True)
+        m.d.sync += total_r.eq(wide[sf:])
+        return total_r

@@ -1,0 +1,114 @@
+"""The binary-block engine in the Amaranth simulator: small random layers of every kind (stride
+1 / 2 with the concat downsample, both forms, pow2 / trained / no RPReLU, with and without
+RSign, both pad bits, several lane / bit-per-cycle foldings), two images back to back, random
+input gaps and output stalls, every output element compared with the integer reference.
+The full-size layers of the trained / calibrated network run on Verilator in ``sim/``."""
+
+import numpy as np
+import pytest
+
+from bincount.errors import BincountError
+from bincount.gateware.block_engine import BinaryBlockEngine
+from bincount.gateware.block_params import block_params
+from bincount.gateware.stage_engine import StageEngine
+from bincount.hw.engine_emit import emit_stage
+
+from engine_cases import from_beats, reference_block, run_stream, tiny_export, to_beats
+from pipeline_sim import elaborated
+
+CASES = [
+    # cin, cout, stride, size, form, rsign, rprelu, pad_bit, lanes, bits_per_cycle, stall
+    (8, 8, 1, 6, "binarized", True, "pow2", 1, 4, 8, 0.3),
+    (8, 16, 2, 6, "binarized", True, "pow2", 1, 4, 8, 0.3),
+    (16, 32, 2, 4, "binarized", True, "trained", 1, 2, 16, 0.4),
+    (16, 16, 1, 5, "binarized", False, None, 0, 8, 4, 0.2),
+    (8, 16, 2, 8, "baseline", True, "trained", 1, 4, 4, 0.3),
+    (16, 16, 1, 4, "baseline", True, "pow2", 1, 16, 16, 0.5),
+    (8, 8, 1, 3, "baseline", False, None, 1, 8, 8, 0.0),
+]
+
+
+def _run(cin, cout, stride, size, form, rsign, rprelu, pad_bit, lanes, bpc, stall, seed=0,
+         images=2):
+    ex = tiny_export(cin, cout, stride, size, form, rsign, rprelu, pad_bit, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    xs = [rng.integers(-700, 700, (cin, size, size)) for _ in range(images)]
+    xs[0][:, 0, 0] = 32767                                  # saturation of conv + shortcut
+    xs[-1][:, -1, -1] = -32768
+    p = block_params(ex, "stage1.conv1", lanes, bpc)
+    dut = BinaryBlockEngine(p)
+    beats = sum((to_beats(x, lanes) for x in xs), [])
+    ho = size // stride
+    per = ho * ho * cout // lanes
+    got, cycles = run_stream(dut, beats, images * per, seed=seed, gap=stall, stall=stall)
+    for k, x in enumerate(xs):
+        exp = reference_block(ex, x)
+        out = from_beats(got[k * per:(k + 1) * per], cout, ho, lanes)
+        bad = np.argwhere(out != exp)
+        assert len(bad) == 0, (f"image {k}: {len(bad)} of {out.size} outputs differ; first "
+                               f"[c, y, x] = {bad[0].tolist()}: expected "
+                               f"{exp[tuple(bad[0])]}, got {out[tuple(bad[0])]}")
+    return p, cycles
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
+def test_block_engine_matches_reference(case):
+    _run(*case)
+
+
+def test_cycles_close_to_ideal_without_stalls():
+    p, cycles = _run(16, 16, 1, 8, "binarized", True, "pow2", 1, 4, 16, 0.0, images=3)
+    ideal = 3 * p.ideal_cycles
+    assert ideal <= cycles <= 1.15 * ideal + 200, (cycles, ideal)
+
+
+@pytest.mark.parametrize("knobs, message", [
+    ((3, 8), "lanes must be a power of two"),
+    ((16, 8), "lanes = 16 is too large"),
+    ((4, 16), "bits_per_cycle = 16 is too large"),
+    ((4, 0), "bits_per_cycle must be a power of two"),
+    ((4, 2.0), "bits_per_cycle must be a power-of-two integer"),
+])
+def test_bad_knobs_are_rejected(knobs, message):
+    ex = tiny_export(8, 8, 1, 4)
+    with pytest.raises(BincountError, match=message):
+        block_params(ex, "stage1.conv1", *knobs)
+
+
+def test_unknown_layer_and_real_downsample_are_rejected():
+    ex = tiny_export(8, 16, 2, 4)
+    with pytest.raises(BincountError, match="unknown layer 'stage9.conv1'"):
+        block_params(ex, "stage9.conv1")
+    ex["meta"]["layers"][0]["downsample"] = "real"
+    with pytest.raises(BincountError, match="shortcut=concat"):
+        block_params(ex, "stage1.conv1", 4, 8)
+    with pytest.raises(BincountError, match="stage must be one of"):
+        StageEngine(ex, 5)
+
+
+def test_weight_words_follow_the_bit_order():
+    ex = tiny_export(8, 8, 1, 4, seed=3)
+    p = block_params(ex, "stage1.conv1", 4, 8)
+    from bincount.model.bits import unpack_bits
+    bits = unpack_bits(ex["stage1.conv1.weight_bits"], p.n)
+    words = p.weight_words()
+    assert len(words) == p.out_groups * p.folds
+    for g in range(p.out_groups):
+        for f in range(p.folds):
+            for lane in range(4):
+                field = (words[g * p.folds + f] >> (lane * 8)) & 0xFF
+                want = sum(int(b) << i for i, b in enumerate(bits[g * 4 + lane, f * 8:f * 8 + 8]))
+                assert field == want
+
+
+def test_stage_verilog_is_deterministic_and_named():
+    ex = tiny_export(8, 8, 1, 4)
+    a, man = emit_stage(ex, 1, lanes=4, bits_per_cycle=8)
+    b, _ = emit_stage(ex, 1, lanes=4, bits_per_cycle=8)
+    assert a == b
+    assert man["module"].startswith("bincount_stage1_binarized_p4_b8_")
+    names = [q["name"] for q in man["ports"]]
+    assert names == ["clk", "rst", "i__payload", "i__valid", "i__ready", "o__payload",
+                     "o__valid", "o__ready"]
+    assert man["blocks"][0]["ideal_cycles"] == 4 * 4 * 8 * 72 // 32
+    elaborated(BinaryBlockEngine(block_params(ex, "stage1.conv1", 4, 8)))
