@@ -53,13 +53,27 @@ class StageEngine(wiring.Component):
         Parallelism of every block (see :mod:`bincount.gateware.block_params`).
     taps : bool
         Also expose the streams between the blocks (observation outputs).
+    layers : list of str, optional
+        A run of consecutive layers of the stage to build instead of all four (e.g. one block
+        alone, to measure its cycles).
     """
 
     def __init__(self, export, stage, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
-                 taps=False):
+                 taps=False, layers=None):
         with quiet_on_error(self):
             names = stage_layers(export, stage)
+            if layers is not None:
+                layers = list(layers)
+                if not layers or any(n not in names for n in layers):
+                    raise BincountError(f"layers {layers} are not layers of stage {stage}; "
+                                        f"expected some of {', '.join(names)}")
+                start = names.index(layers[0])
+                if names[start:start + len(layers)] != layers:
+                    raise BincountError(f"layers {layers} are not consecutive layers of "
+                                        f"stage {stage} ({', '.join(names)})")
+                names = layers
             self.stage = stage
+            self.whole_stage = len(names) == len(stage_layers(export, stage))
             self.blocks = [BinaryBlockEngine(block_params(export, n, lanes, bits_per_cycle))
                            for n in names]
         self.taps = bool(taps)

@@ -47,19 +47,23 @@ def stage_digest(export, stage):
 
 def stage_module_name(engine, digest):
     p = engine.params[0]
-    return (f"bincount_stage{engine.stage}_{p.form}_p{p.lanes}_b{p.bits_per_cycle}"
+    part = "" if engine.whole_stage else "_" + "_".join(
+        q.name.split(".")[1] for q in engine.params)
+    return (f"bincount_stage{engine.stage}{part}_{p.form}_p{p.lanes}_b{p.bits_per_cycle}"
             f"{'_taps' if engine.taps else ''}_{digest[:10]}")
 
 
-def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False):
-    """``(engine, module_name, parameters)``; knobs ``None`` take the defaults."""
+def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None):
+    """``(engine, module_name, parameters)``; knobs ``None`` take the defaults; ``layers``
+    builds a run of the stage's layers only (see :class:`StageEngine`)."""
     kw = {k: v for k, v in (("lanes", lanes), ("bits_per_cycle", bits_per_cycle))
           if v is not None}
-    engine = StageEngine(export, stage, taps=taps, **kw)
+    engine = StageEngine(export, stage, taps=taps, layers=layers, **kw)
     digest = stage_digest(export, stage)
     p = engine.params[0]
     params = {"stage": stage, "form": p.form, "lanes": p.lanes,
-              "bits_per_cycle": p.bits_per_cycle, "taps": engine.taps, "export_digest": digest}
+              "bits_per_cycle": p.bits_per_cycle, "taps": engine.taps, "export_digest": digest,
+              "layers": [q.name for q in engine.params]}
     return engine, stage_module_name(engine, digest), params
 
 
@@ -89,9 +93,9 @@ def _manifest(engine, name, params, text):
             "generator": f"bincount {__version__}"}
 
 
-def emit_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False):
+def emit_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None):
     """Verilog text and manifest of the stage engine (nothing written)."""
-    engine, name, params = build_stage(export, stage, lanes, bits_per_cycle, taps)
+    engine, name, params = build_stage(export, stage, lanes, bits_per_cycle, taps, layers)
     header = [f"bincount {__version__}: stage engine, parameters "
               f"{json.dumps(params, sort_keys=True)}",
               f"ports, blocks and cycles: {name}.json"]

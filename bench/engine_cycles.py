@@ -1,0 +1,144 @@
+"""Cycles per layer and per image of the stage engines, measured in Verilator.
+
+For each stage and form, the stage engine (at ``--lanes`` / ``--bits-per-cycle``, default the
+engine defaults) is generated from the engine-golden network (a full-width ReActNet-18
+calibrated on real CIFAR-10 test images), built with Verilator and fed the same real test image
+twice back to back, with no input gaps and no output stalls. Every output element of every
+layer is still compared with the integer reference (a mismatch fails the run). Measured:
+
+- layer cycles: each distinct layer shape (``conv1`` and ``conv2`` of every stage; ``conv3`` and
+  ``conv4`` have ``conv2``'s shape, and an engine's timing depends only on shape and stalls,
+  never on the data) built alone and fed alone: first input beat to last output beat, against
+  the ideal ``Ho*Wo*Cout*N / (P*B)``;
+- image latency: first input beat of the stage to its last output beat (first image);
+- interval: cycles between the last output beats of the two images (steady-state cycles per
+  image when images follow each other).
+
+The result replaces the "Stage engines: cycles" section of docs/benchmarks.md and is written
+as JSON to ``build/bench/engine_cycles.json`` (read by ``bincount report``).
+
+    python bench/engine_cycles.py [--stages 1 2 3 4] [--forms binarized baseline]
+        [--lanes 16] [--bits-per-cycle 64] [--output docs/benchmarks.md]
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BEGIN = "<!-- bench/engine_cycles.py: begin -->"
+END = "<!-- bench/engine_cycles.py: end -->"
+RESULTS = ROOT / "build" / "bench" / "engine_cycles.json"
+
+
+def parse(argv=None):
+    from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--stages", type=int, nargs="+", default=[1, 2, 3, 4])
+    p.add_argument("--forms", nargs="+", default=["binarized", "baseline"])
+    p.add_argument("--lanes", type=int, default=DEFAULT_LANES)
+    p.add_argument("--bits-per-cycle", type=int, default=DEFAULT_BITS_PER_CYCLE)
+    p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
+                   help="markdown file whose section is replaced ('-' prints only)")
+    return p.parse_args(argv)
+
+
+def measure(form, stage, lanes, bpc, layers=None):
+    from sim import simlib
+    from sim.engine_sim import run_stage
+
+    simlib.setup_verilator()
+    golden = simlib.engine_golden(form)
+    part = "" if layers is None else "-" + "-".join(n.split(".")[1] for n in layers)
+    test_id = f"bench_stage_engine-{form}-{stage}{part}-p{lanes}-b{bpc}"
+    t0 = time.perf_counter()
+    run_stage(test_id, "sim.test_stage_engine", golden, stage, {"stall": 0.0, "repeats": 2},
+              lanes=lanes, bits_per_cycle=bpc, layers=layers)
+    folder = simlib.build_root() / simlib.test_dir_name(test_id)
+    result = json.loads((folder / "engine_results.json").read_text())
+    result["form"] = form
+    result["wall_s"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def section(rows, layer_rows, args):
+    lines = [BEGIN, "## Stage engines: cycles (Verilator)", "",
+             f"`python bench/engine_cycles.py --lanes {args.lanes} --bits-per-cycle "
+             f"{args.bits_per_cycle}`: each stage engine generated from the engine-golden network "
+             f"(full-width ReActNet-18 calibrated on real CIFAR-10 test images), one real test "
+             f"image fed twice back to back, no input gaps, no output stalls, every output "
+             f"element of every layer compared (all equal). Ideal = `Ho*Wo*Cout*N / (P*B)` "
+             f"with P = {args.lanes} lanes, B = {args.bits_per_cycle} bits per cycle.", "",
+             "| stage | form | layer | ideal cycles | measured | ratio |",
+             "| --- | --- | --- | ---: | ---: | ---: |"]
+    for r in layer_rows:
+        name, ideal, got = r["layers"][0], r["ideal_cycles"][0], r["image_latency"]
+        lines.append(f"| {r['stage']} | {r['form']} | {name} (alone) | {ideal:,} | {got:,} | "
+                     f"{got / ideal:.3f} |")
+    lines += ["", "| stage | form | image latency (cycles) | interval (cycles per image) | "
+              "interval / slowest ideal |", "| --- | --- | ---: | ---: | ---: |"]
+    for r in rows:
+        ideal = max(r["ideal_cycles"])
+        lines.append(f"| {r['stage']} | {r['form']} | {r['image_latency']:,} | "
+                     f"{r['interval']:,} | {r['interval'] / ideal:.3f} |")
+    worst = max(r["image_latency"] / r["ideal_cycles"][0] for r in layer_rows)
+    lines += ["", f"Largest layer ratio measured: {worst:.3f} (target: within 1.10 of ideal).",
+              "A layer's cycles run from its first input beat to its last output beat with the "
+              "block built and fed alone, so they include receiving the window's first two rows "
+              "and draining the pipeline. In a stage the blocks work on consecutive rows at "
+              "once: the image latency is first input to last output of the whole stage, the "
+              "interval is what a stream of images sees (set by the slowest block; the stride-2 "
+              "entry block, with half the work, waits for its consumer).", END]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path, text):
+    from bincount.fileio import atomic_write_text
+
+    path = Path(path)
+    old = path.read_text() if path.is_file() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        new = head + text + ("\n" + tail if tail else "")
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + text
+    atomic_write_text(path, new)
+
+
+def main(argv=None):
+    from bincount.fileio import atomic_write_text
+
+    args = parse(argv)
+    rows, layer_rows = [], []
+    for stage in args.stages:
+        for form in args.forms:
+            print(f"stage {stage} {form}: generating, building, simulating ...", flush=True)
+            r = measure(form, stage, args.lanes, args.bits_per_cycle)
+            print(f"  latency {r['image_latency']}, interval {r['interval']} (ideal per layer "
+                  f"{r['ideal_cycles']}), {r['wall_s']} s", flush=True)
+            rows.append(r)
+            for name in r["layers"][:2]:
+                q = measure(form, stage, args.lanes, args.bits_per_cycle, layers=[name])
+                print(f"  {name} alone: {q['image_latency']} cycles (ideal "
+                      f"{q['ideal_cycles'][0]}), {q['wall_s']} s", flush=True)
+                layer_rows.append(q)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(RESULTS, json.dumps({"lanes": args.lanes,
+                                           "bits_per_cycle": args.bits_per_cycle,
+                                           "stages": rows, "layers": layer_rows},
+                                          indent=2) + "\n")
+    text = section(rows, layer_rows, args)
+    if args.output == "-":
+        print(text)
+    else:
+        write_section(args.output, text)
+        print(f"wrote {args.output} and {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Emit, build and run the stage engines on Verilator (the pytest side of
+``sim/test_stage_engine.py``).
+
+:func:`run_stage` emits the stage engine of an engine-golden file (with observation taps, so the
+testbench sees every layer's output) into ``sim_build/<test id>/``, builds it with
+:func:`simlib.build` (reused when the Verilog is unchanged) and runs the cocotb module with the
+case description. The Verilog is re-emitted only when the golden file, the knobs or the sources
+of ``gateware/`` and ``hw/`` change.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from . import simlib
+
+__all__ = ["SIM_KNOBS", "emit_stage_cached", "run_stage"]
+
+#: Parallelism of the engines under test in the default suite: the generator code is the same
+#: as at the default knobs, fewer lanes keep the Verilator builds short.
+SIM_KNOBS = {"lanes": 8, "bits_per_cycle": 64}
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def emit_stage_cached(golden: Path, stage: int, lanes: int, bits_per_cycle: int,
+                      out_dir: Path, layers: list[str] | None = None) -> tuple[Path, dict]:
+    """Verilog (with taps) and manifest of ``stage`` built from the export inside ``golden``."""
+    import amaranth
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = {"golden": _file_digest(golden), "stage": stage, "lanes": lanes,
+           "bits_per_cycle": bits_per_cycle, "layers": layers,
+           "sources": simlib._sources_digest("gateware", "hw"),
+           "amaranth": amaranth.__version__}
+    key_path = out_dir / "emit_key.json"
+    try:
+        old = json.loads(key_path.read_text())
+        if old["key"] == key and (out_dir / old["verilog"]).is_file():
+            return out_dir / old["verilog"], json.loads((out_dir / old["manifest"]).read_text())
+    except (OSError, ValueError, KeyError):
+        pass
+    from bincount.hw.engine_emit import emit_stage
+    from bincount.model.engine_golden import load_engine_golden
+
+    export, _ = load_engine_golden(golden, check=False)
+    text, manifest = emit_stage(export, stage, lanes, bits_per_cycle, taps=True,
+                                layers=layers)
+    top = manifest["module"]
+    vpath = out_dir / f"{top}.v"
+    simlib._write_if_changed(vpath, text)
+    simlib._write_if_changed(out_dir / f"{top}.json", json.dumps(manifest, indent=2) + "\n")
+    simlib._write_if_changed(key_path, json.dumps({"key": key, "verilog": vpath.name,
+                                                   "manifest": f"{top}.json"}, indent=2) + "\n")
+    return vpath, manifest
+
+
+def run_stage(test_id: str, test_module: str, golden: Path, stage: int, case: dict | None = None,
+              *, lanes: int | None = None, bits_per_cycle: int | None = None,
+              layers: list[str] | None = None, seed: int | None = None) -> Path:
+    """Emit, build and simulate the engine of ``stage``; timings go to ``timings.json``."""
+    lanes = SIM_KNOBS["lanes"] if lanes is None else lanes
+    bits_per_cycle = SIM_KNOBS["bits_per_cycle"] if bits_per_cycle is None else bits_per_cycle
+    build_dir = simlib.build_root() / simlib.test_dir_name(test_id)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        times = {}
+        t0 = time.perf_counter()
+        vpath, manifest = emit_stage_cached(Path(golden), stage, lanes, bits_per_cycle,
+                                            build_dir, layers)
+        times["emit_s"] = time.perf_counter() - t0
+        runner = simlib.build([vpath], manifest["module"], build_dir)
+        times["build_s"] = time.perf_counter() - t0 - times["emit_s"]
+        seed = simlib.default_seed() if seed is None else seed
+        full = dict(case or {})
+        full.update({"golden": str(golden), "stage": stage, "manifest": manifest, "seed": seed,
+                     "results": str(build_dir / "engine_results.json")})
+        try:
+            return simlib.run(runner, test_module, manifest["module"], build_dir, full,
+                              seed=seed)
+        finally:
+            times["sim_s"] = time.perf_counter() - t0 - times["emit_s"] - times["build_s"]
+            (build_dir / "timings.json").write_text(
+                json.dumps({k: round(v, 2) for k, v in times.items()}) + "\n")
