@@ -53,8 +53,13 @@ def measure(form, stage, lanes, bpc, layers=None):
 
     simlib.setup_verilator()
     golden = simlib.engine_golden(form)
+    from sim.engine_sim import SIM_KNOBS
+
     part = "" if layers is None else "-" + "-".join(n.split(".")[1] for n in layers)
-    test_id = f"bench_stage_engine-{form}-{stage}{part}-p{lanes}-b{bpc}"
+    if layers is None and (lanes, bpc) == (SIM_KNOBS["lanes"], SIM_KNOBS["bits_per_cycle"]):
+        test_id = f"test_stage_engine[{form}-{stage}]"     # the test suite's build
+    else:
+        test_id = f"bench_stage_engine-{form}-{stage}{part}-p{lanes}-b{bpc}"
     t0 = time.perf_counter()
     run_stage(test_id, "sim.test_stage_engine", golden, stage, {"stall": 0.0, "repeats": 2},
               lanes=lanes, bits_per_cycle=bpc, layers=layers)

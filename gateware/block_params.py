@@ -37,8 +37,9 @@ from bincount.model.bits import unpack_bits
 __all__ = ["BlockParams", "block_params", "layer_names", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE",
            "pack_lanes", "to_unsigned", "to_beats", "from_beats", "RES_BITS"]
 
-#: Default parallelism: 16 output channels per cycle, 64 window bits per lane and cycle.
-DEFAULT_LANES = 16
+#: Default parallelism: 8 output channels per cycle, 64 window bits per lane and cycle (a stage
+#: engine of about 20k LUT4 at stage 1, so that the four stages fit a mid-range FPGA together).
+DEFAULT_LANES = 8
 DEFAULT_BITS_PER_CYCLE = 64
 #: Width of the residual stream (``res`` format of the export, 8 fractional bits).
 RES_BITS = 16

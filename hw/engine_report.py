@@ -157,9 +157,11 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
         prog.finish(label, r["seconds"], r["cached"], extra)
         results[("pnr",) + key] = r
 
-    tasks = [(synth_one, k) for k in designs]
-    if fmax:
-        tasks += [(pnr_one, k) for k in designs]
+    tasks = []
+    for k in designs:                     # stage by stage, so early stages finish first
+        tasks.append((synth_one, k))
+        if fmax:
+            tasks.append((pnr_one, k))
     t_start = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=max(1, int(jobs)), thread_name_prefix="engine")
     allow_running()

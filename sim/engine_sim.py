@@ -16,13 +16,15 @@ import json
 import time
 from pathlib import Path
 
+from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
+
 from . import simlib
 
 __all__ = ["SIM_KNOBS", "emit_stage_cached", "run_stage"]
 
-#: Parallelism of the engines under test in the default suite: the generator code is the same
-#: as at the default knobs, fewer lanes keep the Verilator builds short.
-SIM_KNOBS = {"lanes": 8, "bits_per_cycle": 64}
+#: Parallelism of the engines under test: the engines' defaults, so that the benchmark reuses
+#: the suite's Verilator builds.
+SIM_KNOBS = {"lanes": DEFAULT_LANES, "bits_per_cycle": DEFAULT_BITS_PER_CYCLE}
 
 
 def _file_digest(path: Path) -> str:
