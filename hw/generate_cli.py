@@ -1,9 +1,13 @@
-"""Emit Verilog and a JSON port manifest for one block.
+"""Emit Verilog and a JSON port manifest for one block or one stage engine.
 
     bincount generate BLOCK --n N [--out-bits B] [--shift S] [--form F]
                                   [--mul-bits M] [--off-bits O] [-o DIR]
+    bincount generate stage_engine --export FILE --stage K [--lanes P] [--bits-per-cycle B]
+                                  [-o DIR]
 
-BLOCK is one of xnor_popcount, threshold_compare, baseline_scale, output_lane. Writes
+BLOCK is one of xnor_popcount, threshold_compare, baseline_scale, output_lane; ``stage_engine``
+builds the four binary blocks of stage K of a ``bincount-network`` export (weights and constants
+in on-chip memories, form taken from the export; docs/engines.md). Writes
 ``DIR/<module>.v`` and ``DIR/<module>.json`` (default DIR ``build/verilog/``) and prints their
 paths. Bad input gives one error line, exit status 2, and writes nothing.
 """
@@ -18,7 +22,8 @@ _INT_OPTIONS = ("n", "out_bits", "shift", "mul_bits", "off_bits")
 
 def add_arguments(parser):
     parser.add_argument("block", metavar="BLOCK",
-                        help="xnor_popcount, threshold_compare, baseline_scale or output_lane")
+                        help="xnor_popcount, threshold_compare, baseline_scale, output_lane or "
+                             "stage_engine")
     parser.add_argument("--n", metavar="N",
                         help="number of XNOR inputs N = k*k*Cin (1..65536), e.g. 576")
     parser.add_argument("--out-bits", dest="out_bits", metavar="B",
@@ -31,6 +36,14 @@ def add_arguments(parser):
                         help="baseline multiplier width (2..48, default 18)")
     parser.add_argument("--off-bits", dest="off_bits", metavar="O",
                         help="baseline offset width (2..96, default 32)")
+    parser.add_argument("--export", metavar="FILE",
+                        help="stage_engine: the bincount-network export to build from")
+    parser.add_argument("--stage", metavar="K", help="stage_engine: stage 1..4")
+    parser.add_argument("--lanes", metavar="P",
+                        help="stage_engine: output channels per cycle (power of two, default 8)")
+    parser.add_argument("--bits-per-cycle", dest="bits_per_cycle", metavar="B",
+                        help="stage_engine: window bits per lane and cycle (power of two, "
+                             "default 64)")
     parser.add_argument("-o", "--out-dir", dest="out_dir", metavar="DIR", default=DEFAULT_OUT_DIR,
                         help=f"output directory (default {DEFAULT_OUT_DIR}/)")
 
@@ -44,13 +57,48 @@ def _parse_int(option, text):
             from None
 
 
+def _run_stage_engine(args):
+    from bincount.errors import BincountError
+    from bincount.fileio import ensure_dir
+    from bincount.hw.emit import write_files
+    from bincount.hw.engine_emit import emit_stage
+    from bincount.model.network_file import load_export
+
+    for option in _INT_OPTIONS + ("form",):
+        if getattr(args, option) is not None:
+            raise BincountError(f"--{option.replace('_', '-')} does not apply to stage_engine; "
+                                f"its options are: --export --stage --lanes --bits-per-cycle")
+    if args.export is None or args.stage is None:
+        raise BincountError("stage_engine needs --export FILE (a bincount-network export) and "
+                            "--stage K (1..4)")
+    stage = _parse_int("stage", args.stage)
+    knobs = {k: _parse_int(k, getattr(args, k)) for k in ("lanes", "bits_per_cycle")
+             if getattr(args, k) is not None}
+    export = load_export(args.export)
+    from bincount.gateware.block_params import block_params
+    from bincount.gateware.stage_engine import stage_layers
+    for name in stage_layers(export, stage):         # knobs checked before the output folder
+        block_params(export, name, **knobs)
+    ensure_dir(args.out_dir)
+    text, info = emit_stage(export, stage, **knobs)
+    for path in write_files(args.out_dir, text, info):
+        print(path)
+    return 0
+
+
 def run(args):
     from bincount.errors import BincountError
     from bincount.hw.blocks import BLOCKS
     from bincount.hw.emit import emit_block
 
+    if args.block == "stage_engine":
+        return _run_stage_engine(args)
+    for option in ("export", "stage", "lanes", "bits_per_cycle"):
+        if getattr(args, option) is not None:
+            raise BincountError(f"--{option.replace('_', '-')} applies to stage_engine only")
     if args.block not in BLOCKS:
-        raise BincountError(f"unknown block {args.block!r}; valid blocks: {', '.join(BLOCKS)}")
+        raise BincountError(f"unknown block {args.block!r}; valid blocks: {', '.join(BLOCKS)}, "
+                            f"stage_engine")
     params = {}
     for param in _INT_OPTIONS:
         text = getattr(args, param)

@@ -112,3 +112,39 @@ def test_stage_verilog_is_deterministic_and_named():
                      "o__valid", "o__ready"]
     assert man["blocks"][0]["ideal_cycles"] == 4 * 4 * 8 * 72 // 32
     elaborated(BinaryBlockEngine(block_params(ex, "stage1.conv1", 4, 8)))
+
+
+def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread):
+    """``bincount generate stage_engine``: a small calibrated network's stage 2 (stride-2 entry
+    with the concat downsample, then three stride-1 blocks), files and manifest; bad input is
+    one line and writes nothing."""
+    from bincount.cli import main
+    from bincount.model.calibrate import calibrated_network
+    from bincount.model.network_export import export_network
+
+    model, _ = calibrated_network("reactnet18", "qat_cn_times_alpha", 0.125, seed=1, count=8,
+                                  shortcut="concat", slopes="pow2")
+    path = tmp_path / "net.npz"
+    export_network(model, path)
+    out = tmp_path / "v"
+    assert main(["generate", "stage_engine", "--export", str(path), "--stage", "2",
+                 "--lanes", "4", "--bits-per-cycle", "8", "-o", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".v")
+    import json
+    man = json.loads((out / files[0]).read_text())
+    assert man["module"].startswith("bincount_stage2_binarized_p4_b8_")
+    assert [b["name"] for b in man["blocks"]] == [f"stage2.conv{j}" for j in range(1, 5)]
+    assert man["blocks"][0]["stride"] == 2 and man["blocks"][0]["downsample"] == "concat"
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    for argv, message in (
+            (["--stage", "2", "--lanes", "3"], "lanes must be a power of two"),
+            (["--stage", "7"], "stage must be one of 1, 2, 3, 4"),
+            (["--stage", "2", "--n", "9"], "--n does not apply to stage_engine"),
+            (["--lanes", "4"], "needs --export FILE")):
+        assert main(["generate", "stage_engine", "--export", str(path), *argv,
+                     "-o", str(bad)]) == 2
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(err) == 1 and message in err[0], err
+        assert not bad.exists()
