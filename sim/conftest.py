@@ -35,14 +35,17 @@ _COST = {"test_xnor_popcount": 1.0, "test_output_lane": 1.0}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Run the costliest simulations first (widest popcounts), so that with ``pytest -n 2`` no
-    worker is left alone with a 4608-input build at the end. Other items keep their places."""
+    """Run the costliest simulations first (stage engines, then the widest popcounts), so that
+    with ``pytest -n 2`` no worker is left alone with a long build at the end. Other items keep
+    their places."""
     slots = [i for i, item in enumerate(items)
              if Path(item.path).resolve().parent == simlib.SIM_DIR]
 
     def cost(item):
-        n = getattr(item, "callspec", None) and item.callspec.params.get("n")
-        return -(n or 0) * _COST.get(item.originalname, 0.1)
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        if "stage" in params:       # a stage engine: minutes of emission and build each
+            return -100000 - 10 * params["stage"]
+        return -(params.get("n") or 0) * _COST.get(item.originalname, 0.1)
 
     ordered = sorted((items[i] for i in slots), key=cost)
     for i, item in zip(slots, ordered):
