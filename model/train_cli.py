@@ -49,7 +49,8 @@ def add_arguments(parser):
     parser.add_argument("--flag", action="append", metavar="KEY=VALUE",
                         help="network flag, repeatable: pad_value=1|-1|0, shortcut=real|concat, "
                              "slopes=trained|pow2, division_alpha=learned|fixed|threshold, "
-                             "alpha_init=X")
+                             "alpha_init=X, count_bn=after|none, fixed_point=true|false "
+                             "(round where the integer export rounds)")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epochs (default: {d['epochs']})")
     parser.add_argument("--batch-size", type=int, default=None,
