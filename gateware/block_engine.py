@@ -51,11 +51,15 @@ from .xnor_popcount import XnorPopcount, popcount_latency
 __all__ = ["BinaryBlockEngine"]
 
 
-def _sat(m, value, bits, name):
-    """``value`` saturated to signed ``bits`` (combinational)."""
+def _sat_add(m, a, b, bits, name):
+    """``sat(a + b)`` to signed ``bits`` for signed ``bits``-bit ``a``, ``b`` (combinational):
+    the ``bits + 1``-bit sum overflowed when its two top bits differ (no comparators)."""
+    total = Signal(signed(bits + 1), name=f"{name}_wide")
+    m.d.comb += total.eq(a + b)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     out = Signal(signed(bits), name=name)
-    m.d.comb += out.eq(Mux(value > hi, hi, Mux(value < lo, lo, value)))
+    m.d.comb += out.eq(Mux(total[bits] == total[bits - 1], total[:bits],
+                           Mux(total[bits], lo, hi)))
     return out
 
 
@@ -121,7 +125,7 @@ class BinaryBlockEngine(wiring.Component):
     def pipeline_latency(self):
         """Cycles from issuing a group's last fold to its beat entering the output FIFO."""
         p = self.params
-        return 5 + popcount_latency(p.bits_per_cycle) + self.conv_latency + self.rprelu_latency
+        return 6 + popcount_latency(p.bits_per_cycle) + self.conv_latency + self.rprelu_latency
 
     @property
     def fifo_depth(self):
@@ -153,10 +157,13 @@ class BinaryBlockEngine(wiring.Component):
         acc_row = Signal(range(span), name="accept_row")     # row being received (relative)
         loaded = Signal(range(span), name="rows_loaded")     # rows complete in bits_buf
         oy = Signal(range(max(Ho, 2)), name="oy")
-        low = Signal(range(span), name="low_row")            # lowest row the window needs
-        m.d.comb += low.eq(Mux(oy == 0, 0, (oy << (s - 1)) - 1))
+        # Row bookkeeping in registers, so that no adder sits in the control paths:
+        #   low_k = max(0, oy*s - 1) + K   (the input side may fill rows below it)
+        #   need  = min(H, oy*s + 2)       (rows that must be complete before output row oy)
+        low_k = Signal(range(span + K), init=K, name="low_plus_slots")
+        need = Signal(range(span), init=min(H, 2), name="rows_needed")
 
-        m.d.comb += self.i.ready.eq(acc_row < low + K)
+        m.d.comb += self.i.ready.eq(acc_row < low_k)
         beat = Signal(name="in_beat")
         m.d.comb += beat.eq(self.i.valid & self.i.ready)
         last_g = ld_g == CGi - 1
@@ -180,17 +187,17 @@ class BinaryBlockEngine(wiring.Component):
             m.submodules.rsign_bias = bias_mem
             bias_rd = bias_mem.read_port(transparent_for=())
             m.d.comb += bias_rd.addr.eq(ld_g)
-            bias = bias_rd.data
+            bias = delay(m, bias_rd.data, 1, "rsign_bias")     # no logic after the RAM
         else:
             bias = Const(0, p.beat_bits)
-        x_r = delay(m, self.i.payload, 1, "in_x")
+        x_r = delay(m, self.i.payload, 2, "in_x")
         m.d.comb += [rsign.x.eq(x_r), rsign.bias.eq(bias),
-                     rsign.in_valid.eq(delay_valid(m, beat, 1))]
-        # beat -> bits two cycles later (payload register, RSign register)
-        g2 = delay(m, ld_g, 2, "in_g")
-        x2 = delay(m, ld_x, 2, "in_xpos")
-        slot2 = delay(m, ld_slot, 2, "in_slot")
-        done2 = delay_valid(m, row_done, 2)
+                     rsign.in_valid.eq(delay_valid(m, beat, 2))]
+        # beat -> bits three cycles later (bias read, its register, RSign register)
+        g2 = delay(m, ld_g, 3, "in_g")
+        x2 = delay(m, ld_x, 3, "in_xpos")
+        slot2 = delay(m, ld_slot, 3, "in_slot")
+        done2 = delay_valid(m, row_done, 3)
         if CGi > 1:
             pix = Signal(p.cin - P, name="pixel_bits", reset_less=True)
             full = Signal(p.cin, name="pixel_word")
@@ -214,14 +221,21 @@ class BinaryBlockEngine(wiring.Component):
         waddr = Signal(range(max(CGo * F, 2)), name="w_addr")
         top_slot = Signal(range(K), init=K - 1, name="top_slot")
         mid = Signal(name="mid_group")
-        need = Signal(range(span), name="rows_needed")
-        m.d.comb += need.eq(Mux((oy << (s - 1)) + 2 > H, H, (oy << (s - 1)) + 2))
 
+        # A group starts when its rows are in (rows_ok, registered: one cycle late, and held
+        # off for HOLD cycles after every output row, while need / loaded settle) and the
+        # output FIFO has room for every group in flight (space = depth - in flight - level).
         depth = self.fifo_depth
-        inflight = Signal(range(depth + 1), name="inflight")
         m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=p.beat_bits, depth=depth)
+        space = Signal(range(depth + 1), init=depth, name="fifo_space")
+        rows_ok = Signal(name="rows_ok")
+        m.d.sync += rows_ok.eq(loaded >= need)
+        row_adv = Signal(name="row_advance")
+        held = Signal(name="start_held")
+        hold = [delay_valid(m, row_adv, k) for k in range(1, 4)]
+        m.d.comb += held.eq(hold[0] | hold[1] | hold[2])
         start = Signal(name="group_start")
-        m.d.comb += start.eq(~mid & (loaded >= need) & (inflight + out_fifo.level < depth))
+        m.d.comb += start.eq(~mid & rows_ok & ~held & (space != 0))
         issue = Signal(name="issue")
         m.d.comb += issue.eq(mid | start)
         first = Signal(name="first_fold")
@@ -231,7 +245,8 @@ class BinaryBlockEngine(wiring.Component):
         last_ox = ox == Ho - 1
         last_oy = oy == Ho - 1
         img_done = Signal(name="image_done")
-        m.d.comb += img_done.eq(issue & last & last_cg & last_ox & last_oy)
+        m.d.comb += [row_adv.eq(issue & last & last_cg & last_ox),
+                     img_done.eq(row_adv & last_oy)]
         with m.If(issue):
             m.d.sync += [
                 mid.eq(~last),
@@ -250,48 +265,59 @@ class BinaryBlockEngine(wiring.Component):
                     with m.If(last_ox):
                         m.d.sync += [oy.eq(Mux(last_oy, 0, oy + 1)),
                                      top_slot.eq(Mux(top_slot + s >= K, top_slot + s - K,
-                                                     top_slot + s))]
+                                                     top_slot + s)),
+                                     need.eq(Mux(last_oy, min(H, 2),
+                                                 Mux(need + s >= H, H, need + s))),
+                                     low_k.eq(Mux(last_oy, K,
+                                                  Mux(oy == 0, K + s - 1, low_k + s)))]
+        # the image's rows leave the counters one cycle after its last fold (start is held)
+        img_done_r = delay_valid(m, img_done, 1)
         m.d.sync += [
-            acc_row.eq(acc_row + row_done - Mux(img_done, H, 0)),
-            loaded.eq(loaded + done2 - Mux(img_done, H, 0)),
+            acc_row.eq(acc_row + row_done - Mux(img_done_r, H, 0)),
+            loaded.eq(loaded + done2 - Mux(img_done_r, H, 0)),
+            space.eq(space - (issue & first) + (self.o.valid & self.o.ready)),
         ]
 
         # stage A: window and shortcut addresses (registered)
         def wrap(v):
             return Mux(v >= K, v - K, v)
 
-        iy = Signal(signed(ceil_log2(H + 3) + 2), name="iy")
+        # padding from equality tests: row oy*s + ky - 1 is outside the map only for the top
+        # tap of row 0 and (stride 1) the bottom tap of the last row; columns likewise
         ix = Signal(signed(ceil_log2(W + 3) + 2), name="ix")
-        m.d.comb += [iy.eq((oy << (s - 1)) + ky - 1), ix.eq((ox << (s - 1)) + kx - 1)]
+        m.d.comb += ix.eq((ox << (s - 1)) + kx - 1)
+        pad = (((oy == 0) & (ky == 0)) | ((ox == 0) & (kx == 0)))
+        if s == 1:
+            pad = pad | ((oy == Ho - 1) & (ky == 2)) | ((ox == Ho - 1) & (kx == 2))
         a_valid = delay_valid(m, issue, 1)
         a_pad = Signal(name="a_pad", reset_less=True)
         a_slot = Signal(range(K), name="a_slot", reset_less=True)
         a_ix = Signal(len(bits_buf.r_x), name="a_ix", reset_less=True)
-        m.d.sync += [a_pad.eq((iy < 0) | (iy >= H) | (ix < 0) | (ix >= W)),
-                     a_slot.eq(wrap(top_slot + ky)), a_ix.eq(ix)]
+        m.d.sync += [a_pad.eq(pad), a_slot.eq(wrap(top_slot + ky)), a_ix.eq(ix)]
         a_waddr = delay(m, waddr, 1, "a_waddr")
         a_cb = delay(m, cb, 1, "a_cb")
         m.d.comb += [bits_buf.r_slot.eq(a_slot), bits_buf.r_x.eq(a_ix),
                      bits_buf.r_pad.eq(a_pad), bits_buf.r_en.eq(a_valid)]
 
-        # the weight word is read one cycle after the window word, so that it leaves the
-        # memory's own output register together with the registered window bits
+        # The window word leaves the line buffer (latency 2) at t0+3; the weight word is read
+        # one cycle after it and registered, so both reach stage C (t0+4) with no logic
+        # between a block RAM and a register.
         w_mem = Memory(shape=P * B, depth=CGo * F, init=p.weight_words())
         m.submodules.weights = w_mem
         w_rd = w_mem.read_port(transparent_for=())
         b_valid = delay_valid(m, a_valid, 1)
         m.d.comb += [w_rd.addr.eq(delay(m, a_waddr, 1, "b_waddr")), w_rd.en.eq(b_valid)]
 
-        # stage B (window word) -> stage C: fold bits selected and registered
-        b_cb = delay(m, a_cb, 1, "b_cb")
+        # stage B (window word at t0+3) -> stage C: fold bits selected and registered
+        b_cb = delay(m, a_cb, 2, "b_cb")
         act = Signal(B, name="act_c", reset_less=True)
         m.d.sync += act.eq(bits_buf.r_data.word_select(b_cb, B) if CB > 1
                            else bits_buf.r_data)
-        wgt = w_rd.data
-        c_valid = delay_valid(m, b_valid, 1)
-        c_first = delay(m, first, 3, "first")
-        c_last = delay(m, last, 3, "last")
-        c_cg = delay(m, cg, 3, "cg")
+        wgt = delay(m, w_rd.data, 1, "wgt")
+        c_valid = delay_valid(m, b_valid, 2)
+        c_first = delay(m, first, 4, "first")
+        c_last = delay(m, last, 4, "last")
+        c_cg = delay(m, cg, 4, "cg")
 
         # lanes: XNOR-popcount + accumulate over the F folds
         nbits = ceil_log2(p.n + 1)
@@ -317,11 +343,12 @@ class BinaryBlockEngine(wiring.Component):
         c_mem = Memory(shape=P * cwidth, depth=CGo, init=cwords)
         m.submodules.conv_constants = c_mem
         c_rd = c_mem.read_port(transparent_for=())
-        m.d.comb += c_rd.addr.eq(k_cg)
+        m.d.comb += c_rd.addr.eq(delay(m, c_cg, lp - 1, "kc_cg"))
+        c_word = delay(m, c_rd.data, 1, "conv_constants")
         conv = []
         conv_valid = None
         for lane in range(P):
-            word = c_rd.data[lane * cwidth:(lane + 1) * cwidth]
+            word = c_word[lane * cwidth:(lane + 1) * cwidth]
             if p.form == "binarized":
                 tb = ceil_log2(p.n + 2)
                 u = ThresholdCompare(p.n, rb)
@@ -354,9 +381,9 @@ class BinaryBlockEngine(wiring.Component):
         a_sc = delay_valid(m, sc_ph, 1)
         m.d.comb += [res_buf.r_slot.eq(r_slot), res_buf.r_x.eq(r_x), res_buf.r_sub.eq(r_sub),
                      res_buf.r_pad.eq(0), res_buf.r_en.eq(a_sc)]
-        b_sc = delay_valid(m, a_sc, 1)
-        b_first = delay(m, fi == 0, 2, "sc_first")
-        b_last = delay(m, fi == R - 1, 2, "sc_last")
+        b_sc = delay_valid(m, a_sc, 2)
+        b_first = delay(m, fi == 0, 3, "sc_first")
+        b_last = delay(m, fi == R - 1, 3, "sc_last")
         sc_push = Signal(name="sc_push")
         m.d.sync += sc_push.eq(b_sc & b_last)
         sc_vals = []
@@ -373,7 +400,7 @@ class BinaryBlockEngine(wiring.Component):
         sums = []
         for lane in range(P):
             sc = sc_fifo.r_data[lane * rb:(lane + 1) * rb].as_signed()
-            t = _sat(m, conv[lane] + sc, rb, f"sum_sat{lane}")
+            t = _sat_add(m, conv[lane], sc, rb, f"sum_sat{lane}")
             r = Signal(signed(rb), name=f"sum{lane}", reset_less=True)
             m.d.sync += r.eq(t)
             sums.append(r)
@@ -385,13 +412,14 @@ class BinaryBlockEngine(wiring.Component):
             r_mem = Memory(shape=P * rwidth, depth=CGo, init=rwords)
             m.submodules.rprelu_constants = r_mem
             r_rd = r_mem.read_port(transparent_for=())
-            m.d.comb += r_rd.addr.eq(delay(m, k_cg, 1 + self.conv_latency, "r_cg"))
+            m.d.comb += r_rd.addr.eq(delay(m, k_cg, self.conv_latency, "r_cg"))
+            r_word = delay(m, r_rd.data, 1, "rprelu_constants")
             form = self._rprelu_form()
             u = RPReLUUnit(P, form, rb, p.slope_bits, p.slope_frac)
             m.submodules.rprelu = u
             b0, b1, ex, ng, sl = [], [], [], [], []
             for lane in range(P):
-                word = r_rd.data[lane * rwidth:(lane + 1) * rwidth]
+                word = r_word[lane * rwidth:(lane + 1) * rwidth]
                 b0.append(word[:rb])
                 b1.append(word[rb:2 * rb])
                 if form == "shift":
@@ -413,5 +441,4 @@ class BinaryBlockEngine(wiring.Component):
         m.d.comb += [out_fifo.w_data.eq(y), out_fifo.w_en.eq(y_valid),
                      self.o.payload.eq(out_fifo.r_data), self.o.valid.eq(out_fifo.r_rdy),
                      out_fifo.r_en.eq(self.o.ready)]
-        m.d.sync += inflight.eq(inflight + (issue & first) - y_valid)
         return m

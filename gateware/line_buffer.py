@@ -6,13 +6,16 @@ Storage is one memory of ``rows * width * subwords`` words of ``word_bits`` bits
 comes from a table of ``rows`` constants: no multiplier). A binary block keeps map row ``y`` in
 slot ``y mod rows``; the engine decides which slots may be overwritten.
 
-Read: present ``r_slot``, ``r_x``, ``r_sub`` with ``r_en``; ``r_data`` holds the word one cycle
-later. If ``r_pad`` was high with the address, ``r_data`` is the constant ``fill`` instead (the
-padding of a convolution window outside the map). Write: ``w_data`` goes to ``(w_slot, w_x,
+Read: present ``r_slot``, ``r_x``, ``r_sub`` with ``r_en``; ``r_data`` holds the word two cycles
+later (and only then: it follows the memory every cycle) (the memory's read register, then a register on its output, so that no logic follows a
+block RAM's slow clock-to-output: FPGA block RAMs whose output register the synthesis tool does
+not use are the slowest paths of an engine otherwise). If ``r_pad`` was high with the address,
+``r_data`` is the constant ``fill`` instead (the padding of a convolution window outside the
+map). Write: ``w_data`` goes to ``(w_slot, w_x,
 w_sub)`` at the clock edge when ``w_en`` is high. A read of the word written in the same cycle
 returns the old word (the engine never does that).
 
-Latency: 1 cycle from read address to ``r_data``. Clock domain ``sync``.
+Latency: 2 cycles from read address to ``r_data``. Clock domain ``sync``.
 """
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal
@@ -74,7 +77,7 @@ class LineBuffer(wiring.Component):
 
     @property
     def latency(self):
-        return 1
+        return 2
 
     def _address(self, m, slot, x, sub, name):
         bb = ceil_log2(self._subwords)
@@ -97,8 +100,11 @@ class LineBuffer(wiring.Component):
             rd.addr.eq(self._address(m, self.r_slot, self.r_x, self.r_sub, "r_addr")),
             rd.en.eq(self.r_en),
         ]
-        pad = Signal(name="pad_d1", reset_less=True)
-        with m.If(self.r_en):
-            m.d.sync += pad.eq(self.r_pad)
-        m.d.comb += self.r_data.eq(Mux(pad, self._fill, rd.data))
+        # the output register takes the RAM's data every cycle (no enable: nothing between
+        # the RAM and the register); r_data is defined two cycles after a read
+        pad1 = Signal(name="pad_d1", reset_less=True)
+        pad2 = Signal(name="pad_d2", reset_less=True)
+        data = Signal(self._word_bits, name="data_d2", reset_less=True)
+        m.d.sync += [pad1.eq(self.r_pad), pad2.eq(pad1), data.eq(rd.data)]
+        m.d.comb += self.r_data.eq(Mux(pad2, self._fill, data))
         return m

@@ -1,4 +1,4 @@
-"""LineBuffer in the Amaranth simulator: raster writes into row slots, random reads one cycle
+"""LineBuffer in the Amaranth simulator: raster writes into row slots, random reads two cycles
 later, padded reads give the fill word, slots are reused modulo ``rows``."""
 
 import numpy as np
@@ -40,6 +40,7 @@ def test_reads_return_what_was_written(width, rows, bits, subwords, fill):
                 ctx.set(dut.r_en, 1)
                 await ctx.tick()
                 ctx.set(dut.r_en, 0)
+                await ctx.tick()
                 got = ctx.get(dut.r_data)
                 want = fill if pad else int(data[yy, x, s])
                 assert got == want, (yy, x, s, pad, got, want)
