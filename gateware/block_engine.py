@@ -40,6 +40,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ._common import delay, delay_valid
+from .banked_ram import BankedRAM
 from .baseline_scale import BaselineScale
 from .block_params import EXP_BITS, BlockParams
 from .line_buffer import LineBuffer
@@ -297,23 +298,22 @@ class BinaryBlockEngine(wiring.Component):
         a_waddr = delay(m, waddr, 1, "a_waddr")
         a_cb = delay(m, cb, 1, "a_cb")
         m.d.comb += [bits_buf.r_slot.eq(a_slot), bits_buf.r_x.eq(a_ix),
-                     bits_buf.r_pad.eq(a_pad), bits_buf.r_en.eq(a_valid)]
+                     bits_buf.r_pad.eq(a_pad)]
 
         # The window word leaves the line buffer (latency 2) at t0+3; the weight word is read
         # one cycle after it and registered, so both reach stage C (t0+4) with no logic
         # between a block RAM and a register.
-        w_mem = Memory(shape=P * B, depth=CGo * F, init=p.weight_words())
-        m.submodules.weights = w_mem
-        w_rd = w_mem.read_port(transparent_for=())
+        m.submodules.weights = w_ram = BankedRAM(P * B, CGo * F, p.weight_words(),
+                                                 writable=False)
         b_valid = delay_valid(m, a_valid, 1)
-        m.d.comb += [w_rd.addr.eq(delay(m, a_waddr, 1, "b_waddr")), w_rd.en.eq(b_valid)]
+        m.d.comb += w_ram.r_addr.eq(delay(m, a_waddr, 1, "b_waddr"))
 
         # stage B (window word at t0+3) -> stage C: fold bits selected and registered
         b_cb = delay(m, a_cb, 2, "b_cb")
         act = Signal(B, name="act_c", reset_less=True)
         m.d.sync += act.eq(bits_buf.r_data.word_select(b_cb, B) if CB > 1
                            else bits_buf.r_data)
-        wgt = delay(m, w_rd.data, 1, "wgt")
+        wgt = w_ram.r_data
         c_valid = delay_valid(m, b_valid, 2)
         c_first = delay(m, first, 4, "first")
         c_last = delay(m, last, 4, "last")
@@ -380,7 +380,7 @@ class BinaryBlockEngine(wiring.Component):
                      r_sub.eq(cg if CGi >= CGo else cg[:ceil_log2(CGi)] if CGi > 1 else 0)]
         a_sc = delay_valid(m, sc_ph, 1)
         m.d.comb += [res_buf.r_slot.eq(r_slot), res_buf.r_x.eq(r_x), res_buf.r_sub.eq(r_sub),
-                     res_buf.r_pad.eq(0), res_buf.r_en.eq(a_sc)]
+                     res_buf.r_pad.eq(0)]
         b_sc = delay_valid(m, a_sc, 2)
         b_first = delay(m, fi == 0, 3, "sc_first")
         b_last = delay(m, fi == R - 1, 3, "sc_last")

@@ -1,17 +1,17 @@
 """Line buffer: ``rows`` row slots of a feature map, written in raster order, read at random.
 
-Storage is one memory of ``rows * width * subwords`` words of ``word_bits`` bits. Word
+Storage is one :class:`BankedRAM` of ``rows * width * subwords`` words of ``word_bits`` bits. Word
 ``(slot, x, sub)`` lives at address ``slot * width * subwords + x * subwords + sub``
 (``subwords`` is a power of two, so ``x * subwords`` is a shift; ``slot * width * subwords``
 comes from a table of ``rows`` constants: no multiplier). A binary block keeps map row ``y`` in
 slot ``y mod rows``; the engine decides which slots may be overwritten.
 
-Read: present ``r_slot``, ``r_x``, ``r_sub`` with ``r_en``; ``r_data`` holds the word two cycles
-later (and only then: it follows the memory every cycle) (the memory's read register, then a register on its output, so that no logic follows a
-block RAM's slow clock-to-output: FPGA block RAMs whose output register the synthesis tool does
-not use are the slowest paths of an engine otherwise). If ``r_pad`` was high with the address,
-``r_data`` is the constant ``fill`` instead (the padding of a convolution window outside the
-map). Write: ``w_data`` goes to ``(w_slot, w_x,
+Read: present ``r_slot``, ``r_x``, ``r_sub`` (and ``r_pad``); ``r_data`` holds the word two
+cycles later (the memory reads every cycle; its data goes straight into a register, so that no
+logic follows a block RAM's slow clock-to-output and the register can become the RAM's own
+output register). A padded read (``r_pad`` high, only with ``fill`` given) reads one extra
+word of the memory that holds ``fill`` and is never written: the padding of a convolution
+window costs an address multiplexer, not a data multiplexer. Write: ``w_data`` goes to ``(w_slot, w_x,
 w_sub)`` at the clock edge when ``w_en`` is high. A read of the word written in the same cycle
 returns the old word (the engine never does that).
 
@@ -20,13 +20,13 @@ Latency: 2 cycles from read address to ``r_data``. Clock domain ``sync``.
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from bincount.errors import BincountError
 
 from ._common import check_int, quiet_on_error
+from .banked_ram import BankedRAM
 
 __all__ = ["LineBuffer"]
 
@@ -44,11 +44,12 @@ class LineBuffer(wiring.Component):
         Bits per word (``1..65536``).
     subwords : int
         Words per pixel, a power of two (``1..4096``).
-    fill : int
-        ``r_data`` of a padded read (``0 <= fill < 2**word_bits``).
+    fill : int or None
+        ``r_data`` of a padded read (``0 <= fill < 2**word_bits``); ``None``: no padding
+        (``r_pad`` is ignored).
     """
 
-    def __init__(self, width, rows, word_bits, subwords=1, fill=0):
+    def __init__(self, width, rows, word_bits, subwords=1, fill=None):
         with quiet_on_error(self):
             self._width = check_int("width", width, (1, 4096))
             self._rows = check_int("rows", rows, (1, 64))
@@ -56,8 +57,8 @@ class LineBuffer(wiring.Component):
             self._subwords = check_int("subwords", subwords, (1, 4096))
             if subwords & (subwords - 1):
                 raise BincountError(f"subwords must be a power of two, got {subwords}")
-            if isinstance(fill, bool) or not isinstance(fill, int) \
-                    or not 0 <= fill < (1 << word_bits):
+            if fill is not None and (isinstance(fill, bool) or not isinstance(fill, int)
+                                     or not 0 <= fill < (1 << word_bits)):
                 raise BincountError(f"fill must be an integer in 0..2**{word_bits}-1, "
                                     f"got {fill!r}")
             self._fill = fill
@@ -66,13 +67,12 @@ class LineBuffer(wiring.Component):
             "w_slot": In(sb), "w_x": In(xb), "w_sub": In(max(bb, 1)), "w_data": In(word_bits),
             "w_en": In(1),
             "r_slot": In(sb), "r_x": In(xb), "r_sub": In(max(bb, 1)), "r_pad": In(1),
-            "r_en": In(1),
             "r_data": Out(word_bits),
         })
 
     @property
     def depth(self):
-        """Words of the memory: ``rows * width * subwords``."""
+        """Words of the map: ``rows * width * subwords`` (plus one fill word when padded)."""
         return self._rows * self._width * self._subwords
 
     @property
@@ -90,21 +90,15 @@ class LineBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = Memory(shape=self._word_bits, depth=self.depth, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=())
+        padded = self._fill is not None
+        init = [0] * self.depth + ([self._fill] if padded else [])
+        m.submodules.ram = ram = BankedRAM(self._word_bits, len(init), init)
+        r_addr = self._address(m, self.r_slot, self.r_x, self.r_sub, "r_addr")
         m.d.comb += [
-            wr.addr.eq(self._address(m, self.w_slot, self.w_x, self.w_sub, "w_addr")),
-            wr.data.eq(self.w_data),
-            wr.en.eq(self.w_en),
-            rd.addr.eq(self._address(m, self.r_slot, self.r_x, self.r_sub, "r_addr")),
-            rd.en.eq(self.r_en),
+            ram.w_addr.eq(self._address(m, self.w_slot, self.w_x, self.w_sub, "w_addr")),
+            ram.w_data.eq(self.w_data),
+            ram.w_en.eq(self.w_en),
+            ram.r_addr.eq(Mux(self.r_pad, self.depth, r_addr) if padded else r_addr),
+            self.r_data.eq(ram.r_data),
         ]
-        # the output register takes the RAM's data every cycle (no enable: nothing between
-        # the RAM and the register); r_data is defined two cycles after a read
-        pad1 = Signal(name="pad_d1", reset_less=True)
-        pad2 = Signal(name="pad_d2", reset_less=True)
-        data = Signal(self._word_bits, name="data_d2", reset_less=True)
-        m.d.sync += [pad1.eq(self.r_pad), pad2.eq(pad1), data.eq(rd.data)]
-        m.d.comb += self.r_data.eq(Mux(pad2, self._fill, data))
         return m

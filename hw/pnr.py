@@ -145,7 +145,7 @@ def _check_device(device, package):
 
 def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk",
               register_io=True, freq_mhz=200, seed=1, cache_dir="default", use_cache=True,
-              timeout=None):
+              timeout=None, bram_outreg=True):
     """Place and route ``top`` on an ECP5 ``device``/``package`` out of context.
 
     Returns a dict with ``fmax_mhz`` (achieved Fmax of ``clock``, None when nextpnr found no
@@ -153,7 +153,9 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
     available}}`` for the bels in use), the post-synthesis resources (as
     :func:`~bincount.hw.synth.count_resources`), ``harness_ff``, tool versions, scripts,
     ``seconds`` and ``cached``. ``freq_mhz`` is the target given to the placer (timing may
-    fail; the achieved figure is reported either way).
+    fail; the achieved figure is reported either way). With ``bram_outreg`` registers that
+    directly follow a block RAM output are moved into the RAM's output register before place
+    and route (:mod:`bincount.hw.ecp5_bram_outreg`; ``bram_outreg_absorbed`` says how many).
     """
     _check_top(top)
     _check_device(device, package)
@@ -171,7 +173,8 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
                 "--out-of-context", "--report", "report.json", "--freq", str(freq_mhz),
                 "--timing-allow-fail", "--seed", str(seed), "-q", "-l", "nextpnr.log"]
     ypkg, npkg = yosys_package_version(), nextpnr_package_version()
-    key = cache_key("pnr-ecp5", design, pnr_top, script, " ".join(pnr_args), ypkg, npkg)
+    key = cache_key("pnr-ecp5", design, pnr_top, script, " ".join(pnr_args), ypkg, npkg,
+                    *(("bram-outreg-1",) if bram_outreg else ()))
     if cache_dir == "default":
         cache_dir = default_cache_dir("pnr")
     hit = cached_result(cache_dir, use_cache, key, "ecp5")
@@ -186,6 +189,12 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
         if proc.returncode != 0 or not Path(workdir, "netlist.json").exists():
             raise _yosys_failure(f"Yosys synthesis of {top!r} for ECP5", workdir, proc)
         cells, yversion = _parse_stat(Path(workdir, "stat.json").read_text(encoding="utf-8"))
+        absorbed = 0
+        if bram_outreg:
+            from bincount.hw.ecp5_bram_outreg import absorb_output_registers
+            net = Path(workdir, "netlist.json")
+            text, absorbed = absorb_output_registers(net.read_text(encoding="utf-8"), pnr_top)
+            net.write_text(text, encoding="utf-8")
         proc = run_tool([sys.executable, "-c", _NEXTPNR_LAUNCHER, *pnr_args], workdir,
                         timeout=timeout)
         seconds = time.monotonic() - t0
@@ -214,7 +223,8 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
     result = {"cache_format": CACHE_FORMAT, "top": top, "device": device,
               "part": _part_name(device), "package": package, "clock": clock,
               "fmax_mhz": achieved, "fmax": fmax, "register_io": register_io,
-              "harness_ff": harness_ff, "utilisation": util}
+              "harness_ff": harness_ff, "utilisation": util,
+              "bram_outreg": bool(bram_outreg), "bram_outreg_absorbed": absorbed}
     result.update(count_resources(cells, "ecp5"))
     result.update({"cells": cells, "yosys": yversion, "yosys_package": ypkg,
                    "nextpnr_package": npkg, "script": script, "nextpnr_args": " ".join(pnr_args),

@@ -1,0 +1,87 @@
+"""Banked RAM: a memory split into banks of at most ``bank_depth`` words, every bank's output
+registered before the bank multiplexer.
+
+A memory deeper than one block RAM is built by synthesis tools as several RAMs and a
+multiplexer on their outputs; that multiplexer then sits between the RAMs' slow clock-to-output
+and the next register, and bounds Fmax. Here every bank is its own memory whose data goes
+straight into a register (which the tools can move into the RAM's output register), and the
+bank is selected after those registers::
+
+    cycle 0: r_addr           -> every bank reads word r_addr mod bank_depth
+    cycle 1: bank data        -> registered, bank index registered
+    cycle 2: r_data = bank_reg[bank index]     (combinational after registers)
+
+Latency: 2 cycles from ``r_addr`` to ``r_data``; the memory is read every cycle. The write port
+(``w_addr``, ``w_data``, ``w_en``; absent with ``writable=False``) writes at the clock edge; a
+read of the word being written returns the old word. ``init`` gives the initial words.
+"""
+
+from amaranth.hdl import Array, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ._common import check_int, quiet_on_error
+
+__all__ = ["BankedRAM", "BANK_DEPTH"]
+
+#: Words per bank: the depth of one block RAM in its widest mode (ECP5 DP16KD 512 x 36,
+#: 7-series RAMB36 512 x 72).
+BANK_DEPTH = 512
+
+
+class BankedRAM(wiring.Component):
+    """``depth`` words of ``width`` bits in banks of ``bank_depth`` words (module docstring)."""
+
+    def __init__(self, width, depth, init=(), bank_depth=BANK_DEPTH, writable=True):
+        with quiet_on_error(self):
+            self._width = check_int("width", width, (1, 1 << 20))
+            self._depth = check_int("depth", depth, (1, 1 << 24))
+            self._bank_depth = check_int("bank_depth", bank_depth, (1, 1 << 24))
+            self._init = [int(v) for v in init]
+            if len(self._init) > depth:
+                check_int("len(init)", len(self._init), (0, depth))
+        ab = ceil_log2(max(depth, 2))
+        members = {"r_addr": In(ab), "r_data": Out(width)}
+        if writable:
+            members.update({"w_addr": In(ab), "w_data": In(width), "w_en": In(1)})
+        self._writable = writable
+        super().__init__(members)
+
+    @property
+    def banks(self):
+        return -(-self._depth // self._bank_depth)
+
+    @property
+    def latency(self):
+        return 2
+
+    def elaborate(self, platform):
+        m = Module()
+        n, bd = self.banks, min(self._bank_depth, self._depth)
+        lb = ceil_log2(max(bd, 2))
+        regs = []
+        for b in range(n):
+            words = self._init[b * bd:(b + 1) * bd]
+            size = min(bd, self._depth - b * bd)
+            mem = Memory(shape=self._width, depth=size, init=words)
+            m.submodules[f"bank{b}"] = mem
+            rd = mem.read_port(transparent_for=())
+            m.d.comb += rd.addr.eq(self.r_addr[:lb] if n > 1 else self.r_addr)
+            if self._writable:
+                wr = mem.write_port()
+                sel = (self.w_addr[lb:] == b) if n > 1 else 1
+                m.d.comb += [wr.addr.eq(self.w_addr[:lb] if n > 1 else self.w_addr),
+                             wr.data.eq(self.w_data), wr.en.eq(self.w_en & sel)]
+            reg = Signal(self._width, name=f"bank{b}_data", reset_less=True)
+            m.d.sync += reg.eq(rd.data)
+            regs.append(reg)
+        if n == 1:
+            m.d.comb += self.r_data.eq(regs[0])
+            return m
+        bank = Signal(range(n), name="bank_d1", reset_less=True)
+        bank2 = Signal(range(n), name="bank_d2", reset_less=True)
+        m.d.sync += [bank.eq(self.r_addr[lb:]), bank2.eq(bank)]
+        m.d.comb += self.r_data.eq(Array(regs)[bank2])
+        return m

@@ -1,0 +1,91 @@
+"""Absorb flip-flops that directly follow an ECP5 block RAM output into the RAM's output register.
+
+Yosys maps inferred memories onto ``DP16KD`` with ``REGMODE_A/B = "NOREG"``: the RAM's data
+appears 5.8 ns after the clock (speed grade 6), so a block RAM read followed by a register
+bounds Fmax near 125 MHz whatever the logic. The DP16KD has an output register of its own
+(``REGMODE = "OUTREG"``, clock-to-output about 1 ns) that the vendor tools fill with such a
+register. :func:`absorb_output_registers` does the same on Yosys's JSON netlist before nextpnr:
+for every ``DP16KD`` port (A or B) whose every used data output ``DO{A,B}k`` drives exactly one
+``TRELLIS_FF`` data input, and nothing else, where that flip-flop
+
+- is clocked by the port's clock net with the same (non-inverted) polarity,
+- has its clock enable tied on (``CEMUX = "1"``) and its set/reset unused (``LSR`` constant 0),
+
+the flip-flops are removed, their outputs are driven by the RAM pins instead and the port's
+``REGMODE`` becomes ``"OUTREG"`` (output clock enable ``OCE`` tied to 1, output reset unused).
+The circuit computes the same values in the same cycles: one register is exchanged for another.
+Anything else is left as Yosys produced it. The generated Verilog is not changed; only the
+netlist placed and routed for the Fmax figure.
+"""
+
+import json
+
+__all__ = ["absorb_output_registers"]
+
+def absorb_output_registers(netlist_text, top):
+    """``(new netlist text, number of flip-flops absorbed)`` for module ``top``."""
+    data = json.loads(netlist_text)
+    mod = data["modules"][top]
+    cells = mod["cells"]
+    port_bits = set()
+    for p in mod.get("ports", {}).values():
+        port_bits.update(b for b in p["bits"] if isinstance(b, int))
+    sinks = {}
+    for name, c in cells.items():
+        dirs = c.get("port_directions", {})
+        for pin, bits in c["connections"].items():
+            if dirs.get(pin) == "input":
+                for b in bits:
+                    if isinstance(b, int):
+                        sinks.setdefault(b, []).append((name, pin))
+    absorbed = 0
+    for name, c in list(cells.items()):
+        if c["type"] != "DP16KD":
+            continue
+        conn = c["connections"]
+        for port in ("A", "B"):
+            if c["parameters"].get(f"REGMODE_{port}") != "NOREG":
+                continue
+            clk = conn.get(f"CLK{port}")
+            if not clk or not isinstance(clk[0], int) \
+                    or c["parameters"].get(f"CLK{port}MUX", f"CLK{port}") != f"CLK{port}":
+                continue
+            plan = []
+            ok = True
+            for k in range(18):
+                pin = f"DO{port}{k}"
+                bits = conn.get(pin)
+                if not bits or not isinstance(bits[0], int):
+                    continue
+                b = bits[0]
+                users = sinks.get(b, [])
+                if not users:
+                    continue
+                if b in port_bits or len(users) != 1:
+                    ok = False
+                    break
+                ff_name, ff_pin = users[0]
+                ff = cells.get(ff_name)
+                if ff is None or ff["type"] != "TRELLIS_FF" or ff_pin != "DI":
+                    ok = False
+                    break
+                fp, fc = ff["parameters"], ff["connections"]
+                lsr = fc.get("LSR", ["0"])[0]
+                if fc.get("CLK") != clk or fp.get("CLKMUX", "CLK").strip() != "CLK" \
+                        or fp.get("CEMUX", "").strip() != "1" or isinstance(lsr, int) \
+                        or any(isinstance(v[0], int) for k, v in fc.items()
+                               if k not in ("CLK", "DI", "Q", "LSR", "CE")):
+                    ok = False
+                    break
+                plan.append((pin, ff_name, fc["Q"][0]))
+            if not ok or not plan:
+                continue
+            for pin, ff_name, q in plan:
+                conn[pin] = [q]
+                del cells[ff_name]
+                absorbed += 1
+            c["parameters"][f"REGMODE_{port}"] = "OUTREG"
+            conn[f"OCE{port}"] = ["1"]
+            if f"RST{port}" in conn:
+                conn[f"RST{port}"] = ["0"]
+    return json.dumps(data), absorbed

@@ -1,0 +1,50 @@
+"""Moving the flip-flops after an ECP5 block RAM into its output register (Fmax netlists)."""
+
+import json
+
+from bincount.hw.ecp5_bram_outreg import absorb_output_registers
+
+
+def _netlist(ff_params=None, ff_extra=None, extra_sink=False):
+    ram = {"type": "DP16KD", "parameters": {"REGMODE_A": "NOREG", "REGMODE_B": "NOREG",
+                                            "CLKBMUX": "CLKB"},
+           "port_directions": {"CLKB": "input", "DOB0": "output", "DOB1": "output",
+                               "OCEB": "input", "RSTB": "input"},
+           "connections": {"CLKB": [2], "DOB0": [10], "DOB1": [11], "OCEB": ["0"],
+                           "RSTB": ["0"]}}
+    cells = {"ram": ram}
+    for k, (d, q) in enumerate(((10, 20), (11, 21))):
+        conn = {"CLK": [2], "DI": [d], "Q": [q], "LSR": ["0"]}
+        conn.update(ff_extra or {})
+        cells[f"ff{k}"] = {"type": "TRELLIS_FF",
+                           "parameters": dict({"CEMUX": "1 ", "CLKMUX": "CLK"},
+                                              **(ff_params or {})),
+                           "port_directions": {"CLK": "input", "DI": "input", "Q": "output",
+                                               "LSR": "input", "CE": "input"},
+                           "connections": conn}
+    if extra_sink:
+        cells["lut"] = {"type": "LUT4", "parameters": {},
+                        "port_directions": {"A": "input", "Z": "output"},
+                        "connections": {"A": [11], "Z": [30]}}
+    return json.dumps({"modules": {"top": {"ports": {}, "cells": cells}}})
+
+
+def test_registers_after_the_ram_move_into_it():
+    text, n = absorb_output_registers(_netlist(), "top")
+    assert n == 2
+    cells = json.loads(text)["modules"]["top"]["cells"]
+    assert set(cells) == {"ram"}
+    ram = cells["ram"]
+    assert ram["parameters"]["REGMODE_B"] == "OUTREG" and ram["parameters"]["REGMODE_A"] == "NOREG"
+    assert ram["connections"]["DOB0"] == [20] and ram["connections"]["DOB1"] == [21]
+    assert ram["connections"]["OCEB"] == ["1"]
+
+
+def test_anything_else_is_left_alone():
+    for kwargs in ({"ff_params": {"CEMUX": "CE"}, "ff_extra": {"CE": [5]}},   # clock enable
+                   {"ff_extra": {"LSR": [6]}},                               # a reset
+                   {"ff_extra": {"CLK": [3]}},                               # another clock
+                   {"extra_sink": True}):                                    # RAM output shared
+        before = _netlist(**kwargs)
+        text, n = absorb_output_registers(before, "top")
+        assert n == 0 and json.loads(text) == json.loads(before), kwargs
