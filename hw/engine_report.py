@@ -122,8 +122,8 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
 
     # Verilog first (Python, one at a time), so that bad knobs fail before any synthesis
     designs = {}
-    for form in forms:
-        for stage in stages:
+    for stage in stages:                  # stage by stage, both forms of a stage together
+        for form in forms:
             t0 = time.monotonic()
             module, text, manifest = _verilog(ex[form][0], stage, lanes, bpc,
                                               v_cache if use_cache else None)
