@@ -102,17 +102,9 @@ def section(rows, layer_rows, args):
 
 
 def write_section(path, text):
-    from bincount.fileio import atomic_write_text
+    from bincount.fileio import replace_marked_section
 
-    path = Path(path)
-    old = path.read_text() if path.is_file() else ""
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + ("\n\n" if old else "") + text
-    atomic_write_text(path, new)
+    replace_marked_section(path, BEGIN, END, text)
 
 
 def main(argv=None):

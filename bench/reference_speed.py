@@ -137,17 +137,9 @@ def section(args, results, started, wall):
 
 
 def write_section(path, text):
-    from bincount.fileio import atomic_write_text
+    from bincount.fileio import replace_marked_section
 
-    path = Path(path)
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    atomic_write_text(path, new)
+    replace_marked_section(path, BEGIN, END, text)
 
 
 def main(argv=None):

@@ -14,6 +14,7 @@ import numpy as np
 from bincount.errors import BincountError
 
 __all__ = ["ensure_dir", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+           "replace_marked_section",
            "atomic_savez", "load_npz", "read_meta_json"]
 
 
@@ -52,6 +53,21 @@ def atomic_write_bytes(path, data):
 
 def atomic_write_text(path, text):
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def replace_marked_section(path, begin, end, text):
+    """Replace the part of text file ``path`` from the line ``begin`` to the line ``end``
+    (both included; ``text`` carries its own markers) with ``text``, or append ``text`` when
+    the markers are missing or the file does not exist. Written atomically."""
+    path = Path(path)
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        new = head + text + ("\n" + tail if tail else "")
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    atomic_write_text(path, new)
 
 
 def atomic_write_json(path, obj):

@@ -23,7 +23,6 @@ trained values, only on shapes); ``exports`` may name trained ``bincount-network
 import io
 import json
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from bincount.errors import BincountError
@@ -104,9 +103,8 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
     ``report.json``. ``progress`` is the report's progress printer."""
     from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
     from bincount.hw.pnr import fmax_ecp5
-    from bincount.hw.report import _Progress
-    from bincount.hw.synth import (SynthesisError, allow_running, synthesize,
-                                   terminate_running)
+    from bincount.hw.report import _Progress, run_tasks
+    from bincount.hw.synth import SynthesisError, synthesize
 
     lanes = DEFAULT_LANES if lanes is None else int(lanes)
     bpc = DEFAULT_BITS_PER_CYCLE if bits_per_cycle is None else int(bits_per_cycle)
@@ -163,23 +161,7 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
         if fmax:
             tasks.append((pnr_one, k))
     t_start = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=max(1, int(jobs)), thread_name_prefix="engine")
-    allow_running()
-    try:
-        pending = {pool.submit(fn, k) for fn, k in tasks}
-        while pending:
-            done, pending = wait(pending, timeout=30.0, return_when=FIRST_COMPLETED)
-            for fut in done:
-                fut.result()
-            if not done:
-                prog.heartbeat()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        terminate_running()
-        pool.shutdown(wait=True)
-        allow_running()
-        raise
-    pool.shutdown(wait=True)
+    run_tasks([(fn, (k,)) for fn, k in tasks], jobs, prog)
 
     rows = []
     pnr_info = None

@@ -31,7 +31,8 @@ from bincount.errors import BincountError
 from bincount.fileio import atomic_write_json, ensure_dir
 
 __all__ = ["DEFAULT_WIDTHS", "DEFAULT_LANES", "LANE_BLOCKS", "build_report", "render_markdown",
-           "write_report", "lane_verilog", "network_view", "check_output_dir", "default_jobs"]
+           "write_report", "lane_verilog", "network_view", "check_output_dir", "default_jobs",
+           "run_tasks"]
 
 #: ReActNet-18 lane widths N = 3*3*Cin for Cin = 64, 128, 256, 512 (stages 1..4).
 DEFAULT_WIDTHS = (576, 1152, 2304, 4608)
@@ -266,6 +267,31 @@ class _Progress:
             self.say(f"      still running: {', '.join(items)}")
 
 
+def run_tasks(tasks, jobs, prog):
+    """Run ``tasks`` (``(function, args)`` pairs) on ``jobs`` threads, in order, with
+    heartbeat lines on ``prog`` while nothing finishes. The first failure (or Ctrl-C) stops
+    the Yosys / nextpnr processes still running and is raised."""
+    from bincount.hw.synth import allow_running, terminate_running
+
+    pool = ThreadPoolExecutor(max_workers=max(1, int(jobs)), thread_name_prefix="synth")
+    allow_running()
+    try:
+        pending = {pool.submit(fn, *args) for fn, args in tasks}
+        while pending:
+            done, pending = wait(pending, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+            for fut in done:
+                fut.result()    # re-raise the first failure
+            if not done:
+                prog.heartbeat()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        terminate_running()
+        pool.shutdown(wait=True)
+        allow_running()
+        raise
+    pool.shutdown(wait=True)
+
+
 def _tool_info(target, fmax):
     from importlib.metadata import PackageNotFoundError, version
 
@@ -328,8 +354,7 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jo
     defaults) adds the stage engines (``report["engines"]``).
     """
     from bincount.hw.pnr import fmax_ecp5
-    from bincount.hw.synth import (TARGETS, allow_running, default_cache_dir, synthesize,
-                                   terminate_running)
+    from bincount.hw.synth import TARGETS, default_cache_dir, synthesize
 
     if target not in TARGETS:
         raise BincountError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
@@ -381,24 +406,7 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jo
                         f" ({f:.1f} MHz)" if f is not None else " (no timed path)")
             fmax_results[(block, width)] = p
 
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="synth")
-    allow_running()
-    try:
-        pending = {pool.submit(run_one, b, w) for b, w in order}
-        while pending:
-            done, pending = wait(pending, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
-            for fut in done:
-                fut.result()    # re-raise the first failure
-            if not done:
-                prog.heartbeat()
-    except BaseException:
-        # one failure (or Ctrl-C) ends the report: stop the syntheses still running
-        pool.shutdown(wait=False, cancel_futures=True)
-        terminate_running()
-        pool.shutdown(wait=True)
-        allow_running()
-        raise
-    pool.shutdown(wait=True)
+    run_tasks([(run_one, (b, w)) for b, w in order], jobs, prog)
     wall = time.monotonic() - t_start
 
     tool = _tool_info(target, fmax)
