@@ -59,7 +59,7 @@ from bincount.errors import BincountError
 from bincount.fileio import atomic_savez, load_npz, read_meta_json
 
 __all__ = ["FORMAT", "VERSION", "FORMS", "NETWORK", "WIDTH_MULT", "LAYER_TENSORS",
-           "NEGATIVE_GAMMA_EVERY", "image_indices", "engine_meta", "calibrate", "engine_golden",
+           "image_indices", "engine_meta", "calibrate", "engine_golden",
            "check_sanity", "save_engine_golden", "load_engine_golden", "layer_case"]
 
 FORMAT = "bincount-engine-golden"
@@ -71,8 +71,6 @@ FORMS = {"binarized": ("qat_cn_times_alpha", {"shortcut": "concat", "slopes": "p
          "baseline": ("baseline", {"shortcut": "concat", "slopes": "trained"})}
 #: Golden tensors of one binary layer ``{L}.<name>`` (see ``network_reference.TENSOR_DOC``).
 LAYER_TENSORS = ("input", "act_bits", "count", "conv_out", "shortcut", "sum", "output")
-#: Binary-conv BN channels ``c % 4 == 3`` get a negative scale (as ``calibrate_random`` intends).
-NEGATIVE_GAMMA_EVERY = 4
 EXPORT_PREFIX = "export/"
 GOLDEN_PREFIX = "golden/"
 TEST_SET_SIZE = 10000

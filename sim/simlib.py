@@ -451,18 +451,26 @@ def golden_vectors(n: int, count: int | None = None, seed: int | None = None) ->
     seed = default_seed() if seed is None else int(seed)
     if n % 9:
         raise ValueError(f"golden vectors come from 3x3 layers: n must be 9 * cin, got {n}")
+    def make(path):
+        from bincount.model.vectors import save_lane_vectors
+        save_lane_vectors(path, cin=n // 9, count=count, seed=seed)
+
+    return _cached_vectors(f"lane_n{n}_v{count}_s{seed}", make)
+
+
+def _cached_vectors(stem: str, make) -> Path:
+    """``sim_build/vectors/<stem>_<model digest>.npz``, made by ``make(path)`` once under a
+    file lock shared by parallel pytest workers; files of older model versions are removed."""
     folder = build_root() / "vectors"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"lane_n{n}_v{count}_s{seed}_{_model_digest()}.npz"
+    path = folder / f"{stem}_{_model_digest()}.npz"
     if path.is_file():
         return path
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.is_file():
-            from bincount.model.vectors import save_lane_vectors
-
-            save_lane_vectors(path, cin=n // 9, count=count, seed=seed)
-            for stale in folder.glob(f"lane_n{n}_v{count}_s{seed}_*.npz"):
+            make(path)
+            for stale in folder.glob(f"{stem}_*.npz"):
                 if stale != path:  # made by an older model version
                     stale.unlink(missing_ok=True)
     return path
@@ -483,21 +491,12 @@ def engine_golden(form: str, seed: int | None = None) -> Path:
     if form not in FORMS:
         raise ValueError(f"engine golden form {form!r}; expected one of {', '.join(FORMS)}")
     seed = default_seed() if seed is None else int(seed)
-    folder = build_root() / "vectors"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"engine_{form}_s{seed}_{_model_digest()}.npz"
-    if path.is_file():
-        return path
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.is_file():
-            from bincount.model.engine_golden import save_engine_golden
 
-            save_engine_golden(path, form, seed=seed)
-            for stale in folder.glob(f"engine_{form}_s{seed}_*.npz"):
-                if stale != path:  # made by an older model version
-                    stale.unlink(missing_ok=True)
-    return path
+    def make(path):
+        from bincount.model.engine_golden import save_engine_golden
+        save_engine_golden(path, form, seed=seed)
+
+    return _cached_vectors(f"engine_{form}_s{seed}", make)
 
 
 def vector_meta(path: Path) -> dict:

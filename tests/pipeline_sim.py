@@ -1,10 +1,11 @@
 """Amaranth-simulator helpers shared by the component tests (pipelined blocks with
 ``in_valid`` / ``out_valid``, no backpressure)."""
 
-from amaranth.hdl import Fragment
+from amaranth.hdl import ClockDomain, Fragment, Module
 from amaranth.sim import Simulator
 
-__all__ = ["rtl_pipeline", "expected_pipeline", "assert_pipeline", "elaborated"]
+__all__ = ["rtl_pipeline", "expected_pipeline", "assert_pipeline", "elaborated",
+           "assert_reset_clears_valid"]
 
 
 def rtl_pipeline(dut, vectors, outputs=("y",)):
@@ -51,3 +52,30 @@ def elaborated(dut):
     """``dut`` after elaboration, so Amaranth does not warn that it was never used."""
     Fragment.get(dut, None)
     return dut
+
+
+def assert_reset_clears_valid(dut):
+    """``in_valid`` high for three cycles, then a one-cycle synchronous reset (``in_valid``
+    still high during it): ``out_valid`` must stay low for the ``latency + 2`` cycles after."""
+    top = Module()
+    top.domains.sync = sync = ClockDomain()
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    seen = []
+
+    async def tb(ctx):
+        ctx.set(dut.in_valid, 1)
+        for _ in range(3):
+            await ctx.tick()
+        ctx.set(sync.rst, 1)
+        await ctx.tick()
+        ctx.set(sync.rst, 0)
+        ctx.set(dut.in_valid, 0)
+        for _ in range(dut.latency + 2):
+            await ctx.tick()
+            seen.append(ctx.get(dut.out_valid))
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen == [0] * (dut.latency + 2), f"out_valid after reset: {seen}"

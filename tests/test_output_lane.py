@@ -5,13 +5,11 @@ import random
 
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from bincount.errors import BincountError
 from bincount.gateware.output_lane import OutputLane
 from bincount.gateware.xnor_popcount import popcount_latency
-from pipeline_sim import assert_pipeline, elaborated, rtl_pipeline
+from pipeline_sim import assert_pipeline, elaborated, rtl_pipeline, assert_reset_clears_valid
 
 
 def ref_count(act, wgt, n):
@@ -105,30 +103,7 @@ def test_constants_travel_with_their_vector():
 
 
 def test_reset_clears_valid_pipeline():
-    n = 64
-    dut = OutputLane(n, "binarized")
-    top = Module()
-    top.domains.sync = sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    seen = []
-
-    async def tb(ctx):
-        ctx.set(dut.in_valid, 1)
-        for _ in range(3):
-            await ctx.tick()
-        ctx.set(dut.in_valid, 0)
-        ctx.set(sync.rst, 1)
-        await ctx.tick()
-        ctx.set(sync.rst, 0)
-        for _ in range(dut.latency + 2):
-            await ctx.tick()
-            seen.append(ctx.get(dut.out_valid))
-
-    sim.add_testbench(tb)
-    sim.run()
-    assert seen == [0] * (dut.latency + 2)
+    assert_reset_clears_valid(OutputLane(64, "binarized"))
 
 
 def test_ports():

@@ -3,14 +3,12 @@
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from bincount.errors import BincountError
 from bincount.gateware.rprelu_unit import RPReLUUnit
 from bincount.model.fixed_point import int_range
 from bincount.model.network_reference import _sat, _shift_round
-from pipeline_sim import elaborated, rtl_pipeline
+from pipeline_sim import elaborated, rtl_pipeline, assert_reset_clears_valid
 
 
 def ref_rprelu(s, b0, b1, *, res_bits, exp=None, neg=None, slope=None, slope_frac=12):
@@ -241,29 +239,7 @@ def test_latency_and_valid(form):
 
 @pytest.mark.parametrize("form", ["shift", "multiply"])
 def test_reset_clears_valid_pipeline(form):
-    dut = RPReLUUnit(1, form)
-    top = Module()
-    top.domains.sync = sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    seen = []
-
-    async def tb(ctx):
-        ctx.set(dut.in_valid, 1)
-        for _ in range(3):
-            await ctx.tick()
-        ctx.set(dut.in_valid, 0)
-        ctx.set(sync.rst, 1)
-        await ctx.tick()
-        ctx.set(sync.rst, 0)
-        for _ in range(dut.latency + 2):
-            await ctx.tick()
-            seen.append(ctx.get(dut.out_valid))
-
-    sim.add_testbench(tb)
-    sim.run()
-    assert seen == [0] * (dut.latency + 2)
+    assert_reset_clears_valid(RPReLUUnit(1, form))
 
 
 def test_ports_and_multipliers():

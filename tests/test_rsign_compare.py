@@ -3,13 +3,11 @@
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from bincount.errors import BincountError
 from bincount.gateware.rsign_compare import RSignCompare
 from bincount.model.fixed_point import int_range
-from pipeline_sim import elaborated, rtl_pipeline
+from pipeline_sim import elaborated, rtl_pipeline, assert_reset_clears_valid
 
 
 def ref_rsign(x, bias):
@@ -94,27 +92,7 @@ def test_latency_and_valid():
 
 
 def test_reset_clears_valid():
-    dut = RSignCompare(4)
-    top = Module()
-    top.domains.sync = sync = ClockDomain()
-    top.submodules.dut = dut
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    seen = []
-
-    async def tb(ctx):
-        ctx.set(dut.in_valid, 1)
-        ctx.set(sync.rst, 1)
-        await ctx.tick()
-        seen.append(ctx.get(dut.out_valid))
-        ctx.set(sync.rst, 0)
-        ctx.set(dut.in_valid, 0)
-        await ctx.tick()
-        seen.append(ctx.get(dut.out_valid))
-
-    sim.add_testbench(tb)
-    sim.run()
-    assert seen == [0, 0]
+    assert_reset_clears_valid(RSignCompare(4))
 
 
 def test_ports_and_no_multiplier():
