@@ -12,8 +12,12 @@ bank is selected after those registers::
     cycle 2: r_data = bank_reg[bank index]     (combinational after registers)
 
 Latency: 2 cycles from ``r_addr`` to ``r_data``; the memory is read every cycle. The write port
-(``w_addr``, ``w_data``, ``w_en``; absent with ``writable=False``) writes at the clock edge; a
-read of the word being written returns the old word. ``init`` gives the initial words.
+(``w_addr``, ``w_data``, ``w_en``; absent with ``writable=False``) writes at the clock edge.
+A read of the word being written in the same cycle is not to be relied on: it returns the old
+word in simulation, but the banks carry the ``no_rw_check`` attribute, which tells synthesis
+that the design never does it, so that no collision logic (a register of the write data and an
+address comparator and multiplexer after the RAM's output) is added. Users of a writable
+BankedRAM must never read the word written in the same cycle. ``init`` gives the initial words.
 """
 
 from amaranth.hdl import Array, Module, Signal
@@ -65,7 +69,8 @@ class BankedRAM(wiring.Component):
         for b in range(n):
             words = self._init[b * bd:(b + 1) * bd]
             size = min(bd, self._depth - b * bd)
-            mem = Memory(shape=self._width, depth=size, init=words)
+            attrs = {"no_rw_check": 1} if self._writable else None
+            mem = Memory(shape=self._width, depth=size, init=words, attrs=attrs)
             m.submodules[f"bank{b}"] = mem
             rd = mem.read_port(transparent_for=())
             m.d.comb += rd.addr.eq(self.r_addr[:lb] if n > 1 else self.r_addr)

@@ -164,13 +164,17 @@ class BinaryBlockEngine(wiring.Component):
         low_k = Signal(range(span + K), init=K, name="low_plus_slots")
         need = Signal(range(span), init=min(H, 2), name="rows_needed")
 
-        m.d.comb += self.i.ready.eq(acc_row < low_k)
+        # acc_row counts a finished row one cycle late (row_done registered, so that no adder
+        # follows the ready comparator); the input pauses for that cycle
+        row_done_r = Signal(name="in_row_done_r")
+        m.d.comb += self.i.ready.eq((acc_row < low_k) & ~row_done_r)
         beat = Signal(name="in_beat")
         m.d.comb += beat.eq(self.i.valid & self.i.ready)
         last_g = ld_g == CGi - 1
         last_x = ld_x == W - 1
         row_done = Signal(name="in_row_done")
         m.d.comb += row_done.eq(beat & last_g & last_x)
+        m.d.sync += row_done_r.eq(row_done)
         with m.If(beat):
             m.d.sync += ld_g.eq(Mux(last_g, 0, ld_g + 1))
             with m.If(last_g):
@@ -274,7 +278,7 @@ class BinaryBlockEngine(wiring.Component):
         # the image's rows leave the counters one cycle after its last fold (start is held)
         img_done_r = delay_valid(m, img_done, 1)
         m.d.sync += [
-            acc_row.eq(acc_row + row_done - Mux(img_done_r, H, 0)),
+            acc_row.eq(acc_row + row_done_r - Mux(img_done_r, H, 0)),
             loaded.eq(loaded + done2 - Mux(img_done_r, H, 0)),
             space.eq(space - (issue & first) + (self.o.valid & self.o.ready)),
         ]

@@ -12,10 +12,14 @@ logic follows a block RAM's slow clock-to-output and the register can become the
 output register). A padded read (``r_pad`` high, only with ``fill`` given) reads one extra
 word of the memory that holds ``fill`` and is never written: the padding of a convolution
 window costs an address multiplexer, not a data multiplexer. Write: ``w_data`` goes to ``(w_slot, w_x,
-w_sub)`` at the clock edge when ``w_en`` is high. A read of the word written in the same cycle
-returns the old word (the engine never does that).
+w_sub)`` one clock edge after ``w_en`` is high (the word, its address and the enable are
+registered first, so that neither the address adder nor the enable's fan-out reaches the RAM's
+pins from the caller's logic). A read of the word written in the same cycle
+must not happen (the engine never does it): synthesis is told so (see :class:`BankedRAM`).
 
-Latency: 2 cycles from read address to ``r_data``. Clock domain ``sync``.
+Latency: 2 cycles from read address to ``r_data``; a written word can be read from the cycle
+after the one in which it is written, i.e. with the read address presented 2 cycles after
+``w_en``. Clock domain ``sync``.
 """
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal
@@ -94,10 +98,15 @@ class LineBuffer(wiring.Component):
         init = [0] * self.depth + ([self._fill] if padded else [])
         m.submodules.ram = ram = BankedRAM(self._word_bits, len(init), init)
         r_addr = self._address(m, self.r_slot, self.r_x, self.r_sub, "r_addr")
+        w_addr = Signal.like(ram.w_addr, name="w_addr_r", reset_less=True)
+        w_data = Signal.like(ram.w_data, name="w_data_r", reset_less=True)
+        w_en = Signal(name="w_en_r")
+        m.d.sync += [w_addr.eq(self._address(m, self.w_slot, self.w_x, self.w_sub, "w_addr")),
+                     w_data.eq(self.w_data), w_en.eq(self.w_en)]
         m.d.comb += [
-            ram.w_addr.eq(self._address(m, self.w_slot, self.w_x, self.w_sub, "w_addr")),
-            ram.w_data.eq(self.w_data),
-            ram.w_en.eq(self.w_en),
+            ram.w_addr.eq(w_addr),
+            ram.w_data.eq(w_data),
+            ram.w_en.eq(w_en),
             ram.r_addr.eq(Mux(self.r_pad, self.depth, r_addr) if padded else r_addr),
             self.r_data.eq(ram.r_data),
         ]

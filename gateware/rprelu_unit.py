@@ -87,17 +87,14 @@ def _saturating_add(m, a, b, name):
 
 def _saturate(m, value, bits, name):
     """``value`` (signed, wider than ``bits``) clamped to the signed ``bits`` range; returns a
-    combinational signal. (Two comparisons against the limits, which Yosys maps onto carry
-    chains.)"""
-    hi = 2 ** (bits - 1) - 1
-    lo = -2 ** (bits - 1)
+    combinational signal. ``value`` fits exactly when its bits from ``bits - 1`` up are all
+    equal (a sign extension); otherwise it is clamped to the extreme of its sign. (Two
+    AND/OR reductions of the top bits, a few LUTs deep, instead of two comparators.)"""
+    top = value[bits - 1:]
+    fits = (top == 0) | (top == (1 << len(top)) - 1)
+    sign = value[-1]
     out = Signal(signed(bits), name=name)
-    with m.If(value > hi):
-        m.d.comb += out.eq(hi)
-    with m.Elif(value < lo):
-        m.d.comb += out.eq(lo)
-    with m.Else():
-        m.d.comb += out.eq(value)
+    m.d.comb += out.eq(Mux(fits, value[:bits], Cat((~sign).replicate(bits - 1), sign)))
     return out
 
 

@@ -11,6 +11,10 @@ for every ``DP16KD`` port (A or B) whose every used data output ``DO{A,B}k`` dri
 - is clocked by the port's clock net with the same (non-inverted) polarity,
 - has its clock enable tied on (``CEMUX = "1"``) and its set/reset unused (``LSR`` constant 0),
 
+(in the 36-bit pseudo-dual-port mode, ``DATA_WIDTH_B = 36``, the read port B owns all 36 outputs
+``DOA0-17`` and ``DOB0-17`` and their clock is ``CLKB``: the two ports' outputs are then treated
+as one, and both ``REGMODE_A`` and ``REGMODE_B`` become ``"OUTREG"``, or neither),
+
 the flip-flops are removed, their outputs are driven by the RAM pins instead and the port's
 ``REGMODE`` becomes ``"OUTREG"`` (output clock enable ``OCE`` tied to 1, output reset unused).
 The circuit computes the same values in the same cycles: one register is exchanged for another.
@@ -42,50 +46,73 @@ def absorb_output_registers(netlist_text, top):
     for name, c in list(cells.items()):
         if c["type"] != "DP16KD":
             continue
-        conn = c["connections"]
-        for port in ("A", "B"):
-            if c["parameters"].get(f"REGMODE_{port}") != "NOREG":
+        for group, outputs in _read_groups(c):
+            plan = _plan(c, group, outputs, cells, sinks, port_bits)
+            if not plan:
                 continue
-            clk = conn.get(f"CLK{port}")
-            if not clk or not isinstance(clk[0], int) \
-                    or c["parameters"].get(f"CLK{port}MUX", f"CLK{port}") != f"CLK{port}":
-                continue
-            plan = []
-            ok = True
-            for k in range(18):
-                pin = f"DO{port}{k}"
-                bits = conn.get(pin)
-                if not bits or not isinstance(bits[0], int):
-                    continue
-                b = bits[0]
-                users = sinks.get(b, [])
-                if not users:
-                    continue
-                if b in port_bits or len(users) != 1:
-                    ok = False
-                    break
-                ff_name, ff_pin = users[0]
-                ff = cells.get(ff_name)
-                if ff is None or ff["type"] != "TRELLIS_FF" or ff_pin != "DI":
-                    ok = False
-                    break
-                fp, fc = ff["parameters"], ff["connections"]
-                lsr = fc.get("LSR", ["0"])[0]
-                if fc.get("CLK") != clk or fp.get("CLKMUX", "CLK").strip() != "CLK" \
-                        or fp.get("CEMUX", "").strip() != "1" or isinstance(lsr, int) \
-                        or any(isinstance(v[0], int) for k, v in fc.items()
-                               if k not in ("CLK", "DI", "Q", "LSR", "CE")):
-                    ok = False
-                    break
-                plan.append((pin, ff_name, fc["Q"][0]))
-            if not ok or not plan:
-                continue
+            conn = c["connections"]
             for pin, ff_name, q in plan:
                 conn[pin] = [q]
                 del cells[ff_name]
                 absorbed += 1
-            c["parameters"][f"REGMODE_{port}"] = "OUTREG"
-            conn[f"OCE{port}"] = ["1"]
-            if f"RST{port}" in conn:
-                conn[f"RST{port}"] = ["0"]
+            for port in outputs:
+                c["parameters"][f"REGMODE_{port}"] = "OUTREG"
+                conn[f"OCE{port}"] = ["1"]
+                if f"RST{port}" in conn:
+                    conn[f"RST{port}"] = ["0"]
     return json.dumps(data), absorbed
+
+
+def _width(c, port):
+    v = str(c["parameters"].get(f"DATA_WIDTH_{port}", "18")).strip()
+    try:
+        return int(v, 2) if set(v) <= {"0", "1"} and len(v) > 2 else int(v)
+    except ValueError:
+        return 18
+
+
+def _read_groups(c):
+    """``[(clock port, output ports)]``: in the 36-bit pseudo-dual-port mode (read width 36)
+    all 36 outputs ``DOA0-17, DOB0-17`` belong to the read port B and its clock ``CLKB``, so
+    both output registers are switched together; otherwise each port has its own."""
+    if _width(c, "B") == 36:
+        return [("B", ("A", "B"))]
+    return [("A", ("A",)), ("B", ("B",))]
+
+
+def _plan(c, clock_port, outputs, cells, sinks, port_bits):
+    """``[(pin, flip-flop, its Q net)]`` when every used output of ``outputs`` feeds exactly
+    one plain flip-flop on the read clock, else ``None``."""
+    params, conn = c["parameters"], c["connections"]
+    if any(params.get(f"REGMODE_{p}") != "NOREG" for p in outputs):
+        return None
+    clk = conn.get(f"CLK{clock_port}")
+    if not clk or not isinstance(clk[0], int) \
+            or params.get(f"CLK{clock_port}MUX", f"CLK{clock_port}") != f"CLK{clock_port}":
+        return None
+    plan = []
+    for port in outputs:
+        for k in range(18):
+            pin = f"DO{port}{k}"
+            bits = conn.get(pin)
+            if not bits or not isinstance(bits[0], int):
+                continue
+            b = bits[0]
+            users = sinks.get(b, [])
+            if not users:
+                continue
+            if b in port_bits or len(users) != 1:
+                return None
+            ff_name, ff_pin = users[0]
+            ff = cells.get(ff_name)
+            if ff is None or ff["type"] != "TRELLIS_FF" or ff_pin != "DI":
+                return None
+            fp, fc = ff["parameters"], ff["connections"]
+            lsr = fc.get("LSR", ["0"])[0]
+            if fc.get("CLK") != clk or fp.get("CLKMUX", "CLK").strip() != "CLK" \
+                    or fp.get("CEMUX", "").strip() != "1" or isinstance(lsr, int) \
+                    or any(isinstance(v[0], int) for k, v in fc.items()
+                           if k not in ("CLK", "DI", "Q", "LSR", "CE")):
+                return None
+            plan.append((pin, ff_name, fc["Q"][0]))
+    return plan or None

@@ -48,3 +48,37 @@ def test_anything_else_is_left_alone():
         before = _netlist(**kwargs)
         text, n = absorb_output_registers(before, "top")
         assert n == 0 and json.loads(text) == json.loads(before), kwargs
+
+
+def _pdp_netlist(share_a=False):
+    """A 36-bit pseudo-dual-port RAM (read port B, write port A unclocked as in a ROM) with one
+    output of each half registered."""
+    ram = {"type": "DP16KD",
+           "parameters": {"REGMODE_A": "NOREG", "REGMODE_B": "NOREG", "CLKBMUX": "CLKB",
+                          "DATA_WIDTH_A": "00000000000000000000000000100100",
+                          "DATA_WIDTH_B": "00000000000000000000000000100100"},
+           "port_directions": {"CLKA": "input", "CLKB": "input", "DOA0": "output",
+                               "DOB0": "output"},
+           "connections": {"CLKA": ["0"], "CLKB": [2], "DOA0": [10], "DOB0": [11]}}
+    cells = {"ram": ram}
+    for k, (d, q) in enumerate(((10, 20), (11, 21))):
+        cells[f"ff{k}"] = {"type": "TRELLIS_FF", "parameters": {"CEMUX": "1 ", "CLKMUX": "CLK"},
+                           "port_directions": {"CLK": "input", "DI": "input", "Q": "output"},
+                           "connections": {"CLK": [2], "DI": [d], "Q": [q]}}
+    if share_a:
+        cells["lut"] = {"type": "LUT4", "parameters": {},
+                        "port_directions": {"A": "input", "Z": "output"},
+                        "connections": {"A": [10], "Z": [30]}}
+    return json.dumps({"modules": {"top": {"ports": {}, "cells": cells}}})
+
+
+def test_36_bit_mode_switches_both_halves_on_the_read_clock():
+    text, n = absorb_output_registers(_pdp_netlist(), "top")
+    ram = json.loads(text)["modules"]["top"]["cells"]["ram"]
+    assert n == 2
+    assert ram["parameters"]["REGMODE_A"] == ram["parameters"]["REGMODE_B"] == "OUTREG"
+    assert ram["connections"]["DOA0"] == [20] and ram["connections"]["DOB0"] == [21]
+    # one half not absorbable: neither half changes
+    before = _pdp_netlist(share_a=True)
+    text, n = absorb_output_registers(before, "top")
+    assert n == 0 and json.loads(text) == json.loads(before)

@@ -29,6 +29,7 @@ def test_reads_return_what_was_written(width, rows, bits, subwords, fill):
                     ctx.set(dut.w_en, 1)
                     await ctx.tick()
             ctx.set(dut.w_en, 0)
+            await ctx.tick()                        # the last write lands (write latency 1)
             # read back random words of the rows still held (and some padded reads)
             for _ in range(2 * width):
                 yy = int(rng.integers(max(0, y - rows + 1), y + 1))
