@@ -64,6 +64,28 @@ def _sat_add(m, a, b, bits, name):
     return out
 
 
+def _constant_rom(m, name, width, words, addr):
+    """Word ``addr`` of a read-only memory of per-group constants, 3 cycles after ``addr``:
+    the memory's read register and two more (the first can become a block RAM's output
+    register, the second sits in the fabric next to the logic it feeds). Bits that are the same
+    in every word are wired as constants instead of being stored: registers of a constant with
+    another initial value would survive synthesis as one shared flip-flop fanning out to every
+    block."""
+    words = [int(w) for w in words]
+    ones, anys = (1 << width) - 1, 0
+    for w in words:
+        ones &= w
+        anys |= w
+    varying = ones ^ anys
+    mem = Memory(shape=width, depth=len(words), init=words)
+    m.submodules[name] = mem
+    rd = mem.read_port(transparent_for=())
+    m.d.comb += rd.addr.eq(addr)
+    word = Signal(width, name=f"{name}_word")
+    m.d.comb += word.eq((delay(m, rd.data, 2, name) & Const(varying, width)) | Const(ones, width))
+    return word
+
+
 def _lane(word, p, bits, shape=None):
     v = word[p * bits:(p + 1) * bits]
     return v.as_signed() if shape == "signed" else v
@@ -188,21 +210,17 @@ class BinaryBlockEngine(wiring.Component):
 
         m.submodules.rsign = rsign = RSignCompare(P, rb)
         if p.rsign:
-            bias_mem = Memory(shape=p.beat_bits, depth=CGi, init=p.rsign_words())
-            m.submodules.rsign_bias = bias_mem
-            bias_rd = bias_mem.read_port(transparent_for=())
-            m.d.comb += bias_rd.addr.eq(ld_g)
-            bias = delay(m, bias_rd.data, 1, "rsign_bias")     # no logic after the RAM
+            bias = _constant_rom(m, "rsign_bias", p.beat_bits, p.rsign_words(), ld_g)
         else:
             bias = Const(0, p.beat_bits)
-        x_r = delay(m, self.i.payload, 2, "in_x")
+        x_r = delay(m, self.i.payload, 3, "in_x")
         m.d.comb += [rsign.x.eq(x_r), rsign.bias.eq(bias),
-                     rsign.in_valid.eq(delay_valid(m, beat, 2))]
-        # beat -> bits three cycles later (bias read, its register, RSign register)
-        g2 = delay(m, ld_g, 3, "in_g")
-        x2 = delay(m, ld_x, 3, "in_xpos")
-        slot2 = delay(m, ld_slot, 3, "in_slot")
-        done2 = delay_valid(m, row_done, 3)
+                     rsign.in_valid.eq(delay_valid(m, beat, 3))]
+        # beat -> bits four cycles later (bias read, its two registers, RSign register)
+        g2 = delay(m, ld_g, 4, "in_g")
+        x2 = delay(m, ld_x, 4, "in_xpos")
+        slot2 = delay(m, ld_slot, 4, "in_slot")
+        done2 = delay_valid(m, row_done, 4)
         if CGi > 1:
             pix = Signal(p.cin - P, name="pixel_bits", reset_less=True)
             full = Signal(p.cin, name="pixel_word")
@@ -305,23 +323,23 @@ class BinaryBlockEngine(wiring.Component):
                      bits_buf.r_pad.eq(a_pad)]
 
         # The window word leaves the line buffer (latency 2) at t0+3; the weight word is read
-        # one cycle after it and registered, so both reach stage C (t0+4) with no logic
-        # between a block RAM and a register.
+        # in the same cycle as it and registered once more, so both reach stage C (t0+4) with
+        # no logic between a block RAM and a register, and the long route from the RAMs to
+        # the P lanes ends in a register too.
         m.submodules.weights = w_ram = BankedRAM(P * B, CGo * F, p.weight_words(),
                                                  writable=False)
         b_valid = delay_valid(m, a_valid, 1)
-        m.d.comb += w_ram.r_addr.eq(delay(m, a_waddr, 1, "b_waddr"))
+        m.d.comb += w_ram.r_addr.eq(a_waddr)
 
         # stage B (window word at t0+3) -> stage C: fold bits selected and registered
         b_cb = delay(m, a_cb, 2, "b_cb")
         act = Signal(B, name="act_c", reset_less=True)
         m.d.sync += act.eq(bits_buf.r_data.word_select(b_cb, B) if CB > 1
                            else bits_buf.r_data)
-        wgt = w_ram.r_data
+        wgt = delay(m, w_ram.r_data, 1, "wgt")
         c_valid = delay_valid(m, b_valid, 2)
         c_first = delay(m, first, 4, "first")
         c_last = delay(m, last, 4, "last")
-        c_cg = delay(m, cg, 4, "cg")
 
         # lanes: XNOR-popcount + accumulate over the F folds
         nbits = ceil_log2(p.n + 1)
@@ -329,7 +347,6 @@ class BinaryBlockEngine(wiring.Component):
         k_first = delay(m, c_first, lp, "k_first")
         k_last = delay(m, c_last, lp, "k_last")
         k_valid = delay_valid(m, c_valid, lp)
-        k_cg = delay(m, c_cg, lp, "k_cg")
         for lane in range(P):
             pc = XnorPopcount(B)
             m.submodules[f"popcount{lane}"] = pc
@@ -342,13 +359,10 @@ class BinaryBlockEngine(wiring.Component):
         cnt_valid = Signal(name="count_valid")
         m.d.sync += cnt_valid.eq(k_valid & k_last)
 
-        # per-group constants (read one cycle ahead) and the conv output
+        # per-group constants (read two cycles ahead, registered twice) and the conv output
         cwords, cwidth = p.conv_words()
-        c_mem = Memory(shape=P * cwidth, depth=CGo, init=cwords)
-        m.submodules.conv_constants = c_mem
-        c_rd = c_mem.read_port(transparent_for=())
-        m.d.comb += c_rd.addr.eq(delay(m, c_cg, lp - 1, "kc_cg"))
-        c_word = delay(m, c_rd.data, 1, "conv_constants")
+        c_word = _constant_rom(m, "conv_constants", P * cwidth, cwords,
+                               delay(m, cg, 4 + lp - 2, "kc_cg"))
         conv = []
         conv_valid = None
         for lane in range(P):
@@ -385,14 +399,17 @@ class BinaryBlockEngine(wiring.Component):
         a_sc = delay_valid(m, sc_ph, 1)
         m.d.comb += [res_buf.r_slot.eq(r_slot), res_buf.r_x.eq(r_x), res_buf.r_sub.eq(r_sub),
                      res_buf.r_pad.eq(0)]
-        b_sc = delay_valid(m, a_sc, 2)
-        b_first = delay(m, fi == 0, 3, "sc_first")
-        b_last = delay(m, fi == R - 1, 3, "sc_last")
+        # the shortcut word is registered once more after the line buffer (whose bank
+        # multiplexer follows its RAMs' registers) before it reaches the pooling adders
+        sc_word = delay(m, res_buf.r_data, 1, "sc_word")
+        b_sc = delay_valid(m, a_sc, 3)
+        b_first = delay(m, fi == 0, 4, "sc_first")
+        b_last = delay(m, fi == R - 1, 4, "sc_last")
         sc_push = Signal(name="sc_push")
         m.d.sync += sc_push.eq(b_sc & b_last)
         sc_vals = []
         for lane in range(P):
-            v = res_buf.r_data[lane * rb:(lane + 1) * rb].as_signed()
+            v = sc_word[lane * rb:(lane + 1) * rb].as_signed()
             a = Signal(signed(sc_bits), name=f"sc_acc{lane}", reset_less=True)
             with m.If(b_sc):
                 m.d.sync += a.eq(Mux(b_first, 0, a) + v)
@@ -413,11 +430,8 @@ class BinaryBlockEngine(wiring.Component):
         # RPReLU (constants read one cycle ahead, address = group delayed alongside)
         if p.rprelu is not None:
             rwords, rwidth = p.rprelu_words()
-            r_mem = Memory(shape=P * rwidth, depth=CGo, init=rwords)
-            m.submodules.rprelu_constants = r_mem
-            r_rd = r_mem.read_port(transparent_for=())
-            m.d.comb += r_rd.addr.eq(delay(m, k_cg, self.conv_latency, "r_cg"))
-            r_word = delay(m, r_rd.data, 1, "rprelu_constants")
+            r_word = _constant_rom(m, "rprelu_constants", P * rwidth, rwords,
+                                   delay(m, cg, 4 + lp + self.conv_latency - 1, "r_cg"))
             form = self._rprelu_form()
             u = RPReLUUnit(P, form, rb, p.slope_bits, p.slope_frac)
             m.submodules.rprelu = u

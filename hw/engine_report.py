@@ -95,6 +95,23 @@ def _measured_cycles(lanes, bpc):
     return {(r["form"], r["stage"]): r for r in data.get("stages", [])}
 
 
+def _weights_exceed_bram(manifest, device):
+    """Why the engine cannot be placed on ``device`` with its weights on chip (their bits
+    exceed the device's block RAM), or ``None``."""
+    from bincount.hw.pnr import ECP5_BRAM_BLOCKS, _part_name
+
+    blocks = ECP5_BRAM_BLOCKS.get(device.split("-")[-1])
+    if blocks is None:
+        return None
+    weights = sum(b["n"] * b["cout"] for b in manifest["blocks"])
+    capacity = blocks * 18432
+    if weights <= capacity:
+        return None
+    return (f"does not fit {_part_name(device)}: the weights alone are {weights:,} bits, its "
+            f"{blocks} block RAMs hold {capacity:,} (a layer this size needs streamed weights, "
+            f"docs/engines.md)")
+
+
 def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGINE_STAGES,
                          forms=ENGINE_FORMS, exports=None, fmax=True, jobs=1,
                          synth_cache=None, pnr_cache=None, v_cache=None, use_cache=True,
@@ -142,9 +159,15 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
         results[("synth",) + key] = r
 
     def pnr_one(key):
-        module, text, _ = designs[key]
+        module, text, manifest = designs[key]
         label = f"stage {key[1]} {key[0]} engine ecp5-85k place and route"
         prog.start(label)
+        too_big = _weights_exceed_bram(manifest, "85k")
+        if too_big:
+            results[("pnr",) + key] = {"fmax_mhz": None, "error": too_big, "seconds": 0.0,
+                                       "cached": False}
+            prog.finish(label, 0.0, False, f" (skipped: {too_big})")
+            return
         try:
             r = fmax_ecp5(text, module, cache_dir=pnr_cache, use_cache=use_cache)
             extra = f" ({r['fmax_mhz']} MHz)"

@@ -23,11 +23,14 @@ from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, _cache_store, cache
                                _check_top, _parse_stat, _yosys_failure, cache_key, count_resources,
                                default_cache_dir, run_tool, run_yosys, yosys_package_version)
 
-__all__ = ["fmax_ecp5", "ECP5_DEVICES", "verilog_ports", "register_io_wrapper",
+__all__ = ["fmax_ecp5", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "verilog_ports", "register_io_wrapper",
            "nextpnr_package_version"]
 
 ECP5_DEVICES = ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k",
                 "um5g-25k", "um5g-45k", "um5g-85k")
+
+#: Block RAMs (18 Kbit EBR, DP16KD) per ECP5 size (Lattice ECP5 family data sheet).
+ECP5_BRAM_BLOCKS = {"12k": 32, "25k": 56, "45k": 108, "85k": 208}
 
 WRAPPER_TOP = "bincount_fmax_harness"
 

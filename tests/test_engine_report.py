@@ -62,3 +62,13 @@ def test_bad_engine_options_fail_before_synthesis(tmp_path, capsys, argv, messag
     err = capsys.readouterr().err
     assert message in err and "[1/" not in err
     assert not out.exists() or not os.listdir(out)
+
+
+def test_engine_whose_weights_exceed_the_block_ram_is_not_placed():
+    # ReActNet-18 stage 4 (256 -> 512, then 3 x 512 -> 512) against stage 3 on an LFE5U-85F
+    stage4 = {"blocks": [{"n": 9 * 256, "cout": 512}] + [{"n": 9 * 512, "cout": 512}] * 3}
+    stage3 = {"blocks": [{"n": 9 * 128, "cout": 256}] + [{"n": 9 * 256, "cout": 256}] * 3}
+    why = engine_report._weights_exceed_bram(stage4, "85k")
+    assert why.startswith("does not fit LFE5U-85F: the weights alone are 8,257,536 bits")
+    assert "208 block RAMs hold 3,833,856" in why
+    assert engine_report._weights_exceed_bram(stage3, "85k") is None
