@@ -13,7 +13,8 @@ Streams (``amaranth.lib.stream``, ``payload`` / ``valid`` / ``ready``):
   follow each other without separators.
 - ``o``: the output residual stream in the same layout with ``Cout`` channels at ``Ho x Wo``.
 
-Structure: the input side applies RSign to each beat and assembles a pixel's ``Cin`` bits into
+Structure: the input stream passes a :class:`StreamRegister` (so the producer sees a
+registered ``ready``); the input side applies RSign to each beat and assembles a pixel's ``Cin`` bits into
 one word of a bit :class:`LineBuffer` (``3 + stride`` row slots); the raw beats go to a second
 line buffer for the shortcut. A sequencer walks output pixel, channel group ``g`` and fold ``f``
 (``f = tap * Cin/B + cb``, tap = ``ky*3 + kx``), one fold per cycle: it reads the ``B`` window
@@ -46,6 +47,7 @@ from .block_params import EXP_BITS, BlockParams
 from .line_buffer import LineBuffer
 from .rprelu_unit import RPReLUUnit
 from .rsign_compare import RSignCompare
+from .stream_register import StreamRegister
 from .threshold_compare import ThresholdCompare
 from .xnor_popcount import XnorPopcount, popcount_latency
 
@@ -189,9 +191,21 @@ class BinaryBlockEngine(wiring.Component):
         # acc_row counts a finished row one cycle late (row_done registered, so that no adder
         # follows the ready comparator); the input pauses for that cycle
         row_done_r = Signal(name="in_row_done_r")
-        m.d.comb += self.i.ready.eq((acc_row < low_k) & ~row_done_r)
+        # the input stream passes a StreamRegister first: the producer sees a registered ready
+        m.submodules.in_reg = in_reg = StreamRegister(p.beat_bits)
+        wiring.connect(m, wiring.flipped(self.i), in_reg.i)
+        inp = in_reg.o
+        # room(t) = acc_row(t) < low_k(t-1): registered from acc_row's next value, so that no
+        # comparator sits in front of the input handshake. low_k one cycle old is safe: within
+        # an image it only grows (room is then late by a cycle), and when it drops back to K at
+        # the end of an image acc_row is still counted in the old image's rows for that cycle,
+        # which the old low_k bounds.
+        room = Signal(init=1, name="input_room")
+        acc_next = Signal.like(acc_row, name="accept_row_next")
+        m.d.sync += [acc_row.eq(acc_next), room.eq(acc_next < low_k)]
+        m.d.comb += inp.ready.eq(room & ~row_done_r)
         beat = Signal(name="in_beat")
-        m.d.comb += beat.eq(self.i.valid & self.i.ready)
+        m.d.comb += beat.eq(inp.valid & inp.ready)
         last_g = ld_g == CGi - 1
         last_x = ld_x == W - 1
         row_done = Signal(name="in_row_done")
@@ -205,7 +219,7 @@ class BinaryBlockEngine(wiring.Component):
                     m.d.sync += ld_slot.eq(Mux(ld_slot == K - 1, 0, ld_slot + 1))
         m.d.comb += [
             res_buf.w_slot.eq(ld_slot), res_buf.w_x.eq(ld_x), res_buf.w_sub.eq(ld_g),
-            res_buf.w_data.eq(self.i.payload), res_buf.w_en.eq(beat),
+            res_buf.w_data.eq(inp.payload), res_buf.w_en.eq(beat),
         ]
 
         m.submodules.rsign = rsign = RSignCompare(P, rb)
@@ -213,7 +227,7 @@ class BinaryBlockEngine(wiring.Component):
             bias = _constant_rom(m, "rsign_bias", p.beat_bits, p.rsign_words(), ld_g)
         else:
             bias = Const(0, p.beat_bits)
-        x_r = delay(m, self.i.payload, 3, "in_x")
+        x_r = delay(m, inp.payload, 3, "in_x")
         m.d.comb += [rsign.x.eq(x_r), rsign.bias.eq(bias),
                      rsign.in_valid.eq(delay_valid(m, beat, 3))]
         # beat -> bits four cycles later (bias read, its two registers, RSign register)
@@ -295,8 +309,8 @@ class BinaryBlockEngine(wiring.Component):
                                                   Mux(oy == 0, K + s - 1, low_k + s)))]
         # the image's rows leave the counters one cycle after its last fold (start is held)
         img_done_r = delay_valid(m, img_done, 1)
+        m.d.comb += acc_next.eq(acc_row + row_done_r - Mux(img_done_r, H, 0))
         m.d.sync += [
-            acc_row.eq(acc_row + row_done_r - Mux(img_done_r, H, 0)),
             loaded.eq(loaded + done2 - Mux(img_done_r, H, 0)),
             space.eq(space - (issue & first) + (self.o.valid & self.o.ready)),
         ]
