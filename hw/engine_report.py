@@ -22,6 +22,7 @@ trained values, only on shapes); ``exports`` may name trained ``bincount-network
 
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -173,6 +174,10 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
             extra = f" ({r['fmax_mhz']} MHz)"
         except SynthesisError as exc:
             first = str(exc).splitlines()[0]
+            full = re.search(r"no BELs remaining to implement cell type '(\w+)'", str(exc))
+            if full:
+                first = (f"does not fit LFE5U-85F: nextpnr ran out of {full.group(1)} cells "
+                         f"({first.split('ERROR: ', 1)[-1]})")
             r = {"fmax_mhz": None, "error": first, "seconds": 0.0, "cached": False}
             extra = f" (no result: {first})"
         prog.finish(label, r["seconds"], r["cached"], extra)
