@@ -39,7 +39,8 @@ def main(argv=None):
     from bincount.gateware.stage_engine import stage_layers
     from bincount.hw.ecp5_bram_outreg import absorb_output_registers
     from bincount.hw.engine_emit import emit_stage
-    from bincount.hw.pnr import _NEXTPNR_LAUNCHER, WRAPPER_TOP, register_io_wrapper
+    from bincount.hw.pnr import (_NEXTPNR_LAUNCHER, WRAPPER_TOP, ecp5_flow,
+                                 register_io_wrapper)
     from bincount.hw.synth import run_tool, run_yosys
     from bincount.model.engine_golden import engine_golden
 
@@ -57,8 +58,8 @@ def main(argv=None):
     work = ROOT / "build" / "critical_path" / f"{top}_seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.v").write_text(text + "\n" + register_io_wrapper(text, top))
-    (work / "synth.ys").write_text(f"read_verilog design.v\nsynth_ecp5 -top {WRAPPER_TOP} "
-                                   f"-json netlist.json\n")
+    script, pnr = ecp5_flow(WRAPPER_TOP, seed=args.seed)      # the report's Fmax flow
+    (work / "synth.ys").write_text(script)
     t0 = time.monotonic()
     print(f"{top}: synth_ecp5 ...", flush=True)
     if run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], str(work)).returncode != 0:
@@ -68,9 +69,6 @@ def main(argv=None):
     net.write_text(netlist)
     print(f"  {time.monotonic() - t0:.0f} s; {absorbed} registers moved into block-RAM output "
           f"registers; nextpnr-ecp5 ...", flush=True)
-    pnr = ["--85k", "--package", "CABGA381", "--json", "netlist.json", "--out-of-context",
-           "--report", "report.json", "--freq", "200", "--timing-allow-fail",
-           "--seed", str(args.seed), "-q", "-l", "nextpnr.log"]
     proc = run_tool([sys.executable, "-c", _NEXTPNR_LAUNCHER, *pnr], str(work))
     if proc.returncode != 0 or not (work / "report.json").exists():
         raise SystemExit(f"error: nextpnr failed, see {work / 'nextpnr.log'}")

@@ -23,7 +23,7 @@ from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, _cache_store, cache
                                _check_top, _parse_stat, _yosys_failure, cache_key, count_resources,
                                default_cache_dir, run_tool, run_yosys, yosys_package_version)
 
-__all__ = ["fmax_ecp5", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "verilog_ports", "register_io_wrapper",
+__all__ = ["fmax_ecp5", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "verilog_ports", "register_io_wrapper",
            "nextpnr_package_version"]
 
 ECP5_DEVICES = ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k",
@@ -146,6 +146,19 @@ def _check_device(device, package):
         raise BincountError(f"package {package!r} is not an ECP5 package name such as CABGA381")
 
 
+def ecp5_flow(top, device="85k", package="CABGA381", freq_mhz=200, seed=1):
+    """``(Yosys script, nextpnr-ecp5 arguments)`` of the Fmax flow, run in a folder holding
+    ``design.v``: ``synth_ecp5`` to ``netlist.json`` (and ``stat.json``), then out-of-context
+    place and route with ``report.json`` and ``nextpnr.log``."""
+    script = ("read_verilog design.v\n"
+              f"synth_ecp5 -top {top} -json netlist.json\n"
+              "tee -q -o stat.json stat -json\n")
+    pnr_args = [f"--{device}", "--package", package, "--json", "netlist.json",
+                "--out-of-context", "--report", "report.json", "--freq", str(freq_mhz),
+                "--timing-allow-fail", "--seed", str(seed), "-q", "-l", "nextpnr.log"]
+    return script, pnr_args
+
+
 def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk",
               register_io=True, freq_mhz=200, seed=1, cache_dir="default", use_cache=True,
               timeout=None, bram_outreg=True):
@@ -169,12 +182,7 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
         harness_ff = sum(w for _, n, w in verilog_ports(verilog_text, top) if n != clock)
     else:
         design, pnr_top, harness_ff = verilog_text, top, 0
-    script = ("read_verilog design.v\n"
-              f"synth_ecp5 -top {pnr_top} -json netlist.json\n"
-              "tee -q -o stat.json stat -json\n")
-    pnr_args = [f"--{device}", "--package", package, "--json", "netlist.json",
-                "--out-of-context", "--report", "report.json", "--freq", str(freq_mhz),
-                "--timing-allow-fail", "--seed", str(seed), "-q", "-l", "nextpnr.log"]
+    script, pnr_args = ecp5_flow(pnr_top, device, package, freq_mhz, seed)
     ypkg, npkg = yosys_package_version(), nextpnr_package_version()
     key = cache_key("pnr-ecp5", design, pnr_top, script, " ".join(pnr_args), ypkg, npkg,
                     *(("bram-outreg-1",) if bram_outreg else ()))
