@@ -15,7 +15,7 @@ Streams (``amaranth.lib.stream``, ``payload`` / ``valid`` / ``ready``):
 
 Structure: the input stream passes a :class:`StreamRegister` (so the producer sees a
 registered ``ready``); the input side applies RSign to each beat and assembles a pixel's ``Cin`` bits into
-one word of a bit :class:`LineBuffer` (``3 + stride`` row slots); the raw beats go to a second
+``Cin / max(B, P)`` words of a bit :class:`LineBuffer` (``3 + stride`` row slots); the raw beats go to a second
 line buffer for the shortcut. A sequencer walks output pixel, channel group ``g`` and fold ``f``
 (``f = tap * Cin/B + cb``, tap = ``ky*3 + kx``), one fold per cycle: it reads the ``B`` window
 bits (pad bits outside the map) and the ``P*B`` weight bits of word ``g*F + f`` of the weight
@@ -171,8 +171,13 @@ class BinaryBlockEngine(wiring.Component):
         lp = popcount_latency(B)
 
         # ---------------- input side: RSign, pixel assembly, line buffers ----------------
-        m.submodules.bits_buf = bits_buf = LineBuffer(W, K, p.cin,
-                                                      fill=(1 << p.cin) - 1 if p.pad_bit else 0)
+        # the bit line buffer holds a pixel's Cin bits as Cin / WB words of WB = max(B, P) bits,
+        # so that a fold reads (nearly) only the bits it uses: a memory WB bits wide and
+        # Cin / WB times deeper instead of one Cin bits wide (fewer, fuller block RAMs)
+        WB = max(B, P)
+        SB = p.cin // WB
+        m.submodules.bits_buf = bits_buf = LineBuffer(W, K, WB, subwords=SB,
+                                                      fill=(1 << WB) - 1 if p.pad_bit else 0)
         m.submodules.res_buf = res_buf = LineBuffer(W, K, p.beat_bits, subwords=CGi)
 
         ld_g = Signal(range(max(CGi, 2)), name="ld_group")
@@ -235,17 +240,21 @@ class BinaryBlockEngine(wiring.Component):
         x2 = delay(m, ld_x, 4, "in_xpos")
         slot2 = delay(m, ld_slot, 4, "in_slot")
         done2 = delay_valid(m, row_done, 4)
-        if CGi > 1:
-            pix = Signal(p.cin - P, name="pixel_bits", reset_less=True)
-            full = Signal(p.cin, name="pixel_word")
+        # WB / P beats make one bit word: word g2 // (WB/P) of the pixel, written with its last beat
+        BW = WB // P
+        if BW > 1:
+            pix = Signal(WB - P, name="pixel_bits", reset_less=True)
+            full = Signal(WB, name="pixel_word")
             m.d.comb += full.eq(Cat(pix, rsign.bits))
             with m.If(rsign.out_valid):
                 m.d.sync += pix.eq(full[P:])
         else:
             full = rsign.bits
+        lbw = ceil_log2(BW)
         m.d.comb += [
             bits_buf.w_slot.eq(slot2), bits_buf.w_x.eq(x2), bits_buf.w_data.eq(full),
-            bits_buf.w_en.eq(rsign.out_valid & (g2 == CGi - 1)),
+            bits_buf.w_sub.eq(g2[lbw:] if SB > 1 else 0),
+            bits_buf.w_en.eq(rsign.out_valid & (g2[:lbw] == BW - 1 if BW > 1 else 1)),
         ]
 
         # ---------------- sequencer: (oy, ox, group, fold), one fold per cycle ----------------
@@ -255,7 +264,13 @@ class BinaryBlockEngine(wiring.Component):
         ky = Signal(range(3), name="ky")
         kx = Signal(range(3), name="kx")
         cb = Signal(range(max(CB, 2)), name="cb")
-        waddr = Signal(range(max(CGo * F, 2)), name="w_addr")
+        # split weights (BlockParams.weight_split): the memories hold taps 0..7, and the
+        # address stands still during the tap-8 folds
+        split = p.weight_split
+        WF = 8 * CB if split else F                       # weight words per group
+        tail = Signal(name="tap8_fold")
+        m.d.comb += tail.eq(fi >= 8 * CB if split else 0)
+        waddr = Signal(range(max(CGo * WF, 2)), name="w_addr")
         top_slot = Signal(range(K), init=K - 1, name="top_slot")
         mid = Signal(name="mid_group")
 
@@ -289,7 +304,7 @@ class BinaryBlockEngine(wiring.Component):
                 mid.eq(~last),
                 fi.eq(Mux(last, 0, fi + 1)),
                 cb.eq(Mux(cb == CB - 1, 0, cb + 1)),
-                waddr.eq(Mux(last & last_cg, 0, waddr + 1)),
+                waddr.eq(Mux(last & last_cg, 0, waddr + ~tail)),
             ]
             with m.If(cb == CB - 1):
                 m.d.sync += kx.eq(Mux(kx == 2, 0, kx + 1))
@@ -333,24 +348,45 @@ class BinaryBlockEngine(wiring.Component):
         m.d.sync += [a_pad.eq(pad), a_slot.eq(wrap(top_slot + ky)), a_ix.eq(ix)]
         a_waddr = delay(m, waddr, 1, "a_waddr")
         a_cb = delay(m, cb, 1, "a_cb")
+        # fold cb reads word cb // (WB/B) of the pixel and takes bits (cb mod WB/B) * B of it
+        FB = WB // B
+        lfb = ceil_log2(FB)
         m.d.comb += [bits_buf.r_slot.eq(a_slot), bits_buf.r_x.eq(a_ix),
+                     bits_buf.r_sub.eq(a_cb[lfb:] if SB > 1 else 0),
                      bits_buf.r_pad.eq(a_pad)]
 
         # The window word leaves the line buffer (latency 2) at t0+3; the weight word is read
         # in the same cycle as it and registered once more, so both reach stage C (t0+4) with
         # no logic between a block RAM and a register, and the long route from the RAMs to
         # the P lanes ends in a register too.
-        m.submodules.weights = w_ram = BankedRAM(P * B, CGo * F, p.weight_words(),
-                                                 writable=False)
+        mems = p.weight_memories()
+        for name, width, words in mems:
+            m.submodules[name] = BankedRAM(width, len(words), words, writable=False)
+            m.d.comb += m.submodules[name].r_addr.eq(a_waddr)
+        w_ram = m.submodules[mems[0][0]]
         b_valid = delay_valid(m, a_valid, 1)
-        m.d.comb += w_ram.r_addr.eq(a_waddr)
 
         # stage B (window word at t0+3) -> stage C: fold bits selected and registered
         b_cb = delay(m, a_cb, 2, "b_cb")
         act = Signal(B, name="act_c", reset_less=True)
-        m.d.sync += act.eq(bits_buf.r_data.word_select(b_cb, B) if CB > 1
+        m.d.sync += act.eq(bits_buf.r_data.word_select(b_cb[:lfb], B) if FB > 1
                            else bits_buf.r_data)
-        wgt = delay(m, w_ram.r_data, 1, "wgt")
+        if split:
+            # the tap-8 words of a group arrive in P*B/8-bit chunks with its first 8*CB folds
+            # (at the stage where the main word is read) and wait in tap8_words for its last CB
+            # folds, which take their weight word from there; the next group's chunks overwrite
+            # them only after those folds have passed this stage
+            t_ram = m.submodules[mems[1][0]]
+            t_valid = delay_valid(m, issue, 3)
+            t_tail = delay(m, tail, 3, "b_tail")
+            tap8 = Signal(CB * P * B, name="tap8_words", reset_less=True)
+            with m.If(t_valid & ~t_tail):
+                m.d.sync += tap8.eq(Cat(tap8[P * B // 8:], t_ram.r_data))
+            wgt = Signal(P * B, name="wgt", reset_less=True)
+            m.d.sync += wgt.eq(Mux(t_tail, tap8.word_select(b_cb, P * B) if CB > 1 else tap8,
+                                   w_ram.r_data))
+        else:
+            wgt = delay(m, w_ram.r_data, 1, "wgt")
         c_valid = delay_valid(m, b_valid, 2)
         c_first = delay(m, first, 4, "first")
         c_last = delay(m, last, 4, "last")

@@ -23,6 +23,12 @@ Memory images (word ``w`` of a memory is ``init[w]``, an ``int``; bit order litt
 
 - weights: word ``g*F + f`` holds, for lane ``p`` at bits ``[p*B, (p+1)*B)``, the window bits
   ``f*B .. f*B+B-1`` (tap-major, channel-minor) of output channel ``g*P + p``;
+- split weights (:attr:`BlockParams.weight_split`): with ``CB = Cin / B`` folds per tap, the
+  main memory holds taps 0..7, word ``g*8*CB + f`` = weight word ``g*F + f`` (``f < 8*CB``),
+  and the tap-8 memory holds the last tap's ``CB`` words of each group in ``8*CB`` words of
+  ``P*B/8`` bits: word ``g*8*CB + 8*cb + k`` = bits ``[k*P*B/8, (k+1)*P*B/8)`` of weight word
+  ``g*F + 8*CB + cb``. The engine reads both memories at the same address during a group's
+  first ``8*CB`` folds and keeps the tap-8 words for its last ``CB`` folds;
 - per-group constants: word ``g`` holds lane ``p``'s constants at ``p * width``;
 - RSign biases: word ``gi`` (input channel group) holds channel ``gi*P + p`` at ``p * res_bits``.
 """
@@ -35,6 +41,7 @@ from bincount.errors import BincountError
 from bincount.model.bits import unpack_bits
 
 __all__ = ["BlockParams", "block_params", "layer_names", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE",
+           "bram_blocks", "BRAM_MODES",
            "pack_lanes", "to_unsigned", "to_beats", "from_beats", "RES_BITS"]
 
 #: Default parallelism: 8 output channels per cycle, 64 window bits per lane and cycle (a stage
@@ -45,6 +52,23 @@ DEFAULT_BITS_PER_CYCLE = 64
 RES_BITS = 16
 #: Width of a pow2 RPReLU exponent field (signed, -15..3).
 EXP_BITS = 5
+
+
+#: Block RAM aspect ratios (depth, width): ECP5 DP16KD (the 7-series RAMB18 has the same).
+BRAM_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+#: Words per bank of a :class:`~bincount.gateware.banked_ram.BankedRAM`.
+BRAM_BANK_DEPTH = 512
+
+
+def bram_blocks(width, depth, bank_depth=BRAM_BANK_DEPTH):
+    """18 Kbit block RAMs of a read-only ``BankedRAM`` of ``depth`` words of ``width`` bits:
+    each bank of at most ``bank_depth`` words in its cheapest aspect ratio (a model of the
+    synthesis tool's choice, used to decide the weight memory layout)."""
+    total = 0
+    for start in range(0, depth, bank_depth):
+        d = min(bank_depth, depth - start)
+        total += min(-(-width // mw) * -(-d // md) for md, mw in BRAM_MODES)
+    return total
 
 
 def _pow2(v):
@@ -106,6 +130,7 @@ class BlockParams:
     shift: int = 0
     slope_bits: int = 16
     slope_frac: int = 12
+    split_weights: object = None  # None: decided by weight_split's block-RAM count; True/False
     arrays: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -137,6 +162,39 @@ class BlockParams:
         return self.lanes * self.res_bits
 
     # -- memory images -----------------------------------------------------------------
+
+    @property
+    def weight_split(self):
+        """Whether the weights are split into taps 0..7 and a narrow tap-8 memory (module
+        docstring), unless ``split_weights`` says otherwise: when ``(Cout/P) * F`` words would leave most of their last bank of block
+        RAMs empty (``F = 9 * Cin/B`` has a factor 9) and the split layout needs fewer block RAMs
+        by :func:`bram_blocks`. Costs ``Cin/B * P*B`` flip-flops to hold the tap-8 words."""
+        w = self.lanes * self.bits_per_cycle
+        if self.split_weights is not None:
+            if self.split_weights and w % 8:
+                raise BincountError(f"split weights need lanes * bits_per_cycle divisible by 8, "
+                                    f"got {self.lanes} * {self.bits_per_cycle}")
+            return bool(self.split_weights)
+        if w % 8:
+            return False
+        main = self.out_groups * 8 * (self.cin // self.bits_per_cycle)
+        whole = bram_blocks(w, self.out_groups * self.folds)
+        return bram_blocks(w, main) + bram_blocks(w // 8, main) < whole
+
+    def weight_memories(self):
+        """``[(name, width, words)]`` of the weight memories: the whole image of
+        :meth:`weight_words`, or (split) taps 0..7 and the tap-8 memory."""
+        words, w = self.weight_words(), self.lanes * self.bits_per_cycle
+        if not self.weight_split:
+            return [("weights", w, words)]
+        cb, f = self.cin // self.bits_per_cycle, self.folds
+        main, tail = [], []
+        chunk, mask = w // 8, (1 << (w // 8)) - 1
+        for g in range(self.out_groups):
+            main += words[g * f:g * f + 8 * cb]
+            for word in words[g * f + 8 * cb:(g + 1) * f]:
+                tail += [(word >> (k * chunk)) & mask for k in range(8)]
+        return [("weights", w, main), ("weights_tap8", chunk, tail)]
 
     def weight_words(self):
         """Weight memory image: ``(Cout/P) * F`` words of ``P*B`` bits (module docstring)."""

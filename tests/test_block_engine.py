@@ -4,12 +4,14 @@ RSign, both pad bits, several lane / bit-per-cycle foldings), two images back to
 input gaps and output stalls, every output element compared with the integer reference.
 The full-size layers of the trained / calibrated network run on Verilator in ``sim/``."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from bincount.errors import BincountError
 from bincount.gateware.block_engine import BinaryBlockEngine
-from bincount.gateware.block_params import block_params
+from bincount.gateware.block_params import block_params, bram_blocks
 from bincount.gateware.stage_engine import StageEngine
 from bincount.hw.engine_emit import emit_stage
 
@@ -25,17 +27,20 @@ CASES = [
     (8, 16, 2, 8, "baseline", True, "trained", 1, 4, 4, 0.3),
     (16, 16, 1, 4, "baseline", True, "pow2", 1, 16, 16, 0.5),
     (8, 8, 1, 3, "baseline", False, None, 1, 8, 8, 0.0),
+    # bit words of max(B, P) bits, several per pixel (B > P; B < P; stride 2)
+    (32, 32, 1, 4, "binarized", True, "pow2", 1, 4, 8, 0.3),
+    (16, 32, 2, 4, "baseline", True, "trained", 1, 2, 4, 0.3),
 ]
 
 
 def _run(cin, cout, stride, size, form, rsign, rprelu, pad_bit, lanes, bpc, stall, seed=0,
-         images=2):
+         images=2, split=None):
     ex = tiny_export(cin, cout, stride, size, form, rsign, rprelu, pad_bit, seed=seed)
     rng = np.random.default_rng(seed + 1)
     xs = [rng.integers(-700, 700, (cin, size, size)) for _ in range(images)]
     xs[0][:, 0, 0] = 32767                                  # saturation of conv + shortcut
     xs[-1][:, -1, -1] = -32768
-    p = block_params(ex, "stage1.conv1", lanes, bpc)
+    p = dataclasses.replace(block_params(ex, "stage1.conv1", lanes, bpc), split_weights=split)
     dut = BinaryBlockEngine(p)
     beats = sum((to_beats(x, lanes) for x in xs), [])
     ho = size // stride
@@ -54,6 +59,35 @@ def _run(cin, cout, stride, size, form, rsign, rprelu, pad_bit, lanes, bpc, stal
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
 def test_block_engine_matches_reference(case):
     _run(*case)
+
+
+@pytest.mark.parametrize("case", [
+    (16, 16, 1, 4, "binarized", True, "pow2", 1, 4, 4, 0.3),      # Cin/B = 4 tap-8 words
+    (8, 16, 2, 4, "baseline", True, "trained", 1, 8, 8, 0.3),     # one tap-8 word
+    (32, 32, 1, 3, "binarized", False, None, 0, 2, 8, 0.5),
+], ids=lambda c: "-".join(map(str, c)))
+def test_split_weights_match_reference(case):
+    p, _ = _run(*case, split=True)
+    assert [name for name, _, _ in p.weight_memories()] == ["weights", "weights_tap8"]
+
+
+def test_weights_split_where_it_saves_block_rams():
+    # stage-3 geometry: 32 groups x 36 folds of 512 bits = 3 banks (45 blocks); split:
+    # 1,024 words (30) + 1,024 x 64 bits (4)
+    assert bram_blocks(512, 1152) == 45
+    assert bram_blocks(512, 1024) + bram_blocks(64, 1024) == 34
+    assert bram_blocks(18, 512) == 1 and bram_blocks(512, 72) == 15
+    assert bram_blocks(18, 1024) == 2                 # banks of at most 512 words
+    for cin, split in ((64, False), (128, False), (256, True)):
+        ex = tiny_export(cin, cin, 1, 2, "binarized", True, "pow2", 1)
+        p = block_params(ex, "stage1.conv1", 8, 64)
+        assert p.weight_split is split
+        mems = p.weight_memories()
+        assert len(mems) == 1 + split
+        assert sum(len(w) * width for _, width, w in mems) == 9 * cin * cin
+    with pytest.raises(BincountError, match="divisible by 8"):
+        dataclasses.replace(block_params(tiny_export(8, 8, 1, 3, "binarized", True, "pow2", 1),
+                                         "stage1.conv1", 1, 4), split_weights=True).weight_split
 
 
 def test_cycles_close_to_ideal_without_stalls():
