@@ -253,9 +253,10 @@ class BinaryBlockEngine(wiring.Component):
         lbw = ceil_log2(BW)
         m.d.comb += [
             bits_buf.w_slot.eq(slot2), bits_buf.w_x.eq(x2), bits_buf.w_data.eq(full),
-            bits_buf.w_sub.eq(g2[lbw:] if SB > 1 else 0),
             bits_buf.w_en.eq(rsign.out_valid & (g2[:lbw] == BW - 1 if BW > 1 else 1)),
         ]
+        if SB > 1:
+            m.d.comb += bits_buf.w_sub.eq(g2[lbw:])
 
         # ---------------- sequencer: (oy, ox, group, fold), one fold per cycle ----------------
         ox = Signal(range(max(Ho, 2)), name="ox")
@@ -268,8 +269,9 @@ class BinaryBlockEngine(wiring.Component):
         # address stands still during the tap-8 folds
         split = p.weight_split
         WF = 8 * CB if split else F                       # weight words per group
-        tail = Signal(name="tap8_fold")
-        m.d.comb += tail.eq(fi >= 8 * CB if split else 0)
+        if split:
+            tail = Signal(name="tap8_fold")
+            m.d.comb += tail.eq(fi >= 8 * CB)
         waddr = Signal(range(max(CGo * WF, 2)), name="w_addr")
         top_slot = Signal(range(K), init=K - 1, name="top_slot")
         mid = Signal(name="mid_group")
@@ -304,7 +306,7 @@ class BinaryBlockEngine(wiring.Component):
                 mid.eq(~last),
                 fi.eq(Mux(last, 0, fi + 1)),
                 cb.eq(Mux(cb == CB - 1, 0, cb + 1)),
-                waddr.eq(Mux(last & last_cg, 0, waddr + ~tail)),
+                waddr.eq(Mux(last & last_cg, 0, waddr + (~tail if split else 1))),
             ]
             with m.If(cb == CB - 1):
                 m.d.sync += kx.eq(Mux(kx == 2, 0, kx + 1))
@@ -352,8 +354,9 @@ class BinaryBlockEngine(wiring.Component):
         FB = WB // B
         lfb = ceil_log2(FB)
         m.d.comb += [bits_buf.r_slot.eq(a_slot), bits_buf.r_x.eq(a_ix),
-                     bits_buf.r_sub.eq(a_cb[lfb:] if SB > 1 else 0),
                      bits_buf.r_pad.eq(a_pad)]
+        if SB > 1:
+            m.d.comb += bits_buf.r_sub.eq(a_cb[lfb:])
 
         # The window word leaves the line buffer (latency 2) at t0+3; the weight word is read
         # in the same cycle as it and registered once more, so both reach stage C (t0+4) with

@@ -27,6 +27,8 @@ def _positive_int(text):
 
 
 def add_arguments(parser):
+    from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
+
     parser.epilog = ("Results are cached by content under build/cache/ (set BINCOUNT_CACHE_DIR "
                      "to move it): a second run with the same inputs takes about a second.")
     parser.add_argument("-o", "--output", metavar="DIR", default="build/report",
@@ -57,9 +59,10 @@ def add_arguments(parser):
                          default=[1, 2, 3, 4], choices=[1, 2, 3, 4],
                          help="stages to build (default: 1 2 3 4)")
     engines.add_argument("--engine-lanes", metavar="P", type=_positive_int, default=None,
-                         help="output channels per cycle (default 16)")
+                         help=f"output channels per cycle (default {DEFAULT_LANES})")
     engines.add_argument("--engine-bits-per-cycle", metavar="B", type=_positive_int,
-                         default=None, help="window bits per lane and cycle (default 64)")
+                         default=None, help=f"window bits per lane and cycle (default "
+                                            f"{DEFAULT_BITS_PER_CYCLE})")
     engines.add_argument("--engine-export", metavar="FILE", action="append", default=None,
                          help="a trained bincount-network export to build the engines of its "
                               "form from (repeat for both forms; default: the calibrated "
