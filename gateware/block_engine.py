@@ -12,6 +12,9 @@ Streams (``amaranth.lib.stream``, ``payload`` / ``valid`` / ``ready``):
   ``g*P + p`` of a beat is ``payload[p*16 : (p+1)*16]`` (signed, ``res`` format). Images
   follow each other without separators.
 - ``o``: the output residual stream in the same layout with ``Cout`` channels at ``Ho x Wo``.
+- ``w`` (only with ``weights="stream"``): weight words of ``P*B`` bits, one per fold, in the
+  order of :meth:`~bincount.gateware.block_params.BlockParams.weight_words`, repeated for every
+  output pixel; it enters through a :class:`StreamRegister` and a fold waits for its word.
 
 Structure: the input stream passes a :class:`StreamRegister` (so the producer sees a
 registered ``ready``); the input side applies RSign to each beat and assembles a pixel's ``Cin`` bits into
@@ -106,10 +109,11 @@ class BinaryBlockEngine(wiring.Component):
         if not isinstance(params, BlockParams):
             raise TypeError("BinaryBlockEngine takes a BlockParams (see block_params())")
         self.params = p = params
-        super().__init__({
-            "i": In(stream.Signature(p.beat_bits)),
-            "o": Out(stream.Signature(p.beat_bits)),
-        })
+        members = {"i": In(stream.Signature(p.beat_bits)),
+                   "o": Out(stream.Signature(p.beat_bits))}
+        if p.weights == "stream":
+            members["w"] = In(stream.Signature(p.lanes * p.bits_per_cycle))
+        super().__init__(members)
         self.port_doc = {
             "i__payload": f"input residual stream beat: {p.lanes} channels x {p.res_bits} bits "
                           f"(channel g*{p.lanes}+p at bits [p*{p.res_bits}, ...)), pixels in "
@@ -122,6 +126,16 @@ class BinaryBlockEngine(wiring.Component):
             "o__valid": "output beat is valid",
             "o__ready": "consumer accepts the output beat this cycle",
         }
+        if p.weights == "stream":
+            self.port_doc.update({
+                "w__payload": f"weight word g*{p.folds}+f: lane p's {p.bits_per_cycle} window "
+                              f"bits of fold f of output channel g*{p.lanes}+p at bits "
+                              f"[p*{p.bits_per_cycle}, ...); the {p.out_groups * p.folds} words "
+                              f"in order, once per output pixel ({p.out_size ** 2} times per "
+                              f"image)",
+                "w__valid": "weight word is valid",
+                "w__ready": "engine takes the weight word this cycle (one per fold)",
+            })
 
     # -- timing ------------------------------------------------------------------------
 
@@ -291,7 +305,13 @@ class BinaryBlockEngine(wiring.Component):
         start = Signal(name="group_start")
         m.d.comb += start.eq(~mid & rows_ok & ~held & (space != 0))
         issue = Signal(name="issue")
-        m.d.comb += issue.eq(mid | start)
+        if p.weights == "stream":
+            # streamed weights: a fold issues only with its weight word (registered stream)
+            m.submodules.w_reg = w_reg = StreamRegister(P * B)
+            wiring.connect(m, wiring.flipped(self.w), w_reg.i)
+            m.d.comb += [issue.eq((mid | start) & w_reg.o.valid), w_reg.o.ready.eq(issue)]
+        else:
+            m.d.comb += issue.eq(mid | start)
         first = Signal(name="first_fold")
         last = Signal(name="last_fold")
         m.d.comb += [first.eq(fi == 0), last.eq(fi == F - 1)]
@@ -362,11 +382,10 @@ class BinaryBlockEngine(wiring.Component):
         # in the same cycle as it and registered once more, so both reach stage C (t0+4) with
         # no logic between a block RAM and a register, and the long route from the RAMs to
         # the P lanes ends in a register too.
-        mems = p.weight_memories()
+        mems = p.weight_memories() if p.weights == "memory" else []
         for name, width, words in mems:
             m.submodules[name] = BankedRAM(width, len(words), words, writable=False)
             m.d.comb += m.submodules[name].r_addr.eq(a_waddr)
-        w_ram = m.submodules[mems[0][0]]
         b_valid = delay_valid(m, a_valid, 1)
 
         # stage B (window word at t0+3) -> stage C: fold bits selected and registered
@@ -374,12 +393,15 @@ class BinaryBlockEngine(wiring.Component):
         act = Signal(B, name="act_c", reset_less=True)
         m.d.sync += act.eq(bits_buf.r_data.word_select(b_cb[:lfb], B) if FB > 1
                            else bits_buf.r_data)
-        if split:
+        if p.weights == "stream":
+            # the word taken with the fold's issue, delayed to meet its window bits
+            wgt = delay(m, w_reg.o.payload, 4, "wgt")
+        elif split:
             # the tap-8 words of a group arrive in P*B/8-bit chunks with its first 8*CB folds
             # (at the stage where the main word is read) and wait in tap8_words for its last CB
             # folds, which take their weight word from there; the next group's chunks overwrite
             # them only after those folds have passed this stage
-            t_ram = m.submodules[mems[1][0]]
+            w_ram, t_ram = m.submodules[mems[0][0]], m.submodules[mems[1][0]]
             t_valid = delay_valid(m, issue, 3)
             t_tail = delay(m, tail, 3, "b_tail")
             tap8 = Signal(CB * P * B, name="tap8_words", reset_less=True)
@@ -389,7 +411,7 @@ class BinaryBlockEngine(wiring.Component):
             m.d.sync += wgt.eq(Mux(t_tail, tap8.word_select(b_cb, P * B) if CB > 1 else tap8,
                                    w_ram.r_data))
         else:
-            wgt = delay(m, w_ram.r_data, 1, "wgt")
+            wgt = delay(m, m.submodules[mems[0][0]].r_data, 1, "wgt")
         c_valid = delay_valid(m, b_valid, 2)
         c_first = delay(m, first, 4, "first")
         c_last = delay(m, last, 4, "last")

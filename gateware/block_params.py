@@ -13,6 +13,12 @@ A block (docs/conventions.md "Whole network") maps the residual stream ``x [Cin,
     sum   = sat(conv + sc)
     out   = sat(RPReLU(sum))                          (ReActNet; sum for Bi-Real)
 
+Weights live in an on-chip memory (``weights="memory"``, the default) or arrive on a stream
+(``weights="stream"``, for a layer whose weights do not fit on chip): the engine then takes
+weight word ``g*F + f`` (the layout below) from its ``w`` stream for every fold it computes, so
+the words of :meth:`BlockParams.weight_words` repeat once per output pixel, ``Ho*Wo`` times per
+image, at up to ``P*B`` bits per cycle.
+
 Knobs: ``lanes`` output channels computed in parallel (``P``, a power of two dividing ``Cin``
 and ``Cout``; it is also the number of channels per stream beat) and ``bits_per_cycle`` (``B``,
 a power of two dividing ``Cin``, at most ``Cin``): a lane folds its ``N`` window bits over
@@ -41,7 +47,7 @@ from bincount.errors import BincountError
 from bincount.model.bits import unpack_bits
 
 __all__ = ["BlockParams", "block_params", "layer_names", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE",
-           "bram_blocks", "BRAM_MODES",
+           "bram_blocks", "BRAM_MODES", "WEIGHT_SOURCES",
            "pack_lanes", "to_unsigned", "to_beats", "from_beats", "RES_BITS"]
 
 #: Default parallelism: 8 output channels per cycle, 64 window bits per lane and cycle (a stage
@@ -131,6 +137,7 @@ class BlockParams:
     slope_bits: int = 16
     slope_frac: int = 12
     split_weights: object = None  # None: decided by weight_split's block-RAM count; True/False
+    weights: str = "memory"       # "memory" (on chip) | "stream" (a weight stream input)
     arrays: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -170,6 +177,8 @@ class BlockParams:
         RAMs empty (``F = 9 * Cin/B`` has a factor 9) and the split layout needs fewer block RAMs
         by :func:`bram_blocks`. Costs ``Cin/B * P*B`` flip-flops to hold the tap-8 words."""
         w = self.lanes * self.bits_per_cycle
+        if self.weights == "stream":
+            return False
         if self.split_weights is not None:
             if self.split_weights and w % 8:
                 raise BincountError(f"split weights need lanes * bits_per_cycle divisible by 8, "
@@ -239,9 +248,16 @@ def _check_knob(name, value, layer, cin, cout, limit):
                             f"(Cin = {cin}, Cout = {cout}); expected at most {limit}")
 
 
-def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE):
+WEIGHT_SOURCES = ("memory", "stream")
+
+
+def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
+                 weights="memory"):
     """:class:`BlockParams` of binary layer ``name`` of ``export`` (a dict from
-    :func:`bincount.model.network_file.load_export` or ``export_arrays``), checked."""
+    :func:`bincount.model.network_file.load_export` or ``export_arrays``), checked;
+    ``weights`` is ``"memory"`` or ``"stream"`` (module docstring)."""
+    if weights not in WEIGHT_SOURCES:
+        raise BincountError(f"weights must be 'memory' or 'stream', got {weights!r}")
     meta = _meta(export)
     layers = {layer["name"]: layer for layer in meta["layers"]}
     if name not in layers:
@@ -274,7 +290,7 @@ def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_
         bits_per_cycle=bits_per_cycle, res_bits=int(fmt["res_bits"]),
         mul_bits=int(fmt["mul_bits"]), off_bits=int(fmt["off_bits"]),
         shift=int(m["shift"] or 0), slope_bits=int(fmt["slope_bits"]),
-        slope_frac=int(fmt["slope_frac"]), arrays=arrays)
+        slope_frac=int(fmt["slope_frac"]), weights=weights, arrays=arrays)
 
 
 def to_beats(x, lanes, bits=RES_BITS):

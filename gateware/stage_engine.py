@@ -10,7 +10,9 @@ Streams ``i`` / ``o`` as in :mod:`bincount.gateware.block_engine`: ``i`` carries
 input residual stream (``Cin`` channels at the input map size), ``o`` its output. With
 ``taps=True`` the stream between block ``j`` and ``j+1`` is also visible on outputs
 ``tap{j}_payload`` and ``tap{j}_fire`` (a beat passes in this cycle): observation only, used by
-the testbenches to compare every layer's output.
+the testbenches to compare every layer's output. With ``weights="stream"`` every block ``j``
+takes its weights from an input stream ``w{j}`` instead of an on-chip memory (see
+:mod:`bincount.gateware.block_engine`): the form for a stage whose weights do not fit on chip.
 
 Latency and cycles: see :attr:`StageEngine.ideal_cycles` and docs/engines.md.
 """
@@ -56,10 +58,12 @@ class StageEngine(wiring.Component):
     layers : list of str, optional
         A run of consecutive layers of the stage to build instead of all four (e.g. one block
         alone, to measure its cycles).
+    weights : str
+        ``"memory"`` (on-chip weight memories) or ``"stream"`` (a weight stream per block).
     """
 
     def __init__(self, export, stage, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
-                 taps=False, layers=None):
+                 taps=False, layers=None, weights="memory"):
         with quiet_on_error(self):
             names = stage_layers(export, stage)
             if layers is not None:
@@ -74,8 +78,10 @@ class StageEngine(wiring.Component):
                 names = layers
             self.stage = stage
             self.whole_stage = len(names) == len(stage_layers(export, stage))
-            self.blocks = [BinaryBlockEngine(block_params(export, n, lanes, bits_per_cycle))
+            self.blocks = [BinaryBlockEngine(block_params(export, n, lanes, bits_per_cycle,
+                                                          weights))
                            for n in names]
+            self.weights = weights
         self.taps = bool(taps)
         first, last = self.blocks[0].params, self.blocks[-1].params
         members = {"i": In(stream.Signature(first.beat_bits)),
@@ -84,6 +90,9 @@ class StageEngine(wiring.Component):
             for j, b in enumerate(self.blocks[:-1]):
                 members[f"tap{j}_payload"] = Out(b.params.beat_bits)
                 members[f"tap{j}_fire"] = Out(1)
+        if weights == "stream":
+            for j, b in enumerate(self.blocks):
+                members[f"w{j}"] = In(stream.Signature(b.params.lanes * b.params.bits_per_cycle))
         super().__init__(members)
         self.port_doc = dict(self.blocks[0].port_doc)
         self.port_doc.update({k: v for k, v in self.blocks[-1].port_doc.items()
@@ -92,6 +101,11 @@ class StageEngine(wiring.Component):
             for j, b in enumerate(self.blocks[:-1]):
                 self.port_doc[f"tap{j}_payload"] = f"output beat of {b.params.name} (observation)"
                 self.port_doc[f"tap{j}_fire"] = f"a beat of {b.params.name} passes this cycle"
+        if weights == "stream":
+            for j, b in enumerate(self.blocks):
+                for k, v in b.port_doc.items():
+                    if k.startswith("w__"):
+                        self.port_doc[f"w{j}__{k[3:]}"] = f"{b.params.name}: {v}"
 
     @property
     def params(self):
@@ -114,4 +128,7 @@ class StageEngine(wiring.Component):
                 m.d.comb += [getattr(self, f"tap{j}_payload").eq(a.o.payload),
                              getattr(self, f"tap{j}_fire").eq(a.o.valid & a.o.ready)]
         wiring.connect(m, self.blocks[-1].o, wiring.flipped(self.o))
+        if self.weights == "stream":
+            for j, b in enumerate(self.blocks):
+                wiring.connect(m, wiring.flipped(getattr(self, f"w{j}")), b.w)
         return m

@@ -5,7 +5,9 @@ Unlike the registry blocks (:mod:`bincount.hw.blocks`) an engine holds a trained
 and constants in its memories, so it is built from a ``bincount-network`` export. The module
 name says what it is and which export it holds::
 
-    bincount_stage{k}_{form}_p{lanes}_b{bits_per_cycle}_{digest}
+    bincount_stage{k}_{form}_p{lanes}_b{bits_per_cycle}[_wstream]_{digest}
+
+(``_wstream``: the weights come in on one stream per block instead of from on-chip memories.)
 
 ``digest`` is the first 10 hex digits of the SHA-256 of the stage's arrays and metadata, so the
 same export, stage and knobs give the same name and the same bytes. The manifest lists the ports
@@ -50,20 +52,25 @@ def stage_module_name(engine, digest):
     part = "" if engine.whole_stage else "_" + "_".join(
         q.name.split(".")[1] for q in engine.params)
     return (f"bincount_stage{engine.stage}{part}_{p.form}_p{p.lanes}_b{p.bits_per_cycle}"
+            f"{'_wstream' if p.weights == 'stream' else ''}"
             f"{'_taps' if engine.taps else ''}_{digest[:10]}")
 
 
-def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None):
+def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None,
+                weights="memory"):
     """``(engine, module_name, parameters)``; knobs ``None`` take the defaults; ``layers``
-    builds a run of the stage's layers only (see :class:`StageEngine`)."""
+    builds a run of the stage's layers only (see :class:`StageEngine`); ``weights`` is
+    ``"memory"`` or ``"stream"``."""
     kw = {k: v for k, v in (("lanes", lanes), ("bits_per_cycle", bits_per_cycle))
           if v is not None}
-    engine = StageEngine(export, stage, taps=taps, layers=layers, **kw)
+    engine = StageEngine(export, stage, taps=taps, layers=layers, weights=weights, **kw)
     digest = stage_digest(export, stage)
     p = engine.params[0]
     params = {"stage": stage, "form": p.form, "lanes": p.lanes,
               "bits_per_cycle": p.bits_per_cycle, "taps": engine.taps, "export_digest": digest,
               "layers": [q.name for q in engine.params]}
+    if weights == "stream":               # (absent for on-chip weights: their bytes unchanged)
+        params["weights"] = "stream"
     return engine, stage_module_name(engine, digest), params
 
 
@@ -84,6 +91,7 @@ def _manifest(engine, name, params, text):
                        "in_size": p.size, "out_size": p.out_size, "n": p.n, "folds": p.folds,
                        "form": p.form, "rsign": p.rsign, "downsample": p.downsample,
                        "rprelu": p.rprelu, "ideal_cycles": p.ideal_cycles,
+                       "weights": p.weights, "weight_split": p.weight_split,
                        "pipeline_latency": b.pipeline_latency, "row_slots": b.row_slots,
                        "in_beats": p.size ** 2 * p.in_groups,
                        "out_beats": p.out_size ** 2 * p.out_groups})
@@ -93,9 +101,11 @@ def _manifest(engine, name, params, text):
             "generator": f"bincount {__version__}"}
 
 
-def emit_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None):
+def emit_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None,
+               weights="memory"):
     """Verilog text and manifest of the stage engine (nothing written)."""
-    engine, name, params = build_stage(export, stage, lanes, bits_per_cycle, taps, layers)
+    engine, name, params = build_stage(export, stage, lanes, bits_per_cycle, taps, layers,
+                                       weights)
     header = [f"bincount {__version__}: stage engine, parameters "
               f"{json.dumps(params, sort_keys=True)}",
               f"ports, blocks and cycles: {name}.json"]

@@ -63,25 +63,36 @@ def reference_block(export, x, name="stage1.conv1"):
     return np.moveaxis(out[0], -1, 0)
 
 
-def run_stream(dut, beats, expected_count, seed=0, gap=0.3, stall=0.3, max_cycles=200000):
+def run_stream(dut, beats, expected_count, seed=0, gap=0.3, stall=0.3, max_cycles=200000,
+               weights=None):
     """Drive ``beats`` into ``dut.i`` (random gaps with probability ``gap``), accept from
-    ``dut.o`` (ready low with probability ``stall``) until ``expected_count`` beats arrived.
+    ``dut.o`` (ready low with probability ``stall``) until ``expected_count`` beats arrived;
+    with ``weights`` (a list of words) also drive them into ``dut.w``, with gaps likewise.
     Returns ``(out_beats, cycles)``."""
     rng = np.random.default_rng(seed)
     got = []
     state = {"cycles": 0}
 
     async def tb(ctx):
-        k = 0
+        k = kw = 0
+        w_ready = dut.i.ready                   # sampled but unused without weights
         for t in range(max_cycles):
             send = k < len(beats) and rng.random() >= gap
             ctx.set(dut.i.valid, send)
             if send:
                 ctx.set(dut.i.payload, beats[k])
+            if weights is not None:
+                w_send = kw < len(weights) and rng.random() >= gap
+                ctx.set(dut.w.valid, w_send)
+                if w_send:
+                    ctx.set(dut.w.payload, weights[kw])
+                w_ready = dut.w.ready
             ready = rng.random() >= stall
             ctx.set(dut.o.ready, ready)
-            _, _, i_ready, o_valid, o_payload = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload)
+            _, _, i_ready, o_valid, o_payload, w_took = await ctx.tick().sample(
+                dut.i.ready, dut.o.valid, dut.o.payload, w_ready)
+            if weights is not None and w_send and w_took:
+                kw += 1
             if send and i_ready:
                 k += 1
             if ready and o_valid:

@@ -34,18 +34,21 @@ CASES = [
 
 
 def _run(cin, cout, stride, size, form, rsign, rprelu, pad_bit, lanes, bpc, stall, seed=0,
-         images=2, split=None):
+         images=2, split=None, weights="memory"):
     ex = tiny_export(cin, cout, stride, size, form, rsign, rprelu, pad_bit, seed=seed)
     rng = np.random.default_rng(seed + 1)
     xs = [rng.integers(-700, 700, (cin, size, size)) for _ in range(images)]
     xs[0][:, 0, 0] = 32767                                  # saturation of conv + shortcut
     xs[-1][:, -1, -1] = -32768
-    p = dataclasses.replace(block_params(ex, "stage1.conv1", lanes, bpc), split_weights=split)
+    p = dataclasses.replace(block_params(ex, "stage1.conv1", lanes, bpc, weights),
+                            split_weights=split)
     dut = BinaryBlockEngine(p)
     beats = sum((to_beats(x, lanes) for x in xs), [])
     ho = size // stride
     per = ho * ho * cout // lanes
-    got, cycles = run_stream(dut, beats, images * per, seed=seed, gap=stall, stall=stall)
+    wstream = p.weight_words() * (ho * ho * images) if weights == "stream" else None
+    got, cycles = run_stream(dut, beats, images * per, seed=seed, gap=stall, stall=stall,
+                             weights=wstream)
     for k, x in enumerate(xs):
         exp = reference_block(ex, x)
         out = from_beats(got[k * per:(k + 1) * per], cout, ho, lanes)
@@ -69,6 +72,31 @@ def test_block_engine_matches_reference(case):
 def test_split_weights_match_reference(case):
     p, _ = _run(*case, split=True)
     assert [name for name, _, _ in p.weight_memories()] == ["weights", "weights_tap8"]
+
+
+@pytest.mark.parametrize("case", [
+    (16, 16, 1, 4, "binarized", True, "pow2", 1, 4, 4, 0.3),
+    (8, 16, 2, 4, "baseline", True, "trained", 1, 8, 8, 0.3),
+    (8, 8, 1, 3, "binarized", False, None, 0, 2, 8, 0.0),
+], ids=lambda c: "-".join(map(str, c)))
+def test_streamed_weights_match_reference(case):
+    p, cycles = _run(*case, weights="stream")
+    assert not p.weight_split
+    if case[-1] == 0.0:        # a weight word every cycle: as fast as on-chip weights
+        assert cycles == _run(*case)[1]
+
+
+def test_streamed_weights_are_a_port_and_no_memory():
+    ex = tiny_export(8, 8, 1, 3, "binarized", True, "pow2", 1)
+    p = block_params(ex, "stage1.conv1", 4, 8, weights="stream")
+    dut = BinaryBlockEngine(p)
+    dut._MustUse__silence = True
+    assert dut.w.payload.shape().width == 32 and "w__payload" in dut.port_doc
+    plain = BinaryBlockEngine(block_params(ex, "stage1.conv1", 4, 8))
+    plain._MustUse__silence = True
+    assert "w" not in plain.signature.members
+    with pytest.raises(BincountError, match="weights must be 'memory' or 'stream', got 'rom'"):
+        block_params(ex, "stage1.conv1", 4, 8, weights="rom")
 
 
 def test_weights_split_where_it_saves_block_rams():
@@ -146,6 +174,20 @@ def test_stage_verilog_is_deterministic_and_named():
                      "o__valid", "o__ready"]
     assert man["blocks"][0]["ideal_cycles"] == 4 * 4 * 8 * 72 // 32
     elaborated(BinaryBlockEngine(block_params(ex, "stage1.conv1", 4, 8)))
+
+
+def test_stage_verilog_with_streamed_weights_has_a_weight_port_per_block():
+    ex = tiny_export(8, 8, 1, 4)
+    text, man = emit_stage(ex, 1, lanes=4, bits_per_cycle=8, weights="stream")
+    assert man["module"].startswith("bincount_stage1_binarized_p4_b8_wstream_")
+    assert man["parameters"]["weights"] == "stream"
+    assert [b["weights"] for b in man["blocks"]] == ["stream"]
+    ports = {q["name"]: (q["direction"], q["width"]) for q in man["ports"]}
+    assert ports["w0__payload"] == ("input", 32) and ports["w0__ready"] == ("output", 1)
+    plain, _ = emit_stage(ex, 1, lanes=4, bits_per_cycle=8)
+    assert "weights" not in emit_stage(ex, 1, lanes=4, bits_per_cycle=8)[1]["parameters"]
+    assert ".block0.weights " in plain and ".block0.weights" not in text   # no weight memory
+    assert ".block0.w_reg " in text
 
 
 def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread):
