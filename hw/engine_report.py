@@ -7,8 +7,9 @@ parallelism from an export, then
 
 - synthesised with Yosys for the report's target (LUT / FF / CARRY / DSP / BRAM, as the lanes);
 - placed and routed with nextpnr-ecp5 on an LFE5U-85F out of context (Fmax; synthesis with
-  ``synth_ecp5`` first). An engine that does not fit the device is reported as such, with the
-  resources nextpnr was asked for;
+  ``synth_ecp5`` first). An engine whose weights exceed the device's block RAM is placed in its
+  streamed-weight form (a weight stream input per block, ``weights="stream"``) and marked so;
+  one that does not fit otherwise is reported as such;
 - given its cycles per image: the ideal ``max over blocks Ho*Wo*Cout*N / (P*B)`` and, where
   ``bench/engine_cycles.py`` has measured the same stage, form and knobs in Verilator
   (``build/bench/engine_cycles.json``), the measured interval between images; images per second
@@ -59,7 +60,7 @@ def _exports(exports, forms, progress):
     return out
 
 
-def _verilog(export, stage, lanes, bpc, cache_dir):
+def _verilog(export, stage, lanes, bpc, cache_dir, weights="memory"):
     """``(module, text, manifest)``, cached by export digest, knobs and generator sources."""
     from bincount.hw.engine_emit import emit_stage, stage_digest
     from bincount.hw.report import _source_digest
@@ -67,15 +68,16 @@ def _verilog(export, stage, lanes, bpc, cache_dir):
 
     path = None
     if cache_dir is not None:
+        knobs = [stage, lanes, bpc] + ([] if weights == "memory" else [weights])
         key = cache_key("stage-engine-verilog", _source_digest(), stage_digest(export, stage),
-                        json.dumps([stage, lanes, bpc]))
+                        json.dumps(knobs))
         path = Path(cache_dir) / f"{key}.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return data["manifest"]["module"], data["verilog"], data["manifest"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    text, manifest = emit_stage(export, stage, lanes, bpc)
+    text, manifest = emit_stage(export, stage, lanes, bpc, weights=weights)
     if path is not None:
         from bincount.fileio import atomic_write_json
         try:
@@ -165,10 +167,10 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
         prog.start(label)
         too_big = _weights_exceed_bram(manifest, "85k")
         if too_big:
-            results[("pnr",) + key] = {"fmax_mhz": None, "error": too_big, "seconds": 0.0,
-                                       "cached": False}
-            prog.finish(label, 0.0, False, f" (skipped: {too_big})")
-            return
+            # the weights cannot be on chip: place the engine that takes them from streams
+            form, stage = key
+            module, text, manifest = _verilog(ex[form][0], stage, lanes, bpc,
+                                              v_cache if use_cache else None, "stream")
         try:
             r = fmax_ecp5(text, module, cache_dir=pnr_cache, use_cache=use_cache)
             extra = f" ({r['fmax_mhz']} MHz)"
@@ -180,6 +182,10 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
                          f"({first.split('ERROR: ', 1)[-1]})")
             r = {"fmax_mhz": None, "error": first, "seconds": 0.0, "cached": False}
             extra = f" (no result: {first})"
+        if too_big:
+            r = dict(r, weights="stream", weights_note=too_big, pnr_module=module,
+                     weight_bits_per_cycle=sum(lanes * bpc for _ in manifest["blocks"]))
+            extra += " (weights streamed)"
         prog.finish(label, r["seconds"], r["cached"], extra)
         results[("pnr",) + key] = r
 
@@ -216,6 +222,11 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
             p = results[("pnr", form, stage)]
             row["fmax_mhz"] = p.get("fmax_mhz")
             row["fmax_error"] = p.get("error")
+            row["fmax_weights"] = p.get("weights", "memory")
+            if p.get("weights") == "stream":
+                row["fmax_module"] = p["pnr_module"]
+                row["weights_note"] = p["weights_note"]
+                row["weight_bits_per_cycle"] = p["weight_bits_per_cycle"]
             if p.get("fmax_mhz"):
                 row["ecp5"] = {k: p.get(k) for k in ("lut", "lut_equiv", "ff", "carry", "dsp",
                                                       "bram")}
@@ -258,6 +269,8 @@ def engine_markdown(section, target):
         f = r.get("fmax_mhz")
         fm = f"{f:.1f}" if f else ("does not fit" if r.get("fmax_error") and
                                    "fit" in r["fmax_error"].lower() else "n/a")
+        if f and r.get("fmax_weights") == "stream":
+            fm += " (weights streamed)"
         cyc = _fmt(r["cycles_per_image"]) + ("" if r["measured_interval"] else " (ideal)")
         out.append(f"| {r['stage']} | {r['form']} | {_fmt(r['lut'])} | {_fmt(r['ff'])} | "
                    f"{_fmt(r['carry'])} | {_fmt(r['dsp'])} | {_fmt(r['bram'])} | {fm} | {cyc} | "
@@ -266,7 +279,17 @@ def engine_markdown(section, target):
     errors = [r for r in section["rows"] if r.get("fmax_error")]
     for r in errors:
         out.append(f"- stage {r['stage']} {r['form']}: no Fmax: {r['fmax_error']}")
-    if errors:
+    streamed = [r for r in section["rows"] if r.get("fmax_weights") == "stream"]
+    for r in streamed:
+        rate = (f", {r['weight_bits_per_cycle'] * r['fmax_mhz'] / 1e3:,.1f} Gbit/s at this "
+                f"Fmax" if r.get("fmax_mhz") else "")
+        out.append(f"- stage {r['stage']} {r['form']}: with its weights in on-chip memories "
+                   f"it {r['weights_note'].split(' (')[0]}. The Fmax is that of the same "
+                   f"engine with a weight stream input per block instead (`{r['fmax_module']}`)"
+                   f"; the resource columns are those of the on-chip form. Fed at full speed "
+                   f"the streams carry {r['weight_bits_per_cycle']:,} weight bits per cycle"
+                   f"{rate} (docs/engines.md, \"A layer too big for on-chip memory\").")
+    if errors or streamed:
         out.append("")
     src = {r["source"] for r in section["rows"]}
     slopes = {r["form"]: "/".join(r.get("rprelu", [])) for r in section["rows"]}

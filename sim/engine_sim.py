@@ -36,8 +36,10 @@ def _file_digest(path: Path) -> str:
 
 
 def emit_stage_cached(golden: Path, stage: int, lanes: int, bits_per_cycle: int,
-                      out_dir: Path, layers: list[str] | None = None) -> tuple[Path, dict]:
-    """Verilog (with taps) and manifest of ``stage`` built from the export inside ``golden``."""
+                      out_dir: Path, layers: list[str] | None = None,
+                      weights: str = "memory") -> tuple[Path, dict]:
+    """Verilog (with taps) and manifest of ``stage`` built from the export inside ``golden``
+    (``weights="stream"``: the streamed-weight form)."""
     import amaranth
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +47,8 @@ def emit_stage_cached(golden: Path, stage: int, lanes: int, bits_per_cycle: int,
            "bits_per_cycle": bits_per_cycle, "layers": layers,
            "sources": simlib._sources_digest("gateware", "hw"),
            "amaranth": amaranth.__version__}
+    if weights != "memory":
+        key["weights"] = weights
     key_path = out_dir / "emit_key.json"
     try:
         old = json.loads(key_path.read_text())
@@ -57,7 +61,7 @@ def emit_stage_cached(golden: Path, stage: int, lanes: int, bits_per_cycle: int,
 
     export, _ = load_engine_golden(golden, check=False)
     text, manifest = emit_stage(export, stage, lanes, bits_per_cycle, taps=True,
-                                layers=layers)
+                                layers=layers, weights=weights)
     top = manifest["module"]
     vpath = out_dir / f"{top}.v"
     simlib._write_if_changed(vpath, text)
@@ -69,7 +73,8 @@ def emit_stage_cached(golden: Path, stage: int, lanes: int, bits_per_cycle: int,
 
 def run_stage(test_id: str, test_module: str, golden: Path, stage: int, case: dict | None = None,
               *, lanes: int | None = None, bits_per_cycle: int | None = None,
-              layers: list[str] | None = None, seed: int | None = None) -> Path:
+              layers: list[str] | None = None, seed: int | None = None,
+              weights: str = "memory") -> Path:
     """Emit, build and simulate the engine of ``stage``; timings go to ``timings.json``."""
     lanes = SIM_KNOBS["lanes"] if lanes is None else lanes
     bits_per_cycle = SIM_KNOBS["bits_per_cycle"] if bits_per_cycle is None else bits_per_cycle
@@ -80,7 +85,7 @@ def run_stage(test_id: str, test_module: str, golden: Path, stage: int, case: di
         times = {}
         t0 = time.perf_counter()
         vpath, manifest = emit_stage_cached(Path(golden), stage, lanes, bits_per_cycle,
-                                            build_dir, layers)
+                                            build_dir, layers, weights)
         times["emit_s"] = time.perf_counter() - t0
         runner = simlib.build([vpath], manifest["module"], build_dir)
         times["build_s"] = time.perf_counter() - t0 - times["emit_s"]

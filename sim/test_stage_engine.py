@@ -11,6 +11,10 @@ the last on ``o``. It also records the cycles from the first input beat to the l
 
 ``BINCOUNT_STALL`` (default 0.3) sets the probability of an input gap and of an output stall per
 cycle; 0 measures the engine's own cycles (used by ``bench/engine_cycles.py``).
+
+The streamed-weight form (``weights="stream"``, the form for a stage whose weights do not fit
+on chip) of stage 4 is run the same way, the testbench feeding every block's weight stream
+``w{j}`` with the block's weight words, once per output pixel, with random gaps.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from bincount.gateware.block_params import from_beats, to_beats
+from bincount.gateware.block_params import block_params, from_beats, to_beats
 from bincount.model.engine_golden import load_engine_golden
 
 from . import simlib
@@ -66,6 +70,17 @@ async def stage_engine_layers(dut):
 
     taps = [(getattr(dut, f"tap{j}_fire"), getattr(dut, f"tap{j}_payload"))
             for j in range(len(blocks) - 1)]
+    # streamed weights: block j's words in order, once per output pixel (repeated cyclically)
+    params = case["manifest"]["parameters"]
+    w_streams = []
+    if params.get("weights") == "stream":
+        for j, name in enumerate(names):
+            words = block_params(export, name, lanes, params["bits_per_cycle"]).weight_words()
+            w_streams.append({"valid": getattr(dut, f"w{j}__valid"),
+                              "payload": getattr(dut, f"w{j}__payload"),
+                              "ready": getattr(dut, f"w{j}__ready"), "words": words, "k": 0,
+                              "send": False})
+            w_streams[-1]["valid"].value = 0
     got = [[] for _ in blocks]
     # cycle of every beat on the input and on each layer's output: [stream][beat]
     times = [[] for _ in range(len(blocks) + 1)]
@@ -77,7 +92,15 @@ async def stage_engine_layers(dut):
             dut.i__payload.value = beats[sent]
         o_ready = rng.random() >= p
         dut.o__ready.value = int(o_ready)
+        for w in w_streams:
+            w["send"] = rng.random() >= p
+            w["valid"].value = int(w["send"])
+            if w["send"]:
+                w["payload"].value = w["words"][w["k"] % len(w["words"])]
         await ReadOnly()
+        for w in w_streams:
+            if w["send"] and _int(w["ready"]):
+                w["k"] += 1
         if i_valid and _int(dut.i__ready):
             sent += 1
             times[0].append(cycle)
@@ -122,6 +145,15 @@ async def stage_engine_layers(dut):
                            if repeats > 1 else None),
               "input_beats": n_in, "failures": failures,
               "elements": int(sum(np.asarray(gold[f"{n}.output"][0]).size for n in names))}
+    if w_streams:
+        taken = [w["k"] for w in w_streams]
+        expect = [b["out_size"] ** 2 * len(w["words"]) * repeats
+                  for b, w in zip(blocks, w_streams)]
+        result["weight_words"] = taken
+        # one word per fold; the input stream register may hold up to two more
+        if any(not 0 <= t - e <= 2 for t, e in zip(taken, expect)):
+            failures.append(f"weight words taken per block {taken}, expected {expect} (one "
+                            f"per fold) plus at most 2 waiting in the input register")
     with open(case["results"], "w") as f:
         json.dump(result, f, indent=2)
     assert not failures, "\n".join(failures)
@@ -132,3 +164,10 @@ async def stage_engine_layers(dut):
 def test_stage_engine(request, form, stage):
     golden = simlib.engine_golden(form)
     run_stage(request.node.name, __name__, golden, stage, {"stall": stall_probability()})
+
+
+def test_stage_engine_streamed_weights(request):
+    """Stage 4 (whose weights exceed an LFE5U-85F's block RAM) with its weights streamed."""
+    golden = simlib.engine_golden("binarized")
+    run_stage(request.node.name, __name__, golden, 4, {"stall": stall_probability()},
+              weights="stream")

@@ -72,3 +72,19 @@ def test_engine_whose_weights_exceed_the_block_ram_is_not_placed():
     assert why.startswith("does not fit LFE5U-85F: the weights alone are 8,257,536 bits")
     assert "208 block RAMs hold 3,833,856" in why
     assert engine_report._weights_exceed_bram(stage3, "85k") is None
+
+
+def test_engine_whose_weights_exceed_the_block_ram_is_placed_with_streamed_weights(
+        tiny, monkeypatch):
+    monkeypatch.setattr(engine_report, "_weights_exceed_bram",
+                        lambda manifest, device: "does not fit LFE5U-85F: the weights alone are "
+                                                 "576 bits, its 0 block RAMs hold 0 (test)")
+    sec = engine_report.build_engine_section("xc7", lanes=4, bits_per_cycle=8, stages=(1,),
+                                             forms=("binarized",), jobs=1)
+    (row,) = sec["rows"]
+    assert row["fmax_weights"] == "stream" and row["fmax_mhz"] > 50
+    assert "_wstream_" in row["fmax_module"] and "_wstream_" not in row["module"]
+    assert row["weight_bits_per_cycle"] == 4 * 8            # one block of P*B bits
+    assert row["lut"] > 0                                   # resources: the on-chip form
+    md = engine_report.engine_markdown(sec, "xc7")
+    assert "(weights streamed)" in md and "32 weight bits per cycle" in md
