@@ -3,11 +3,12 @@
     bincount generate BLOCK --n N [--out-bits B] [--shift S] [--form F]
                                   [--mul-bits M] [--off-bits O] [-o DIR]
     bincount generate stage_engine --export FILE --stage K [--lanes P] [--bits-per-cycle B]
-                                  [-o DIR]
+                                  [--weights memory|stream] [-o DIR]
 
 BLOCK is one of xnor_popcount, threshold_compare, baseline_scale, output_lane; ``stage_engine``
 builds the four binary blocks of stage K of a ``bincount-network`` export (weights and constants
-in on-chip memories, form taken from the export; docs/engines.md). Writes
+in on-chip memories, form taken from the export; with ``--weights stream`` the weights come in
+on one stream input per block instead; docs/engines.md). Writes
 ``DIR/<module>.v`` and ``DIR/<module>.json`` (default DIR ``build/verilog/``) and prints their
 paths. Bad input gives one error line, exit status 2, and writes nothing.
 """
@@ -44,6 +45,10 @@ def add_arguments(parser):
     parser.add_argument("--bits-per-cycle", dest="bits_per_cycle", metavar="B",
                         help="stage_engine: window bits per lane and cycle (power of two, "
                              "default 64)")
+    parser.add_argument("--weights", metavar="W",
+                        help="stage_engine: memory (on-chip weight memories, default) or stream "
+                             "(a weight stream input per block, for weights too big for the "
+                             "device)")
     parser.add_argument("-o", "--out-dir", dest="out_dir", metavar="DIR", default=DEFAULT_OUT_DIR,
                         help=f"output directory (default {DEFAULT_OUT_DIR}/)")
 
@@ -67,20 +72,24 @@ def _run_stage_engine(args):
     for option in _INT_OPTIONS + ("form",):
         if getattr(args, option) is not None:
             raise BincountError(f"--{option.replace('_', '-')} does not apply to stage_engine; "
-                                f"its options are: --export --stage --lanes --bits-per-cycle")
+                                f"its options are: --export --stage --lanes --bits-per-cycle "
+                                f"--weights")
     if args.export is None or args.stage is None:
         raise BincountError("stage_engine needs --export FILE (a bincount-network export) and "
                             "--stage K (1..4)")
     stage = _parse_int("stage", args.stage)
     knobs = {k: _parse_int(k, getattr(args, k)) for k in ("lanes", "bits_per_cycle")
              if getattr(args, k) is not None}
+    from bincount.gateware.block_params import WEIGHT_SOURCES, block_params
+    weights = "memory" if args.weights is None else args.weights
+    if weights not in WEIGHT_SOURCES:
+        raise BincountError(f"--weights must be memory or stream, got {weights!r}")
     export = load_export(args.export)
-    from bincount.gateware.block_params import block_params
     from bincount.gateware.stage_engine import stage_layers
     for name in stage_layers(export, stage):         # knobs checked before the output folder
         block_params(export, name, **knobs)
     ensure_dir(args.out_dir)
-    text, info = emit_stage(export, stage, **knobs)
+    text, info = emit_stage(export, stage, weights=weights, **knobs)
     for path in write_files(args.out_dir, text, info):
         print(path)
     return 0
@@ -93,7 +102,7 @@ def run(args):
 
     if args.block == "stage_engine":
         return _run_stage_engine(args)
-    for option in ("export", "stage", "lanes", "bits_per_cycle"):
+    for option in ("export", "stage", "lanes", "bits_per_cycle", "weights"):
         if getattr(args, option) is not None:
             raise BincountError(f"--{option.replace('_', '-')} applies to stage_engine only")
     if args.block not in BLOCKS:

@@ -213,8 +213,17 @@ def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread
     assert [b["name"] for b in man["blocks"]] == [f"stage2.conv{j}" for j in range(1, 5)]
     assert man["blocks"][0]["stride"] == 2 and man["blocks"][0]["downsample"] == "concat"
     capsys.readouterr()
+    ws = tmp_path / "ws"
+    assert main(["generate", "stage_engine", "--export", str(path), "--stage", "2",
+                 "--lanes", "4", "--bits-per-cycle", "8", "--weights", "stream",
+                 "-o", str(ws)]) == 0
+    (man_w,) = [p for p in ws.iterdir() if p.suffix == ".json"]
+    ports = {q["name"] for q in json.loads(man_w.read_text())["ports"]}
+    assert {f"w{j}__payload" for j in range(4)} <= ports
+    capsys.readouterr()
     bad = tmp_path / "bad"
     for argv, message in (
+            (["--stage", "2", "--weights", "rom"], "--weights must be memory or stream"),
             (["--stage", "2", "--lanes", "3"], "lanes must be a power of two"),
             (["--stage", "7"], "stage must be one of 1, 2, 3, 4"),
             (["--stage", "2", "--n", "9"], "--n does not apply to stage_engine"),
