@@ -68,10 +68,13 @@ def test_block_engine_matches_reference(case):
     (16, 16, 1, 4, "binarized", True, "pow2", 1, 4, 4, 0.3),      # Cin/B = 4 tap-8 words
     (8, 16, 2, 4, "baseline", True, "trained", 1, 8, 8, 0.3),     # one tap-8 word
     (32, 32, 1, 3, "binarized", False, None, 0, 2, 8, 0.5),
+    (16, 16, 1, 4, "baseline", True, "trained", 1, 4, 8, 0.0),
 ], ids=lambda c: "-".join(map(str, c)))
 def test_split_weights_match_reference(case):
-    p, _ = _run(*case, split=True)
+    p, cycles = _run(*case, split=True)
     assert [name for name, _, _ in p.weight_memories()] == ["weights", "weights_tap8"]
+    if case[-1] == 0.0:                   # the split costs no cycles
+        assert cycles == _run(*case, split=False)[1]
 
 
 @pytest.mark.parametrize("case", [
