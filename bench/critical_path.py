@@ -9,6 +9,7 @@ type (clock-to-out, routing, logic, setup), delay and running total in ns, and t
 The work folder (netlist, logs, ``report.json``) is kept under ``build/critical_path/``.
 
     python bench/critical_path.py --stage 1 [--form binarized] [--layers 0 1] [--seed 1]
+                                  [--weights memory|stream]
 
 Takes 2-3 minutes for one block and 8-18 minutes for a whole stage on one core.
 """
@@ -30,6 +31,8 @@ def parse(argv=None):
     p.add_argument("--layers", type=int, nargs="+", default=None, metavar="I",
                    help="indices (0-3) of consecutive layers of the stage; default all four")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--weights", choices=["memory", "stream"], default="memory",
+                   help="on-chip weight memories (default) or a weight stream per block")
     return p.parse_args(argv)
 
 
@@ -51,7 +54,7 @@ def main(argv=None):
                          f"got {args.layers}")
     layers = None if args.layers is None else [names[i] for i in args.layers]
     try:
-        text, manifest = emit_stage(export, args.stage, layers=layers)
+        text, manifest = emit_stage(export, args.stage, layers=layers, weights=args.weights)
     except BincountError as exc:
         raise SystemExit(f"error: {exc}")
     top = manifest["module"]
