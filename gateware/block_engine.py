@@ -14,7 +14,7 @@ Streams (``amaranth.lib.stream``, ``payload`` / ``valid`` / ``ready``):
 - ``o``: the output residual stream in the same layout with ``Cout`` channels at ``Ho x Wo``.
 - ``w`` (only with ``weights="stream"``): weight words of ``P*B`` bits, one per fold, in the
   order of :meth:`~bincount.gateware.block_params.BlockParams.weight_words`, repeated for every
-  output pixel; it enters through a :class:`StreamRegister` and a fold waits for its word.
+  output pixel; it enters a :class:`ClaimQueue` and a fold waits for its word.
 
 Structure: the input stream passes a :class:`StreamRegister` (so the producer sees a
 registered ``ready``); the input side applies RSign to each beat and assembles a pixel's ``Cin`` bits into
@@ -47,6 +47,7 @@ from ._common import delay, delay_valid
 from .banked_ram import BankedRAM
 from .baseline_scale import BaselineScale
 from .block_params import EXP_BITS, BlockParams
+from .claim_queue import ClaimQueue
 from .line_buffer import LineBuffer
 from .rprelu_unit import RPReLUUnit
 from .rsign_compare import RSignCompare
@@ -306,10 +307,12 @@ class BinaryBlockEngine(wiring.Component):
         m.d.comb += start.eq(~mid & rows_ok & ~held & (space != 0))
         issue = Signal(name="issue")
         if p.weights == "stream":
-            # streamed weights: a fold issues only with its weight word (registered stream)
-            m.submodules.w_reg = w_reg = StreamRegister(P * B)
-            wiring.connect(m, wiring.flipped(self.w), w_reg.i)
-            m.d.comb += [issue.eq((mid | start) & w_reg.o.valid), w_reg.o.ready.eq(issue)]
+            # streamed weights: a fold issues only when it can claim its weight word; the word
+            # leaves the queue in the next cycle (ClaimQueue: the issue decision drives no
+            # payload register)
+            m.submodules.w_queue = w_queue = ClaimQueue(P * B)
+            wiring.connect(m, wiring.flipped(self.w), w_queue.i)
+            m.d.comb += [issue.eq((mid | start) & w_queue.claimable), w_queue.claim.eq(issue)]
         else:
             m.d.comb += issue.eq(mid | start)
         first = Signal(name="first_fold")
@@ -394,8 +397,9 @@ class BinaryBlockEngine(wiring.Component):
         m.d.sync += act.eq(bits_buf.r_data.word_select(b_cb[:lfb], B) if FB > 1
                            else bits_buf.r_data)
         if p.weights == "stream":
-            # the word taken with the fold's issue, delayed to meet its window bits
-            wgt = delay(m, w_reg.o.payload, 4, "wgt")
+            # the word claimed with the fold's issue (on w_queue.data one cycle later),
+            # delayed to meet its window bits
+            wgt = delay(m, w_queue.data, 3, "wgt")
         elif split:
             # the tap-8 words of a group arrive in P*B/8-bit chunks with its first 8*CB folds
             # (at the stage where the main word is read) and wait in tap8_words for its last CB

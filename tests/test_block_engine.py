@@ -190,7 +190,7 @@ def test_stage_verilog_with_streamed_weights_has_a_weight_port_per_block():
     plain, _ = emit_stage(ex, 1, lanes=4, bits_per_cycle=8)
     assert "weights" not in emit_stage(ex, 1, lanes=4, bits_per_cycle=8)[1]["parameters"]
     assert ".block0.weights " in plain and ".block0.weights" not in text   # no weight memory
-    assert ".block0.w_reg " in text
+    assert ".block0.w_queue " in text
 
 
 def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread):
