@@ -18,7 +18,7 @@ The result replaces the "Stage engines: cycles" section of docs/benchmarks.md an
 as JSON to ``build/bench/engine_cycles.json`` (read by ``bincount report``).
 
     python bench/engine_cycles.py [--stages 1 2 3 4] [--forms binarized baseline]
-        [--lanes 16] [--bits-per-cycle 64] [--output docs/benchmarks.md]
+        [--lanes 8] [--bits-per-cycle 64] [--output docs/benchmarks.md]
 """
 
 import argparse
