@@ -111,8 +111,7 @@ def _weights_exceed_bram(manifest, device):
     if weights <= capacity:
         return None
     return (f"does not fit {_part_name(device)}: the weights alone are {weights:,} bits, its "
-            f"{blocks} block RAMs hold {capacity:,} (a layer this size needs streamed weights, "
-            f"docs/engines.md)")
+            f"{blocks} block RAMs hold {capacity:,}")
 
 
 def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGINE_STAGES,
@@ -284,7 +283,7 @@ def engine_markdown(section, target):
         rate = (f", {r['weight_bits_per_cycle'] * r['fmax_mhz'] / 1e3:,.1f} Gbit/s at this "
                 f"Fmax" if r.get("fmax_mhz") else "")
         out.append(f"- stage {r['stage']} {r['form']}: with its weights in on-chip memories "
-                   f"it {r['weights_note'].split(' (')[0]}. The Fmax is that of the same "
+                   f"it {r['weights_note']}. The Fmax is that of the same "
                    f"engine with a weight stream input per block instead (`{r['fmax_module']}`)"
                    f"; the resource columns are those of the on-chip form. Fed at full speed "
                    f"the streams carry {r['weight_bits_per_cycle']:,} weight bits per cycle"
