@@ -18,9 +18,18 @@ with 1,000 images per class, index ``i`` is file ``i % 1000`` of class ``i // 10
 
 Data folder: the ``data_dir`` argument if given; else the environment variable
 ``BINCOUNT_CIFAR_DIR`` if set (then only that folder); else the first of
-``<repo>/data/cifar10-jpeg`` and ``<repo>/../shared/data/cifar10-jpeg`` that holds the split
-(``<repo>`` is the folder above ``model/``). Accuracy measured on the JPEG copy is "CIFAR-10
-(JPEG copy)".
+``<repo>/data/cifar10-jpeg``, ``<repo>/data`` (where ``bincount data fetch`` puts the binary
+release) and ``<repo>/../shared/data/cifar10-jpeg`` that holds the split (``<repo>`` is the
+folder above ``model/``). Accuracy measured on the JPEG copy is "CIFAR-10 (JPEG copy)".
+
+**Bundled sample.** ``<repo>/samples/cifar10-test/test.tar.gz`` (in git, about 0.66 MB) holds
+the first :data:`SAMPLE_PER_CLASS` test images of every class of the JPEG copy, byte for byte,
+under their original names, so index ``c * 1000 + k`` (``k < SAMPLE_PER_CLASS``) is the same
+image in the sample and in the whole test set. :func:`load_test_images` falls back to it when
+no other test archive is found (never when ``data_dir`` or ``BINCOUNT_CIFAR_DIR`` is given);
+:func:`load_split` never does (an accuracy on the sample is not a test-set accuracy). The
+seeded image draws of the golden-vector probes (:func:`sample_indices`) pick from the sample's
+indices only, so tests see the same images with or without the whole test set.
 
 :func:`load_split` decodes a whole split once and caches it as two uint8 / int64 ``.npy``
 files (``np.save``, read with ``allow_pickle=False``) under ``build/cache/cifar/`` (or
@@ -46,7 +55,8 @@ from bincount.errors import BincountError
 __all__ = ["CLASSES", "MEAN", "STD", "ENV_VAR", "CACHE_ENV_VAR", "TEST_ARCHIVE", "SPLITS",
            "BIN_FILES", "BIN_FOLDER", "BIN_ARCHIVE", "RECORD_BYTES", "Source",
            "candidate_dirs", "find_data_dir", "find_source", "cache_dir", "load_split",
-           "read_binary_batches", "test_index", "load_test_images", "normalize"]
+           "read_binary_batches", "test_index", "load_test_images", "normalize",
+           "SAMPLE_DIR", "SAMPLE_PER_CLASS", "TEST_PER_CLASS", "TEST_SET_SIZE", "sample_indices"]
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -64,33 +74,67 @@ BIN_FOLDER = "cifar-10-batches-bin"
 BIN_ARCHIVE = "cifar-10-binary.tar.gz"
 RECORD_BYTES = 1 + 32 * 32 * 3
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_REPO = Path(__file__).resolve().parent.parent
+#: The bundled sample of test images (see the module docstring).
+SAMPLE_DIR = _REPO / "samples" / "cifar10-test"
+#: Images per class in the bundled sample: test indices ``c * TEST_PER_CLASS + 0 .. 199``.
+SAMPLE_PER_CLASS = 200
+#: Images per class in the CIFAR-10 test set, and the test set's size.
+TEST_PER_CLASS = 1000
+TEST_SET_SIZE = TEST_PER_CLASS * len(CLASSES)
 _CACHE_VERSION = 1
 
 
-def candidate_dirs(data_dir=None):
-    """The folders searched for the archives, in order."""
+def sample_indices():
+    """The test indices the bundled sample holds, sorted: ``c * 1000 + k``, ``k < 200``."""
+    return [c * TEST_PER_CLASS + k for c in range(len(CLASSES)) for k in range(SAMPLE_PER_CLASS)]
+
+
+def candidate_dirs(data_dir=None, sample=False):
+    """The folders searched for the data, in order (``sample``: the bundled sample last, when
+    neither ``data_dir`` nor ``BINCOUNT_CIFAR_DIR`` is given)."""
     if data_dir is not None:
         return [Path(data_dir)]
     if os.environ.get(ENV_VAR):
         return [Path(os.environ[ENV_VAR])]        # set: the only place looked at
-    repo = Path(__file__).resolve().parent.parent
-    return [repo / "data" / "cifar10-jpeg", repo.parent / "shared" / "data" / "cifar10-jpeg"]
+    dirs = [_REPO / "data" / "cifar10-jpeg", _REPO / "data",
+            _REPO.parent / "shared" / "data" / "cifar10-jpeg"]
+    return dirs + [SAMPLE_DIR] if sample else dirs
+
+
+def _where(data_dir):
+    """How the user points the loaders elsewhere, for error messages."""
+    if data_dir is not None:
+        return "--data-dir"
+    if os.environ.get(ENV_VAR):
+        return ENV_VAR
+    return f"--data-dir or {ENV_VAR}"
 
 
 def find_data_dir(data_dir=None, archive=TEST_ARCHIVE):
-    """The first candidate folder holding ``archive``; :class:`BincountError` if none does."""
-    dirs = candidate_dirs(data_dir)
+    """The first candidate folder holding ``archive`` (the bundled sample last);
+    :class:`BincountError` if none does."""
+    dirs = candidate_dirs(data_dir, sample=True)
     for d in dirs:
         if (d / archive).is_file():
             return d
     tried = ", ".join(repr(str(d)) for d in dirs)
     raise BincountError(f"CIFAR-10 archive {archive!r} not found (looked in {tried}); "
-                        f"set {ENV_VAR} to the folder holding the JPEG archives")
+                        f"point {_where(data_dir)} at the folder holding the JPEG archives")
+
+
+def _member_index(cls, name, order):
+    """Test index of member ``<class>/<name>``: ``cls * 1000 + NNNN`` for the JPEG copy's
+    ``NNNN.jpg`` names (so a sample keeps the whole set's indices), else ``order``."""
+    stem = name.rsplit(".", 1)[0]
+    if stem.isdigit() and int(stem) < TEST_PER_CLASS:
+        return cls * TEST_PER_CLASS + int(stem)
+    return order
 
 
 @lru_cache(maxsize=2)
 def _test_index(path, mtime, size):
-    """Decompressed tar bytes and ``[(class_index, member_name)]`` in ImageFolder order."""
+    """Decompressed tar and ``{test index: member}`` (see :func:`_member_index`)."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -108,38 +152,52 @@ def _test_index(path, mtime, size):
                             f"{exc}); expected test/<class>/NNNN.jpg") from None
     if not members:
         raise BincountError(f"archive {path!r} holds no test/<class>/*.jpg images")
-    order = sorted(members)
-    return tf, [members[key] for key in order], np.array([c for c, _ in order], np.int64)
+    by_index = {}
+    for order, key in enumerate(sorted(members)):
+        by_index[_member_index(key[0], key[1], order)] = (key[0], members[key])
+    if len(by_index) != len(members):      # mixed names: fall back to ImageFolder order
+        by_index = {order: (key[0], members[key]) for order, key in enumerate(sorted(members))}
+    return tf, by_index
 
 
 def test_index(data_dir=None):
-    """``(tarfile, members, labels)`` of the test archive, cached per file version."""
+    """``(tarfile, {test index: (class, member)}, path)`` of the test archive, cached per file
+    version."""
     path = find_data_dir(data_dir) / TEST_ARCHIVE
     st = path.stat()
-    tf, members, labels = _test_index(str(path), st.st_mtime_ns, st.st_size)
-    return tf, members, labels
+    tf, members = _test_index(str(path), st.st_mtime_ns, st.st_size)
+    return tf, members, path
+
+
+def _missing_index(i, path, data_dir):
+    if not 0 <= i < TEST_SET_SIZE:
+        return f"image index {i} is outside the test set (0..{TEST_SET_SIZE - 1})"
+    if Path(path).parent.resolve() == SAMPLE_DIR.resolve():
+        return (f"image index {i} is not in the bundled sample {str(path)!r} (it holds indices "
+                f"c*1000 + 0..{SAMPLE_PER_CLASS - 1}); for the whole test set put test.tar.gz "
+                f"in data/cifar10-jpeg, run 'bincount data fetch', or use {_where(data_dir)}")
+    return f"image index {i} is not in {str(path)!r}"
 
 
 def load_test_images(count=None, indices=None, data_dir=None):
     """Decode test images: ``(images uint8 [K, 32, 32, 3] RGB, labels int64 [K])``.
 
-    ``indices`` (ImageFolder order, see the module docstring) or the first ``count`` images;
-    only the requested images are decoded.
+    ``indices`` (test-set indices, see the module docstring) or the first ``count`` images
+    the archive holds; only the requested images are decoded.
     """
     from PIL import Image
 
-    tf, members, labels = test_index(data_dir)
+    tf, members, path = test_index(data_dir)
     if indices is None:
-        if count is None:
-            count = len(members)
-        indices = range(min(int(count), len(members)))
-    indices = np.asarray(list(indices), dtype=np.int64)
-    if indices.size and (indices.min() < 0 or indices.max() >= len(members)):
-        raise BincountError(f"image index {int(indices.max())} is outside the test set "
-                            f"(0..{len(members) - 1})")
+        held = sorted(members)
+        indices = held if count is None else held[:max(0, int(count))]
+    indices = [int(i) for i in indices]
     images = np.empty((len(indices), 32, 32, 3), dtype=np.uint8)
+    labels = np.empty(len(indices), dtype=np.int64)
     for j, i in enumerate(indices):
-        m = members[int(i)]
+        if i not in members:
+            raise BincountError(_missing_index(i, path, data_dir))
+        labels[j], m = members[i]
         try:
             with Image.open(io.BytesIO(tf.extractfile(m).read())) as im:
                 arr = np.asarray(im.convert("RGB"))
@@ -149,7 +207,7 @@ def load_test_images(count=None, indices=None, data_dir=None):
         if arr.shape != (32, 32, 3):
             raise BincountError(f"image {m.name!r} is {arr.shape}; expected 32x32 RGB")
         images[j] = arr
-    return images, labels[indices]
+    return images, labels
 
 
 def normalize(images):
@@ -225,14 +283,15 @@ def find_source(split, data_dir=None):
                             f"not read (no pickle); {_expected(split)}")
     tried = ", ".join(repr(str(d)) for d in dirs)
     raise BincountError(f"CIFAR-10 {split} split not found (looked in {tried}); "
-                        f"{_expected(split)}; set {ENV_VAR} or --data-dir to that folder")
+                        f"{_expected(split)}; 'bincount data fetch' downloads the binary "
+                        f"release, or point {_where(data_dir)} at such a folder")
 
 
 def cache_dir():
     """``$BINCOUNT_CACHE_DIR/cifar`` if set, else ``<repo>/build/cache/cifar``."""
     if os.environ.get(CACHE_ENV_VAR):
         return Path(os.environ[CACHE_ENV_VAR]) / "cifar"
-    return Path(__file__).resolve().parent.parent / "build" / "cache" / "cifar"
+    return _REPO / "build" / "cache" / "cifar"
 
 
 def _fingerprint(src):

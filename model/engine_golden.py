@@ -31,7 +31,7 @@ network, variant, flags, the calibration image indices and labels, the test imag
 labels.
 
 Images (fixed by the seed, :func:`image_indices`): ``calib_images + test_images`` distinct
-CIFAR-10 test indices; the first ``calib_images`` (sorted) calibrate the network (normalised
+CIFAR-10 test indices among the bundled sample's (:func:`bincount.model.cifar.sample_indices`); the first ``calib_images`` (sorted) calibrate the network (normalised
 floats), the others (sorted, never among the calibration ones) give the golden tensors (uint8
 pixels through the export's ``input_lut``, as ``bincount golden`` does).
 
@@ -57,6 +57,7 @@ import numpy as np
 
 from bincount.errors import BincountError
 from bincount.fileio import atomic_savez, load_npz, read_meta_json
+from bincount.model.cifar import sample_indices
 
 __all__ = ["FORMAT", "VERSION", "FORMS", "NETWORK", "WIDTH_MULT", "LAYER_TENSORS",
            "image_indices", "engine_meta", "calibrate", "engine_golden",
@@ -73,7 +74,6 @@ FORMS = {"binarized": ("qat_cn_times_alpha", {"shortcut": "concat", "slopes": "p
 LAYER_TENSORS = ("input", "act_bits", "count", "conv_out", "shortcut", "sum", "output")
 EXPORT_PREFIX = "export/"
 GOLDEN_PREFIX = "golden/"
-TEST_SET_SIZE = 10000
 CALIBRATION_RECIPE = ("calibrate_random(model, images, seed): parameters drawn from the seed, "
                       "BN statistics = batch statistics of the calibration images, count "
                       "thresholds at per-channel quantiles in [0.3, 0.7]; BN scales of binary-conv "
@@ -99,18 +99,20 @@ def _int_arg(name, value, lo, hi=None):
 
 def _check_args(seed, calib_images, test_images):
     seed = _int_arg("seed", seed, 0)
-    calib_images = _int_arg("calib_images", calib_images, 2, TEST_SET_SIZE - 1)
-    test_images = _int_arg("test_images", test_images, 1, TEST_SET_SIZE - calib_images)
+    pool = len(sample_indices())
+    calib_images = _int_arg("calib_images", calib_images, 2, pool - 1)
+    test_images = _int_arg("test_images", test_images, 1, pool - calib_images)
     return seed, calib_images, test_images
 
 
 def image_indices(seed, calib_images=16, test_images=1):
     """``(calibration, test)`` CIFAR-10 test-set indices of ``seed``: disjoint sorted lists."""
     seed, calib_images, test_images = _check_args(seed, calib_images, test_images)
+    pool = sample_indices()
     rng = np.random.default_rng([seed, 0xE6])
-    idx = rng.choice(TEST_SET_SIZE, size=calib_images + test_images, replace=False)
-    return (sorted(int(i) for i in idx[:calib_images]),
-            sorted(int(i) for i in idx[calib_images:]))
+    idx = [pool[int(i)] for i in rng.choice(len(pool), size=calib_images + test_images,
+                                            replace=False)]
+    return sorted(idx[:calib_images]), sorted(idx[calib_images:])
 
 
 def engine_meta(form, seed, calib_idx, calib_labels, test_idx, test_labels):

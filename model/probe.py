@@ -6,8 +6,8 @@ have the distributions of a real network's layer rather than of random data.
 
 Probe front end (gives real-valued inputs of ``Cin`` channels at the stage's map size):
 
-1. ``images`` test images (indices drawn from the seed over all 10,000), normalised with the
-   CIFAR-10 mean / std.
+1. ``images`` test images (indices drawn from the seed among the bundled sample's, see
+   :func:`bincount.model.cifar.sample_indices`), normalised with the CIFAR-10 mean / std.
 2. Stem: real 3x3 conv 3 -> 64 (stride 1, padding 1, He-normal weights) + BN calibrated on
    those images (batch mean / variance, gamma 1, beta 0): 64 channels at 32x32.
 3. ``Cin = 64``: the stem output. ``Cin = 128 / 256 / 512``: a real 1x1 conv 64 -> Cin
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from bincount.errors import BincountError
 from bincount.model.binary_conv import BinaryConv2d
-from bincount.model.cifar import load_test_images, normalize
+from bincount.model.cifar import load_test_images, normalize, sample_indices
 
 __all__ = ["STAGE_MAP", "probe_image_indices", "probe_inputs", "calibrated_layer",
            "NEGATIVE_GAMMA_EVERY"]
@@ -44,7 +44,6 @@ __all__ = ["STAGE_MAP", "probe_image_indices", "probe_inputs", "calibrated_layer
 STAGE_MAP = {64: 32, 128: 16, 256: 8, 512: 4}
 #: Channels with ``c % NEGATIVE_GAMMA_EVERY == NEGATIVE_GAMMA_EVERY - 1`` get a negative gamma.
 NEGATIVE_GAMMA_EVERY = 4
-TEST_IMAGES = 10000
 
 
 def _check_cin(cin):
@@ -54,9 +53,13 @@ def _check_cin(cin):
 
 
 def probe_image_indices(seed, images):
-    """The test-set indices used for seed ``seed``: ``images`` distinct ones, sorted."""
+    """The test-set indices used for seed ``seed``: ``images`` distinct ones of the bundled
+    sample's, sorted."""
+    pool = sample_indices()
+    if not 1 <= int(images) <= len(pool):
+        raise BincountError(f"probe images {images!r}; expected 1..{len(pool)}")
     rng = np.random.default_rng([int(seed), 7919])
-    return sorted(int(i) for i in rng.choice(TEST_IMAGES, size=int(images), replace=False))
+    return sorted(pool[int(i)] for i in rng.choice(len(pool), size=int(images), replace=False))
 
 
 def _he(gen, shape):

@@ -136,7 +136,7 @@ def test_missing_and_python_release(tmp_path):
     msg = str(info.value)
     assert "\n" not in msg
     for name in ("train.tar.gz", "data_batch_1.bin", "data_batch_5.bin", cifar.BIN_ARCHIVE,
-                 cifar.ENV_VAR):
+                 "--data-dir", "bincount data fetch"):
         assert name in msg
     (tmp_path / "cifar-10-batches-py").mkdir()
     with pytest.raises(BincountError, match="python .pickled. CIFAR-10 release"):
@@ -153,8 +153,9 @@ def test_jpeg_archive_and_cache(tmp_path, monkeypatch):
     assert images.shape == (20, 32, 32, 3)
     np.testing.assert_array_equal(labels, labels_true)
     assert np.abs(images.astype(int) - truth).mean() < 8           # JPEG is lossy
-    # the same images as the per-index loader of the golden-vector probe
-    few, few_labels = cifar.load_test_images(indices=[0, 7, 19], data_dir=tmp_path)
+    # the same images as the per-index loader of the golden-vector probe, which numbers the
+    # JPEG copy's NNNN.jpg files by their test-set index c * 1000 + NNNN
+    few, few_labels = cifar.load_test_images(indices=[0, 3001, 9001], data_dir=tmp_path)
     np.testing.assert_array_equal(few, images[[0, 7, 19]])
     cached = sorted(p.name for p in cifar.cache_dir().iterdir())
     assert len(cached) == 2 and all(n.endswith(".npy") for n in cached)

@@ -24,7 +24,7 @@ def test_load_test_images():
     images, labels = cifar.load_test_images(count=3)
     assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8
     assert labels.tolist() == [0, 0, 0]
-    images, labels = cifar.load_test_images(indices=[0, 1000, 4321, 9999])
+    images, labels = cifar.load_test_images(indices=[0, 1000, 4199, 9199])
     assert labels.tolist() == [0, 1, 4, 9]
     x = cifar.normalize(images)
     assert x.shape == (4, 3, 32, 32) and x.dtype == np.float32
@@ -33,8 +33,41 @@ def test_load_test_images():
         cifar.load_test_images(indices=[10000])
 
 
+def test_bundled_sample(monkeypatch, tmp_path):
+    """The sample in the repository: its checksum, the indices it holds, and that the loaders
+    fall back to it (and only the test-image loader) when nothing else is found."""
+    import hashlib
+
+    sums = (cifar.SAMPLE_DIR / "SHA256SUMS").read_text().split()
+    archive = cifar.SAMPLE_DIR / sums[1]
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == sums[0]
+    assert archive.stat().st_size <= 1_000_000
+    monkeypatch.delenv(cifar.ENV_VAR, raising=False)
+    monkeypatch.setattr(cifar, "_REPO", tmp_path)          # no data/ and no ../shared
+    assert cifar.find_data_dir() == cifar.SAMPLE_DIR
+    _, members, path = cifar.test_index()
+    assert sorted(members) == cifar.sample_indices() and len(members) == 2000
+    images, labels = cifar.load_test_images(indices=[5, 3199, 9000])
+    assert labels.tolist() == [0, 3, 9]
+    with pytest.raises(BincountError, match="not in the bundled sample .* c.1000 . 0..199"):
+        cifar.load_test_images(indices=[4321])
+    with pytest.raises(BincountError, match="test split not found.*bincount data fetch"):
+        cifar.find_source("test")
+    # the same index is the same image in the whole test set (the JPEG copy, where present)
+    full = tmp_path / "full"
+    full.mkdir()
+    import tarfile
+    with tarfile.open(archive) as src, tarfile.open(full / "test.tar.gz", "w:gz") as dst:
+        for m in src.getmembers():
+            if m.isfile() and m.name.endswith(("0007.jpg", "0199.jpg")):
+                dst.addfile(m, src.extractfile(m))
+    few, few_labels = cifar.load_test_images(indices=[7, 8199], data_dir=full)
+    assert np.array_equal(few, cifar.load_test_images(indices=[7, 8199])[0])
+    assert few_labels.tolist() == [0, 8]
+
+
 def test_cifar_missing(tmp_path, monkeypatch):
-    with pytest.raises(BincountError, match=cifar.ENV_VAR):
+    with pytest.raises(BincountError, match="--data-dir"):
         cifar.load_test_images(count=1, data_dir=tmp_path)
     monkeypatch.setenv(cifar.ENV_VAR, str(tmp_path / "none"))
     with pytest.raises(BincountError, match="not found"):
