@@ -25,6 +25,7 @@ VERBS = {
     "train": ("bincount.model.train_cli", "train a network on CIFAR-10 (resumable checkpoints)"),
     "eval": ("bincount.model.eval_cli", "top-1 / top-5 accuracy of a checkpoint on CIFAR-10"),
     "convert-ptq": ("bincount.model.ptq_cli", "PTQ-binarized counting of a trained baseline"),
+    "data": ("bincount.model.data_cli", "fetch the CIFAR-10 binary release (checked, resumable)"),
 }
 
 
