@@ -83,9 +83,28 @@ def find_data_dir(data_dir=None, archive=TEST_ARCHIVE):
     for d in dirs:
         if (d / archive).is_file():
             return d
-    tried = ", ".join(repr(str(d)) for d in dirs)
-    raise BincountError(f"CIFAR-10 archive {archive!r} not found (looked in {tried}); "
-                        f"set {ENV_VAR} to the folder holding the JPEG archives")
+    raise BincountError(f"CIFAR-10 archive {archive!r} not found {_looked_in(data_dir, dirs)}; "
+                        f"expected a folder holding {archive} (the JPEG copy: "
+                        f"test/<class>/<image>.jpg){_where_to_point(data_dir)}")
+
+
+def _looked_in(data_dir, dirs):
+    """Where the data was looked for, naming the option or variable that chose it."""
+    if data_dir is not None:
+        gone = "" if Path(data_dir).exists() else ", which does not exist"
+        return f"in --data-dir {str(data_dir)!r}{gone}"
+    if os.environ.get(ENV_VAR):
+        return f"in ${ENV_VAR} {os.environ[ENV_VAR]!r}"
+    return "in " + " or ".join(repr(str(d)) for d in dirs)
+
+
+def _where_to_point(data_dir):
+    """Advice on how to point at the data, unless the user already did (``--data-dir``)."""
+    if data_dir is not None:
+        return ""
+    if os.environ.get(ENV_VAR):
+        return f"; point ${ENV_VAR} or --data-dir at that folder"
+    return f"; pass --data-dir or set ${ENV_VAR} to that folder"
 
 
 @lru_cache(maxsize=2)
@@ -223,9 +242,8 @@ def find_source(split, data_dir=None):
     if any(_python_release(d) for d in dirs):
         raise BincountError(f"found the python (pickled) CIFAR-10 release, which bincount does "
                             f"not read (no pickle); {_expected(split)}")
-    tried = ", ".join(repr(str(d)) for d in dirs)
-    raise BincountError(f"CIFAR-10 {split} split not found (looked in {tried}); "
-                        f"{_expected(split)}; set {ENV_VAR} or --data-dir to that folder")
+    raise BincountError(f"CIFAR-10 {split} split not found {_looked_in(data_dir, dirs)}; "
+                        f"{_expected(split)}{_where_to_point(data_dir)}")
 
 
 def cache_dir():
