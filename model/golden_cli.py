@@ -23,12 +23,12 @@ DATA_HELP = ("folder holding the CIFAR-10 JPEG test archive test.tar.gz (default
 
 
 def add_image_arguments(parser):
-    from bincount.options import SEED_MAX, int_in, seed
+    from bincount.options import SEED_MAX, seed
 
     parser.add_argument("--images", default=None,
                         help=f"comma-separated CIFAR-10 test indices 0..9999 (default: "
                              f"{DEFAULT_IMAGES})")
-    parser.add_argument("--synthetic", type=int_in(1, 10000), default=None, metavar="N",
+    parser.add_argument("--synthetic", type=int, default=None, metavar="N",
                         help="use N (1..10000) seeded synthetic images instead of CIFAR-10")
     parser.add_argument("--seed", type=seed, default=None,
                         help=f"seed of --synthetic, 0..{SEED_MAX} (default: 0)")
@@ -52,10 +52,13 @@ def check_targets(outputs, force=False, inputs=()):
 
 
 def check_image_options(args):
-    """Refuse image options that do not apply to the chosen image source."""
+    """Refuse image options that are out of range or do not apply to the chosen source."""
+    from bincount.errors import BincountError
     from bincount.options import refuse_given
 
     if args.synthetic is not None:
+        if not 1 <= args.synthetic <= 10000:
+            raise BincountError(f"--synthetic {args.synthetic}; expected 1..10000")
         refuse_given(args, ("images", "data_dir"), "does not apply with --synthetic (seeded "
                      "synthetic images); drop it, or drop --synthetic to use CIFAR-10 images")
     else:
