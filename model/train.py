@@ -259,7 +259,8 @@ def check_checkpoint(ckpt, where="checkpoint", training=False):
     :class:`BincountError` ``"{where}: ..."`` naming the first wrong field. ``training``: also
     the fields a resumed run needs (``config``, ``optimizer``, ``epoch``). Returns ``ckpt``."""
     def fail(msg):
-        raise BincountError(f"{where}: {msg}; {_EXPECTED}")
+        raise BincountError(f"{where}: {msg} (as 'bincount train' and 'bincount convert-ptq' "
+                            f"write it)")
 
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = (f"format {ckpt.get('format')!r}" if isinstance(ckpt, dict)
