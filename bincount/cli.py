@@ -3,16 +3,27 @@
 Each verb lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports (torch, amaranth, yosys) happen inside ``run``
 so that ``bincount --help`` stays fast.
+
+Every error path ends here, as one line on stderr:
+
+* bad input (a :class:`~bincount.errors.BincountError`, an ``OSError``, or an argparse
+  error): ``bincount VERB: error: ...``, exit status 2;
+* SIGINT (Ctrl-C) or SIGTERM (``kill``, ``timeout``, schedulers):
+  ``bincount VERB: interrupted by SIGINT|SIGTERM``, exit status 130 or 143. Both unwind the
+  stack, so the atomic writers remove their temporary files and a verb that writes several
+  files removes the ones it created.
 """
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from bincount import __version__
-from bincount.errors import BincountError
+from bincount.errors import BincountError, Terminated
 
-__all__ = ["main", "VERBS"]
+__all__ = ["main", "VERBS", "build_parser"]
 
 # verb name -> (module, one-line help)
 VERBS = {
@@ -29,12 +40,20 @@ VERBS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors as one line: ``PROG: error: MESSAGE; see 'PROG --help'``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; "
+                     f"see '{self.prog} --help'\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bincount",
         description="Hardware generator and RTL verification suite for binarized-counting BNNs.")
     parser.add_argument("--version", action="version", version=f"bincount {__version__}")
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=OneLineParser)
     sub.required = True
     for verb, (module, help_) in VERBS.items():
         mod = importlib.import_module(module)
@@ -44,18 +63,40 @@ def build_parser():
     return parser
 
 
+def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)     # a second one must not cut the clean-up
+    raise Terminated()
+
+
+def _os_error_line(exc):
+    where = f"{exc.filename!r}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    verb = f"bincount {args.verb}"
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args._module.run(args) or 0)
     except BincountError as exc:
-        print(f"bincount {args.verb}: error: {exc}", file=sys.stderr)
+        print(f"{verb}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except OSError as exc:
-        where = f" {exc.filename!r}" if exc.filename else ""
-        print(f"bincount {args.verb}: error:{where} {exc.strerror or exc}", file=sys.stderr)
+        print(f"{verb}: error: {_os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{verb}: error: out of memory; choose smaller sizes", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"bincount {args.verb}: interrupted", file=sys.stderr)
+        print(f"{verb}: interrupted by SIGINT", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{verb}: interrupted by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

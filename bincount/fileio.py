@@ -1,8 +1,14 @@
-"""Atomic file output: write to a temporary name in the same folder, then rename.
+"""File input and output of the verbs: checked outputs, locks, atomic writes, checked loads.
 
-A crash or an error never leaves a half-written file under the final name.
+* :func:`check_outputs` checks every output path of a command before any work starts;
+* :func:`output_lock` makes one process at a time the writer of an output;
+* the atomic writers write to a temporary name in the same folder, then rename: a crash, an
+  error, Ctrl-C or SIGTERM never leaves a half-written file under the final name, and their
+  errors name the path the user gave, never the temporary file;
+* :func:`load_npz` reads an ``.npz`` without pickle.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -13,7 +19,7 @@ import numpy as np
 
 from bincount.errors import BincountError
 
-__all__ = ["ensure_dir", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+__all__ = ["ensure_dir", "check_outputs", "output_lock", "file_kind", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
            "replace_marked_section",
            "atomic_savez", "load_npz", "read_meta_json"]
 
@@ -31,22 +37,138 @@ def ensure_dir(path):
     return path
 
 
+def _writable_parent(path, option):
+    """Fail unless the nearest existing ancestor of ``path``'s folder is a writable folder."""
+    probe = path.parent
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise BincountError(f"{option} {str(path)!r}: cannot create output directory "
+                            f"{str(path.parent)!r}: {str(probe)!r} is a file, not a folder; "
+                            f"choose a path in a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BincountError(f"{option} {str(path)!r}: folder {str(probe)!r} is not writable; "
+                            f"choose a writable folder")
+
+
+def _same_file(a, b):
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_outputs(outputs, force=False, inputs=()):
+    """Check the output files of one command before it does any work; nothing is created.
+
+    ``outputs``: ``[(option, path), ...]`` (``option`` names the path in messages, e.g.
+    ``"-o"``; ``path`` None is skipped); ``inputs``: ``[(option, path), ...]`` the command
+    reads. Raises :class:`BincountError` when an output is a directory, is given twice, is
+    one of the inputs, lies where no writable folder can hold it, or exists and ``force`` is
+    false. Returns the output paths (``Path``) in order.
+    """
+    seen = []
+    for option, path in outputs:
+        if path is None:
+            continue
+        path = Path(path)
+        for other_option, other in seen:
+            if _same_file(path, other):
+                raise BincountError(f"{option} {str(path)!r} is also given as {other_option}; "
+                                    f"each output needs its own path")
+        for in_option, source in inputs:
+            if source is not None and _same_file(path, Path(source)):
+                raise BincountError(f"{option} {str(path)!r} is the input {in_option}; "
+                                    f"write to another path")
+        if path.is_dir():
+            raise BincountError(f"{option} {str(path)!r} is a directory; expected a file name")
+        _writable_parent(path, option)
+        if not force and (path.exists() or path.is_symlink()):
+            raise BincountError(f"{option} {str(path)!r} already exists; pass --force to "
+                                f"replace it, or choose another path")
+        seen.append((option, path))
+    return [p for _, p in seen]
+
+
+@contextlib.contextmanager
+def output_lock(path, option="output"):
+    """Hold an exclusive lock on output ``path`` for the ``with`` block (a ``.<name>.lock``
+    file beside it, removed afterwards, as are folders made for it that stayed empty).
+    Another process holding it: :class:`BincountError` at once (no waiting)."""
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    created = []                       # folders made for the lock: removed again if empty
+    probe = lock.parent
+    while not probe.exists() and probe.parent != probe:
+        created.append(probe)
+        probe = probe.parent
+    ensure_dir(lock.parent)
+    try:
+        fd = _locked(lock, path, option)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    try:
+        yield path
+    finally:
+        try:
+            os.unlink(lock)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+        _remove_empty(created)
+
+
+def _remove_empty(folders):
+    for folder in folders:             # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _locked(lock, path, option):
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BincountError(f"{option} {str(path)!r} is being written by another bincount "
+                                f"process; wait for it to finish or choose another path") \
+                from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:                       # not removed by the previous holder meanwhile
+            return fd
+        os.close(fd)
+
+
 def atomic_write_bytes(path, data):
     path = Path(path)
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(exc, OSError):      # name the user's path, not the temporary file
+            raise BincountError(f"cannot write {str(path)!r}: "
+                                f"{exc.strerror or type(exc).__name__}") from None
         raise
     return path
 
@@ -90,19 +212,70 @@ def load_npz(path, required=()):
     Raises :class:`BincountError` for a missing, unreadable or incomplete file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BincountError(f"file {str(path)!r} does not exist; expected an .npz written by bincount")
+    kind = file_kind(path)
+    expected = "expected an .npz written by bincount"
+    if kind in ("missing", "directory"):
+        raise BincountError(f"file {str(path)!r} {_KIND_TEXT[kind]}; {expected}")
+    if kind != "zip":
+        raise BincountError(f"file {str(path)!r} is not a readable .npz archive: it "
+                            f"{_KIND_TEXT[kind]}; {expected}")
     try:
         with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+            data = {}
+            for k in z.files:
+                try:
+                    data[k] = z[k]
+                except ValueError:     # an object array: would need pickle
+                    raise BincountError(f"file {str(path)!r} is not a readable .npz archive: "
+                                        f"its array {k!r} holds Python objects, which "
+                                        f"bincount never unpickles; {expected}") from None
+    except BincountError:
+        raise
     except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, EOFError ...
-        raise BincountError(f"file {str(path)!r} is not a readable .npz archive "
-                            f"({type(exc).__name__}: {exc})") from None
+        raise BincountError(f"file {str(path)!r} is not a readable .npz archive: a damaged "
+                            f"or foreign zip archive ({type(exc).__name__}); {expected}") from None
     missing = [k for k in required if k not in data]
     if missing:
         raise BincountError(f"file {str(path)!r} lacks arrays {missing}; "
                             f"expected an .npz written by bincount with {list(required)}")
     return data
+
+
+_KIND_TEXT = {
+    "missing": "does not exist",
+    "directory": "is a directory, not a file",
+    "other": "is not a regular file",
+    "unreadable": "cannot be read (permission denied)",
+    "empty": "is empty (0 bytes)",
+    "pickle": "is a pickle stream, which bincount never unpickles",
+    "data": "is not a zip archive (no zip header)",
+}
+
+
+def file_kind(path):
+    """What ``path`` is, from its first bytes: ``"missing"``, ``"directory"``, ``"other"``
+    (not a regular file), ``"unreadable"``, ``"empty"``, ``"zip"`` (a zip archive: ``.npz``
+    or a torch checkpoint), ``"pickle"`` (a pickle stream, protocol 2 or later) or ``"data"``
+    (anything else)."""
+    path = Path(path)
+    if path.is_dir():
+        return "directory"
+    if not path.exists():
+        return "missing"
+    if not path.is_file():
+        return "other"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return "unreadable"
+    if not head:
+        return "empty"
+    if head in (b"PK\x03\x04", b"PK\x05\x06"):      # a zip's first entry, or an empty zip
+        return "zip"
+    if head[:1] == b"\x80" and 2 <= head[1] <= 5:
+        return "pickle"
+    return "data"
 
 
 def read_meta_json(data, where):

@@ -22,11 +22,14 @@ _INT_OPTIONS = ("n", "out_bits", "shift", "mul_bits", "off_bits")
 
 
 def add_arguments(parser):
+    from bincount.hw.limits import N_HELP
+
     parser.add_argument("block", metavar="BLOCK",
                         help="xnor_popcount, threshold_compare, baseline_scale, output_lane or "
                              "stage_engine")
     parser.add_argument("--n", metavar="N",
-                        help="number of XNOR inputs N = k*k*Cin (1..65536), e.g. 576")
+                        help=f"number of XNOR inputs N = k*k*Cin ({N_HELP}: the widest lane "
+                             f"Amaranth can convert), e.g. 576")
     parser.add_argument("--out-bits", dest="out_bits", metavar="B",
                         help="width of the signed output y (2..64, default 16)")
     parser.add_argument("--shift", metavar="S",
@@ -99,12 +102,12 @@ def run(args):
     from bincount.errors import BincountError
     from bincount.hw.blocks import BLOCKS
     from bincount.hw.emit import emit_block
+    from bincount.options import refuse_given
 
     if args.block == "stage_engine":
         return _run_stage_engine(args)
-    for option in ("export", "stage", "lanes", "bits_per_cycle", "weights"):
-        if getattr(args, option) is not None:
-            raise BincountError(f"--{option.replace('_', '-')} applies to stage_engine only")
+    refuse_given(args, ("export", "stage", "lanes", "bits_per_cycle", "weights"),
+                 "applies to stage_engine only")
     if args.block not in BLOCKS:
         raise BincountError(f"unknown block {args.block!r}; valid blocks: {', '.join(BLOCKS)}, "
                             f"stage_engine")
@@ -121,9 +124,14 @@ def run(args):
             valid = " ".join(f"--{p.name.replace('_', '-')}" for p in spec.params)
             raise BincountError(f"--{param.replace('_', '-')} does not apply to block "
                                 f"{args.block!r}; its options are: {valid}")
+    from bincount.hw.limits import MAX_N, N_HELP
+
     if "n" not in params:
         raise BincountError(f"block {args.block!r} needs --n N, the number of XNOR inputs "
-                            f"(1..65536), e.g. --n 576")
+                            f"({N_HELP}), e.g. --n 576")
+    if not 1 <= params["n"] <= MAX_N:
+        raise BincountError(f"--n {params['n']} is out of range; expected {N_HELP} (the widest "
+                            f"lane the Verilog conversion can build)")
     for path in emit_block(args.block, args.out_dir, **params):
         print(path)
     return 0

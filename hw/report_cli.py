@@ -28,6 +28,7 @@ def _positive_int(text):
 
 def add_arguments(parser):
     from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
+    from bincount.hw.limits import N_HELP
 
     parser.epilog = ("Results are cached by content under build/cache/ (set BINCOUNT_CACHE_DIR "
                      "to move it): a second run with the same inputs takes about a second.")
@@ -38,8 +39,9 @@ def add_arguments(parser):
                              "(synth_ecp5) or ice40 (synth_ice40 -dsp); default xc7")
     parser.add_argument("--widths", metavar="N", nargs="+", type=_positive_int,
                         default=[576, 1152, 2304, 4608],
-                        help="lane widths N = k*k*Cin (default: 576 1152 2304 4608, the "
-                             "ReActNet-18 stages)")
+                        help=f"lane widths N = k*k*Cin, {N_HELP} (the widest lane the Verilog "
+                             f"conversion can build; default: 576 1152 2304 4608, the "
+                             f"ReActNet-18 stages)")
     parser.add_argument("--lanes", metavar="L", type=_positive_int, default=64,
                         help="parallel lanes per stage in the network-wide estimate "
                              "(default 64)")
@@ -56,7 +58,7 @@ def add_arguments(parser):
         "tens of minutes per stage on 2 cores; see docs/benchmarks.md.")
     engines.add_argument("--engines", action="store_true", help="add the stage engines")
     engines.add_argument("--engine-stages", metavar="S", nargs="+", type=int,
-                         default=[1, 2, 3, 4], choices=[1, 2, 3, 4],
+                         default=None, choices=[1, 2, 3, 4],
                          help="stages to build (default: 1 2 3 4)")
     engines.add_argument("--engine-lanes", metavar="P", type=_positive_int, default=None,
                          help=f"output channels per cycle (default {DEFAULT_LANES})")
@@ -95,12 +97,22 @@ def _check_engine_knobs(engines):
 
 
 def run(args):
+    from bincount.errors import BincountError
+    from bincount.hw.limits import MAX_N, N_HELP
     from bincount.hw.report import build_report, check_output_dir, write_report
+    from bincount.options import refuse_given
 
+    for width in args.widths:
+        if width > MAX_N:
+            raise BincountError(f"--widths {width} is out of range; expected {N_HELP} (the "
+                                f"widest lane the Verilog conversion can build)")
+    if not args.engines:
+        refuse_given(args, ("engine_stages", "engine_lanes", "engine_bits_per_cycle",
+                            "engine_export", "engine_no_fmax"), "applies with --engines only")
     check_output_dir(args.output)      # before minutes of synthesis
     engines = None
     if args.engines:
-        engines = {"stages": args.engine_stages, "lanes": args.engine_lanes,
+        engines = {"stages": args.engine_stages or [1, 2, 3, 4], "lanes": args.engine_lanes,
                    "bits_per_cycle": args.engine_bits_per_cycle, "exports": args.engine_export,
                    "fmax": not args.engine_no_fmax}
         _check_engine_knobs(engines)      # before minutes of synthesis

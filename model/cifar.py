@@ -102,15 +102,6 @@ def candidate_dirs(data_dir=None, sample=False):
     return dirs + [SAMPLE_DIR] if sample else dirs
 
 
-def _where(data_dir):
-    """How the user points the loaders elsewhere, for error messages."""
-    if data_dir is not None:
-        return "--data-dir"
-    if os.environ.get(ENV_VAR):
-        return ENV_VAR
-    return f"--data-dir or {ENV_VAR}"
-
-
 def find_data_dir(data_dir=None, archive=TEST_ARCHIVE):
     """The first candidate folder holding ``archive`` (the bundled sample last);
     :class:`BincountError` if none does."""
@@ -118,9 +109,28 @@ def find_data_dir(data_dir=None, archive=TEST_ARCHIVE):
     for d in dirs:
         if (d / archive).is_file():
             return d
-    tried = ", ".join(repr(str(d)) for d in dirs)
-    raise BincountError(f"CIFAR-10 archive {archive!r} not found (looked in {tried}); "
-                        f"point {_where(data_dir)} at the folder holding the JPEG archives")
+    raise BincountError(f"CIFAR-10 archive {archive!r} not found {_looked_in(data_dir, dirs)}; "
+                        f"expected a folder holding {archive} (the JPEG copy: "
+                        f"test/<class>/<image>.jpg){_where_to_point(data_dir)}")
+
+
+def _looked_in(data_dir, dirs):
+    """Where the data was looked for, naming the option or variable that chose it."""
+    if data_dir is not None:
+        gone = "" if Path(data_dir).exists() else ", which does not exist"
+        return f"in --data-dir {str(data_dir)!r}{gone}"
+    if os.environ.get(ENV_VAR):
+        return f"in ${ENV_VAR} {os.environ[ENV_VAR]!r}"
+    return "in " + " or ".join(repr(str(d)) for d in dirs)
+
+
+def _where_to_point(data_dir):
+    """Advice on how to point at the data, unless the user already did (``--data-dir``)."""
+    if data_dir is not None:
+        return ""
+    if os.environ.get(ENV_VAR):
+        return f"; point ${ENV_VAR} or --data-dir at that folder"
+    return f"; pass --data-dir or set ${ENV_VAR} to that folder"
 
 
 def _member_index(cls, name, order):
@@ -175,7 +185,7 @@ def _missing_index(i, path, data_dir):
     if Path(path).parent.resolve() == SAMPLE_DIR.resolve():
         return (f"image index {i} is not in the bundled sample {str(path)!r} (it holds indices "
                 f"c*1000 + 0..{SAMPLE_PER_CLASS - 1}); for the whole test set put test.tar.gz "
-                f"in data/cifar10-jpeg, run 'bincount data fetch', or use {_where(data_dir)}")
+                f"in data/cifar10-jpeg or run 'bincount data fetch'{_where_to_point(data_dir)}")
     return f"image index {i} is not in {str(path)!r}"
 
 
@@ -281,10 +291,9 @@ def find_source(split, data_dir=None):
     if any(_python_release(d) for d in dirs):
         raise BincountError(f"found the python (pickled) CIFAR-10 release, which bincount does "
                             f"not read (no pickle); {_expected(split)}")
-    tried = ", ".join(repr(str(d)) for d in dirs)
-    raise BincountError(f"CIFAR-10 {split} split not found (looked in {tried}); "
+    raise BincountError(f"CIFAR-10 {split} split not found {_looked_in(data_dir, dirs)}; "
                         f"{_expected(split)}; 'bincount data fetch' downloads the binary "
-                        f"release, or point {_where(data_dir)} at such a folder")
+                        f"release{_where_to_point(data_dir)}")
 
 
 def cache_dir():

@@ -7,17 +7,20 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser):
+    from bincount.options import THREADS_MAX, int_in, threads
+
     parser.add_argument("--checkpoint", required=True, metavar="PATH",
                         help="checkpoint from 'bincount train' or 'bincount convert-ptq'")
     parser.add_argument("--split", choices=("test", "train"), default="test",
                         help="split to evaluate (default: test)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
+    parser.add_argument("--limit", type=int_in(1), default=None, metavar="N",
                         help="evaluate a class-balanced subset of N images (default: all)")
-    parser.add_argument("--batch-size", type=int, default=500, help="batch size (default: 500)")
+    parser.add_argument("--batch-size", type=int_in(1, 10000), default=500,
+                        help="batch size, 1..10000 (default: 500)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto (default): CUDA when present, else the CPU")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=threads, default=None,
+                        help=f"torch CPU threads, 1..{THREADS_MAX} (default: torch's choice)")
     parser.add_argument("--data-dir", default=None,
                         help="CIFAR-10 folder (default: $BINCOUNT_CIFAR_DIR, data/cifar10-jpeg, "
                              "../shared/data/cifar10-jpeg)")
@@ -31,21 +34,16 @@ def run(args):
 
     import torch
 
-    from bincount.errors import BincountError
     from bincount.model.cifar import find_source
     from bincount.model.evaluate import eval_split
     from bincount.model.train import load_checkpoint, model_from_checkpoint, resolve_device
 
-    if args.limit is not None and args.limit < 1:
-        raise BincountError(f"--limit must be at least 1, got {args.limit}")
-    if args.batch_size < 1:
-        raise BincountError(f"--batch-size must be at least 1, got {args.batch_size}")
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint, "--checkpoint")
     src = find_source(args.split, args.data_dir)
     device = resolve_device(args.device)
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
-    model = model_from_checkpoint(ckpt, device, where=f"checkpoint {args.checkpoint!r}")
+    model = model_from_checkpoint(ckpt, device, where=f"--checkpoint {args.checkpoint!r}")
     t0 = time.monotonic()
     res = eval_split(model, args.split, args.limit, args.batch_size, device, args.data_dir,
                      progress=not args.quiet)

@@ -3,10 +3,16 @@
 The layer is :func:`bincount.model.probe.calibrated_layer` (fixed seed, BN calibrated on
 CIFAR-10 test images); ``--vectors`` also writes golden vectors of one output lane from the
 same layer (:func:`bincount.model.vectors.vectors_from_layer`). Nothing is written unless
-everything was computed; each file is written atomically.
+everything was computed; each file is written atomically. Outputs that exist are refused unless
+``--force``.
 """
 
 __all__ = ["add_arguments", "run", "default_output"]
+
+
+#: Widest layer that is exported (the widest ReActNet-18 layer has 512 output channels).
+MAX_COUT = 2048
+MAX_COUNT = 65536
 
 
 def default_output(cin):
@@ -14,41 +20,45 @@ def default_output(cin):
 
 
 def add_arguments(parser):
+    from bincount.options import SEED_MAX, int_in, seed
+
     parser.add_argument("--cin", type=int, required=True,
                         help="input channels: 64, 128, 256 or 512 (N = 9 * cin)")
-    parser.add_argument("--cout", type=int, default=None,
-                        help="output channels (default: cin, as in the stage)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights, images, sampling")
+    parser.add_argument("--cout", type=int_in(1, MAX_COUT), default=None,
+                        help=f"output channels, 1..{MAX_COUT} (default: cin, as in the stage)")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help=f"seed of weights, images, sampling, 0..{SEED_MAX} (default 0)")
     parser.add_argument("-o", "--output", default=None,
                         help="layer file (default: build/layers/layer_cin{C}.npz)")
     parser.add_argument("--vectors", default=None, metavar="FILE",
                         help="also write golden lane vectors to FILE (.npz)")
-    parser.add_argument("--count", type=int, default=256, help="number of lane vectors")
+    parser.add_argument("--count", type=int_in(1, MAX_COUNT), default=None,
+                        help=f"number of lane vectors with --vectors, 1..{MAX_COUNT} "
+                             f"(default 256)")
     parser.add_argument("--data-dir", default=None,
-                        help="folder with the CIFAR-10 JPEG archives "
-                             "(default: $BINCOUNT_CIFAR_DIR, data/cifar10-jpeg, ...)")
+                        help="folder holding the CIFAR-10 JPEG test archive test.tar.gz "
+                             "(default: $BINCOUNT_CIFAR_DIR, data/cifar10-jpeg, "
+                             "../shared/data/cifar10-jpeg)")
+    parser.add_argument("--force", action="store_true", help="replace output files that exist")
 
 
 def run(args):
     from pathlib import Path
 
     from bincount.errors import BincountError
-    from bincount.fileio import ensure_dir
+    from bincount.fileio import check_outputs
     from bincount.model.probe import STAGE_MAP
+    from bincount.options import refuse_given
 
     if args.cin not in STAGE_MAP:
         raise BincountError(f"--cin {args.cin} is not a ReActNet-18 stage width; "
                             f"expected one of {sorted(STAGE_MAP)}")
-    if args.cout is not None and args.cout < 1:
-        raise BincountError(f"--cout {args.cout} must be a positive integer")
-    if args.count < 1:
-        raise BincountError(f"--count {args.count} must be a positive integer")
+    if not args.vectors:
+        refuse_given(args, ("count",), "applies with --vectors FILE only")
+    count = 256 if args.count is None else args.count
     out = Path(args.output or default_output(args.cin))
-    targets = [out] + ([Path(args.vectors)] if args.vectors else [])
-    for path in targets:                     # fail before the slow part, and before writing
-        if path.is_dir():
-            raise BincountError(f"output {str(path)!r} is a directory; expected a file name")
-        ensure_dir(path.parent)
+    # fail before the slow part, and before writing
+    check_outputs([("-o", out), ("--vectors", args.vectors)], force=args.force)
 
     from bincount.fileio import atomic_savez
     from bincount.model.layer_export import export_layer
@@ -60,7 +70,7 @@ def run(args):
                                       images=DEFAULT_IMAGES[args.cin], data_dir=args.data_dir)
     vectors = None
     if args.vectors:
-        vectors = vectors_from_layer(layer, x, info, count=args.count, seed=args.seed)
+        vectors = vectors_from_layer(layer, x, info, count=count, seed=args.seed)
         check_lane_vectors(vectors)
     existed = out.exists()
     arrays = export_layer(layer, out, meta=layer_meta_for(layer, info, args.seed))

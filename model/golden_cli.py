@@ -3,7 +3,8 @@
 The vectors come from the torch-free integer reference (``network_reference.golden``): the
 quantised input, stem, every binary layer's input bits, counts, outputs, shortcut and residual
 stream, and the logits. Images are CIFAR-10 test images by index (uint8 pixels through the
-export's input look-up table) or, with ``--synthetic N``, seeded synthetic images.
+export's input look-up table) or, with ``--synthetic N``, seeded synthetic images. An output
+that exists is refused unless ``--force``.
 """
 
 __all__ = ["add_arguments", "run", "add_image_arguments", "golden_images", "check_targets",
@@ -16,15 +17,24 @@ def default_output(export):
     return str(Path("build") / "golden" / (Path(export).stem + "_golden.npz"))
 
 
+DEFAULT_IMAGES = "0,1,2,3"
+DATA_HELP = ("folder holding the CIFAR-10 JPEG test archive test.tar.gz (default: "
+             "$BINCOUNT_CIFAR_DIR, data/cifar10-jpeg, ../shared/data/cifar10-jpeg)")
+
+
 def add_image_arguments(parser):
-    parser.add_argument("--images", default="0,1,2,3",
-                        help="comma-separated CIFAR-10 test indices (default: 0,1,2,3)")
+    from bincount.options import SEED_MAX, seed
+
+    parser.add_argument("--images", default=None,
+                        help=f"comma-separated CIFAR-10 test indices 0..9999 (default: "
+                             f"{DEFAULT_IMAGES})")
     parser.add_argument("--synthetic", type=int, default=None, metavar="N",
-                        help="use N seeded synthetic images instead of CIFAR-10")
-    parser.add_argument("--seed", type=int, default=0, help="seed of --synthetic")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the CIFAR-10 data (default: $BINCOUNT_CIFAR_DIR, "
-                             "data/cifar10-jpeg, ...)")
+                        help="use N (1..10000) seeded synthetic images instead of CIFAR-10")
+    parser.add_argument("--seed", type=seed, default=None,
+                        help=f"seed of --synthetic, 0..{SEED_MAX} (default: 0)")
+    parser.add_argument("--data-dir", default=None, help=DATA_HELP)
+    parser.add_argument("--force", action="store_true",
+                        help="replace output files that exist")
 
 
 def add_arguments(parser):
@@ -34,33 +44,45 @@ def add_arguments(parser):
     add_image_arguments(parser)
 
 
-def check_targets(paths):
-    from bincount.errors import BincountError
-    from bincount.fileio import ensure_dir
+def check_targets(outputs, force=False, inputs=()):
+    """Every output checked before any work (:func:`bincount.fileio.check_outputs`)."""
+    from bincount.fileio import check_outputs
 
-    for path in paths:
-        if path.is_dir():
-            raise BincountError(f"output {str(path)!r} is a directory; expected a file name")
-        ensure_dir(path.parent)
+    return check_outputs(outputs, force=force, inputs=inputs)
+
+
+def check_image_options(args):
+    """Refuse image options that are out of range or do not apply to the chosen source."""
+    from bincount.errors import BincountError
+    from bincount.options import refuse_given
+
+    if args.synthetic is not None:
+        if not 1 <= args.synthetic <= 10000:
+            raise BincountError(f"--synthetic {args.synthetic}; expected 1..10000")
+        refuse_given(args, ("images", "data_dir"), "does not apply with --synthetic (seeded "
+                     "synthetic images); drop it, or drop --synthetic to use CIFAR-10 images")
+    else:
+        refuse_given(args, ("seed",), "applies with --synthetic only")
 
 
 def golden_images(args):
     """``(images, indices, labels, source)`` selected by the image arguments."""
     from bincount.errors import BincountError
 
+    check_image_options(args)
     if args.synthetic is not None:
-        if not 1 <= args.synthetic <= 10000:
-            raise BincountError(f"--synthetic {args.synthetic}; expected 1..10000")
         from bincount.model.calibrate import synthetic_images
 
-        x = synthetic_images(args.synthetic, args.seed).numpy()
-        return x, list(range(args.synthetic)), None, {"images": "synthetic", "seed": args.seed}
+        seed = args.seed or 0
+        x = synthetic_images(args.synthetic, seed).numpy()
+        return x, list(range(args.synthetic)), None, {"images": "synthetic", "seed": seed}
+    text = DEFAULT_IMAGES if args.images is None else args.images
     try:
-        idx = [int(v) for v in str(args.images).split(",") if v.strip() != ""]
+        idx = [int(v) for v in str(text).split(",") if v.strip() != ""]
     except ValueError:
-        raise BincountError(f"--images {args.images!r}; expected comma-separated integers") from None
+        raise BincountError(f"--images {text!r}; expected comma-separated integers") from None
     if not idx or any(not 0 <= i < 10000 for i in idx):
-        raise BincountError(f"--images {args.images!r}; expected test indices in 0..9999")
+        raise BincountError(f"--images {text!r}; expected test indices in 0..9999")
     from bincount.model.cifar import load_test_images
 
     images, labels = load_test_images(indices=idx, data_dir=args.data_dir)
@@ -90,7 +112,8 @@ def run(args):
     from bincount.model.network_reference import NetworkReference, golden
 
     out = Path(args.output or default_output(args.export))
-    check_targets([out])
+    check_image_options(args)
+    check_targets([("-o", out)], force=args.force, inputs=[("--export", args.export)])
     ref = NetworkReference(args.export)
     x, idx, labels, source = golden_images(args)
     source["export"] = Path(args.export).name

@@ -23,14 +23,12 @@ from bincount.model.rprelu import pow2_exponent
 
 __all__ = ["export_arrays", "export_network", "load_model", "load_export", "input_lut",
            "bn_affine", "binary_layer_constants", "stem_fold", "downsample_fold", "head_fold",
-           "CHECKPOINT_CONFIG_KEYS", "CHECKPOINT_STATE_KEYS", "DEFAULT_MEAN", "DEFAULT_STD"]
+           "DEFAULT_MEAN", "DEFAULT_STD"]
 
 #: CIFAR-10 normalisation (as ``bincount.model.cifar``), used by the input look-up table.
 DEFAULT_MEAN = (0.4914, 0.4822, 0.4465)
 DEFAULT_STD = (0.2470, 0.2435, 0.2616)
 #: Keys a checkpoint may hold the network config / the state dict under (first found wins).
-CHECKPOINT_CONFIG_KEYS = ("network_config", "config", "model_config")
-CHECKPOINT_STATE_KEYS = ("model_state", "state_dict", "model")
 
 
 def _np64(t):
@@ -208,51 +206,18 @@ def export_network(model, path, fmt=None, mean=DEFAULT_MEAN, std=DEFAULT_STD, so
     return save_export(path, arrays)
 
 
-def _first(d, keys, what, path):
-    for k in keys:
-        if k in d:
-            return d[k]
-    raise BincountError(f"checkpoint {str(path)!r} has no {what} (looked for {list(keys)}); "
-                        f"expected a dict saved by bincount train")
-
-
-def load_model(checkpoint):
+def load_model(checkpoint, option="--checkpoint"):
     """A :class:`BinaryResNet` in eval mode from a checkpoint file (or an already loaded dict).
 
-    The checkpoint is a dict (``torch.save``, read with ``weights_only=True``) holding the
-    network config (``model.config``) under one of ``CHECKPOINT_CONFIG_KEYS`` and the state
-    dict under one of ``CHECKPOINT_STATE_KEYS``.
+    The file is read by the one checkpoint reader, :func:`bincount.model.train.load_checkpoint`
+    (``weights_only=True``, every field checked), the same as ``eval`` and ``convert-ptq`` use.
     """
-    from pathlib import Path
+    from bincount.model import train as tr
 
-    from bincount.model.networks import network_from_config
-
-    path = checkpoint
-    if not isinstance(checkpoint, dict):
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise BincountError(f"checkpoint {str(path)!r} does not exist")
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:   # unpickling errors, zip errors, truncated files
-            raise BincountError(f"checkpoint {str(path)!r} is not a readable torch checkpoint "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    if not isinstance(checkpoint, dict):
-        raise BincountError(f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}; "
-                            f"expected a dict")
-    config = _first(checkpoint, CHECKPOINT_CONFIG_KEYS, "network config", path)
-    state = _first(checkpoint, CHECKPOINT_STATE_KEYS, "model state", path)
-    if isinstance(config, str):
-        try:
-            config = json.loads(config)
-        except ValueError:
-            raise BincountError(f"checkpoint {str(path)!r}: network config is not JSON") from None
-    model = network_from_config(config)
-    if not isinstance(state, dict):
-        raise BincountError(f"checkpoint {str(path)!r}: model state is not a dict")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise BincountError(f"checkpoint {str(path)!r}: state does not fit the network "
-                            f"({str(exc).splitlines()[0][:200]})") from None
-    return model.eval()
+    if isinstance(checkpoint, dict):
+        ckpt = tr.check_checkpoint(checkpoint, "checkpoint")
+        where = "checkpoint"
+    else:
+        ckpt = tr.load_checkpoint(checkpoint, option)
+        where = f"{option} {str(checkpoint)!r}"
+    return tr.model_from_checkpoint(ckpt, "cpu", where=where)

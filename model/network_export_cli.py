@@ -2,7 +2,8 @@
 
 Optionally also writes per-layer golden vectors (``--golden``) of chosen CIFAR-10 test images
 (or synthetic images). Nothing is written unless everything was computed; each file is written
-atomically, and a failure while writing the second removes the first.
+atomically, and a failure while writing the second removes the first. Outputs that exist are
+refused unless ``--force``; the image options apply with ``--golden`` only.
 """
 
 __all__ = ["add_arguments", "run", "default_output"]
@@ -32,11 +33,16 @@ def run(args):
     from bincount.model.golden_cli import check_targets, golden_images, write_all
     from bincount.model.network_export import export_arrays, load_model
 
+    from bincount.options import refuse_given
+
     out = Path(args.output or default_output(args.checkpoint))
-    targets = [out] + ([Path(args.golden)] if args.golden else [])
-    check_targets(targets)
+    if not args.golden:
+        refuse_given(args, ("images", "synthetic", "seed", "data_dir"),
+                     "applies with --golden FILE only (the images of the golden vectors)")
+    check_targets([("-o", out), ("--golden", args.golden)], force=args.force,
+                  inputs=[("--checkpoint", args.checkpoint)])
     images = golden_images(args) if args.golden else None     # fail early on bad --images
-    model = load_model(args.checkpoint)
+    model = load_model(args.checkpoint, "--checkpoint")
     arrays = export_arrays(model, source={"checkpoint": Path(args.checkpoint).name})
     golden = None
     if args.golden:

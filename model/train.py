@@ -49,12 +49,12 @@ import torch.nn.functional as F
 from bincount.errors import BincountError
 from bincount.fileio import atomic_write_bytes, atomic_write_json
 from bincount.model.progress import Progress
-from bincount.model.train_config import (DEFAULTS, FORMAT, NETWORKS, RUN_KEYS, SCHEDULES,
-                                         VERSION)
+from bincount.model.train_config import (DEFAULTS, FORMAT, LIMITS, NETWORKS, RUN_KEYS,
+                                         SCHEDULES, VERSION)
 
 __all__ = ["FORMAT", "VERSION", "NETWORKS", "SCHEDULES", "DEFAULTS", "RUN_KEYS", "build_model",
            "variants", "resolve_device", "resolve_config", "phases", "make_optimizer",
-           "cosine_lr", "set_binary_weights", "save_checkpoint", "load_checkpoint",
+           "cosine_lr", "set_binary_weights", "save_checkpoint", "load_checkpoint", "check_checkpoint",
            "model_from_checkpoint", "train", "summary"]
 
 
@@ -128,12 +128,20 @@ def resolve_config(given, stored=None):
     else:
         cfg = dict(DEFAULTS)
         cfg.update({k: v for k, v in given.items() if v is not None})
-    cfg["flags"] = dict(cfg["flags"] or {})
+    if cfg["flags"] is None:
+        cfg["flags"] = {}
     _validate(cfg)
+    cfg["flags"] = dict(cfg["flags"])
     return cfg
 
 
 def _validate(cfg):
+    def need(key, ok, want):
+        if not ok(cfg[key]):
+            raise BincountError(f"{key.replace('_', '-')} must be {want}, got {cfg[key]!r}")
+
+    for key in ("network", "variant", "schedule"):
+        need(key, lambda v: isinstance(v, str), "a name")
     if cfg["network"] not in NETWORKS:
         raise BincountError(f"unknown network {cfg['network']!r}; expected one of "
                             f"{', '.join(NETWORKS)}")
@@ -147,21 +155,21 @@ def _validate(cfg):
     if cfg["schedule"] not in SCHEDULES:
         raise BincountError(f"unknown schedule {cfg['schedule']!r}; expected one of "
                             f"{', '.join(SCHEDULES)}")
-    for key, low in (("epochs", 1), ("batch_size", 1)):
-        if int(cfg[key]) != cfg[key] or cfg[key] < low:
-            raise BincountError(f"{key.replace('_', '-')} must be an integer >= {low}, "
-                                f"got {cfg[key]!r}")
+    for key, low, high in (("epochs", 1, LIMITS["epochs"]), ("batch_size", 1, LIMITS["batch_size"]),
+                           ("seed", 0, LIMITS["seed"])):
+        need(key, lambda v: _integer(v) and low <= v <= high, f"an integer in {low}..{high}")
     if cfg["schedule"] == "two-step" and cfg["epochs"] < 2:
         raise BincountError("the two-step schedule needs at least 2 epochs (one per step)")
     for key in ("train_limit", "eval_limit"):
-        if cfg[key] is not None and cfg[key] < 1:
-            raise BincountError(f"{key.replace('_', '-')} must be at least 1, got {cfg[key]!r}")
-    if not cfg["lr"] > 0:
-        raise BincountError(f"lr must be positive, got {cfg['lr']!r}")
-    if not cfg["weight_decay"] >= 0:
-        raise BincountError(f"weight-decay must be >= 0, got {cfg['weight_decay']!r}")
-    if not cfg["width_mult"] > 0:
-        raise BincountError(f"width-mult must be positive, got {cfg['width_mult']!r}")
+        need(key, lambda v: v is None or (_integer(v) and v >= 1), "an integer >= 1")
+    need("lr", lambda v: _real(v) and 0 < v <= LIMITS["lr"], f"a number > 0 and <= {LIMITS['lr']:g}")
+    need("weight_decay", lambda v: _real(v) and 0 <= v <= LIMITS["weight_decay"],
+         f"a number >= 0 and <= {LIMITS['weight_decay']:g}")
+    need("width_mult", lambda v: _real(v) and 0 < v <= LIMITS["width_mult"],
+         f"a number > 0 and <= {LIMITS['width_mult']:g}")
+    need("flags", lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+         "a dict of named flags")
+    need("from_baseline", lambda v: v is None or isinstance(v, str), "a path")
 
 
 def phases(cfg):
@@ -235,26 +243,116 @@ def save_checkpoint(path, ckpt):
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path):
-    """Load a checkpoint with ``weights_only=True`` onto the CPU; :class:`BincountError` for a
-    missing, unreadable or foreign file."""
+_EXPECTED = "expected a file written by 'bincount train' or 'bincount convert-ptq'"
+
+
+def _real(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_checkpoint(ckpt, where="checkpoint", training=False):
+    """Check a loaded checkpoint dict field by field (the format in the module docstring);
+    :class:`BincountError` ``"{where}: ..."`` naming the first wrong field. ``training``: also
+    the fields a resumed run needs (``config``, ``optimizer``, ``epoch``). Returns ``ckpt``."""
+    def fail(msg):
+        raise BincountError(f"{where}: {msg} (as 'bincount train' and 'bincount convert-ptq' "
+                            f"write it)")
+
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        found = (f"format {ckpt.get('format')!r}" if isinstance(ckpt, dict)
+                 else f"a {type(ckpt).__name__}")
+        fail(f"is not a bincount checkpoint ({found}, not a dict with format {FORMAT!r})")
+    version = ckpt.get("version")
+    if not _integer(version) or version < 1:
+        fail(f"field 'version' is {version!r}; expected an integer 1..{VERSION}")
+    if version > VERSION:
+        raise BincountError(f"{where}: has version {version}; this bincount reads versions "
+                            f"1..{VERSION} (a newer bincount wrote it)")
+    if ckpt.get("network") not in NETWORKS:
+        fail(f"field 'network' is {ckpt.get('network')!r}; expected one of "
+             f"{', '.join(NETWORKS)}")
+    names = variants()
+    if ckpt.get("variant") not in names:
+        fail(f"field 'variant' is {ckpt.get('variant')!r}; expected one of {', '.join(names)}")
+    wm = ckpt.get("width_mult")
+    if not _real(wm) or not wm > 0:
+        fail(f"field 'width_mult' is {wm!r}; expected a positive number")
+    flags = ckpt.get("flags")
+    if flags is not None and (not isinstance(flags, dict)
+                              or not all(isinstance(k, str) for k in flags)):
+        fail(f"field 'flags' is a {type(flags).__name__}; expected a dict of named flags")
+    for key, ok, want in (("binary_weights", lambda v: isinstance(v, bool), "true or false"),
+                          ("done", lambda v: isinstance(v, bool), "true or false"),
+                          ("epoch", lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+                          ("wall_s", lambda v: _real(v) and v >= 0, "a number >= 0"),
+                          ("config", lambda v: isinstance(v, dict), "a dict"),
+                          ("network_config", lambda v: isinstance(v, dict), "a dict"),
+                          ("optimizer", lambda v: isinstance(v, dict), "a dict"),
+                          ("rng", lambda v: isinstance(v, dict), "a dict"),
+                          ("metrics", lambda v: isinstance(v, list)
+                           and all(isinstance(m, dict) for m in v), "a list of dicts")):
+        if key in ckpt and not ok(ckpt[key]):
+            fail(f"field {key!r} is {_short(ckpt[key])}; expected {want}")
+    if training:
+        missing = [k for k in ("config", "optimizer", "epoch") if k not in ckpt]
+        if missing:
+            raise BincountError(f"{where}: is not a training checkpoint (no "
+                                f"{', '.join(map(repr, missing))}: converted models cannot be "
+                                f"resumed); expected a checkpoint written by 'bincount train'")
+    state = ckpt.get("model")
+    if not isinstance(state, dict) or not state:
+        fail(f"field 'model' is {_short(state)}; expected the network's state dict")
+    for name, t in state.items():
+        if not isinstance(name, str) or not isinstance(t, torch.Tensor):
+            fail(f"field 'model' entry {name!r} is {_short(t)}; expected a tensor")
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            raise BincountError(f"{where}: tensor {name!r} holds NaN or infinite values; "
+                                f"expected finite weights (the run diverged or the file is "
+                                f"damaged)")
+    return ckpt
+
+
+def _short(v):
+    text = repr(v) if isinstance(v, (bool, int, float, str, type(None))) else \
+        f"a {type(v).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_checkpoint(path, option="checkpoint", training=False):
+    """The one reader of bincount checkpoints (``eval``, ``export``, ``convert-ptq``,
+    ``train --resume`` / ``--from-baseline``): ``torch.load(weights_only=True)`` onto the
+    CPU, then :func:`check_checkpoint`. :class:`BincountError` ``"{option} 'PATH': ..."`` for
+    a missing, unreadable, foreign or malformed file; nothing is ever unpickled."""
+    import pickle
+
+    from bincount.fileio import file_kind
+
     path = Path(path)
-    if not path.is_file():
-        raise BincountError(f"checkpoint {str(path)!r} does not exist; expected a file written "
-                            f"by 'bincount train' or 'bincount convert-ptq'")
+    where = f"{option} {str(path)!r}"
+    kind = file_kind(path)
+    texts = {"missing": "does not exist", "directory": "is a directory, not a file",
+             "other": "is not a regular file", "unreadable": "cannot be read (permission denied)",
+             "empty": "is empty (0 bytes)",
+             "data": "is not a readable bincount checkpoint (not a zip archive, as torch.save "
+                     "writes)"}
+    if kind in texts:
+        raise BincountError(f"{where} {texts[kind]}; {_EXPECTED}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, EOFError, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise BincountError(f"checkpoint {str(path)!r} is not a readable bincount checkpoint "
-                            f"({type(exc).__name__}: {first[:200]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise BincountError(f"{str(path)!r} is not a bincount checkpoint (no format "
-                            f"{FORMAT!r}); expected a file written by 'bincount train'")
-    if int(ckpt.get("version", 0)) > VERSION:
-        raise BincountError(f"checkpoint {str(path)!r} has version {ckpt.get('version')}; this "
-                            f"bincount reads up to version {VERSION}")
-    return ckpt
+    except pickle.UnpicklingError:
+        # torch's message advises loading without weights_only: never done here
+        raise BincountError(f"{where} is not a readable bincount checkpoint: it holds Python "
+                            f"objects other than tensors and plain data, which bincount "
+                            f"refuses to unpickle; {_EXPECTED}") from None
+    except Exception as exc:  # zip, truncation, storage and other load errors
+        raise BincountError(f"{where} is not a readable bincount checkpoint: a damaged or "
+                            f"foreign {'zip archive' if kind == 'zip' else 'pickle stream'} "
+                            f"({type(exc).__name__}); {_EXPECTED}") from None
+    return check_checkpoint(ckpt, where, training=training)
 
 
 def _load_state(model, state, where):
@@ -266,9 +364,25 @@ def _load_state(model, state, where):
                             ) from None
 
 
+def _build_checked(network, variant, width_mult, flags, where):
+    try:
+        return build_model(network, variant, width_mult, flags)
+    except BincountError as exc:
+        raise BincountError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BincountError(f"{where}: network {network!r} variant {variant!r} width "
+                            f"{width_mult!r} flags {flags!r} do not build a network "
+                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") \
+            from None
+
+
 def model_from_checkpoint(ckpt, device="cpu", where="checkpoint"):
     """The network of a loaded checkpoint with its weights, in eval mode, on ``device``."""
-    model = build_model(ckpt["network"], ckpt["variant"], ckpt["width_mult"], ckpt.get("flags"))
+    flags = ckpt.get("flags")
+    full = ckpt.get("network_config")
+    if isinstance(full, dict) and full:     # every flag filled in when it was saved
+        flags = {k: v for k, v in full.items() if k not in ("network", "variant", "width_mult")}
+    model = _build_checked(ckpt["network"], ckpt["variant"], ckpt["width_mult"], flags, where)
     _load_state(model, ckpt["model"], where)
     set_binary_weights(model, ckpt.get("binary_weights", True))
     return model.to(device).eval()
@@ -317,20 +431,34 @@ def train(given, checkpoint, resume=False, force=False, device=None, threads=Non
     """Train (or resume) a run; returns the checkpoint dict of the last completed epoch.
 
     ``given``: settings (keys of :data:`DEFAULTS`, ``None`` = not given). ``checkpoint``: the
-    file written after every epoch (``--resume`` reads it first). ``stop_after``: stop after
-    that many epochs of this invocation (the run can be resumed later).
+    file written after every epoch, with its ``.json`` summary beside it (``--resume`` reads it
+    first). ``stop_after``: stop after that many epochs of this invocation (the run can be
+    resumed later). Both outputs are checked before any work, and the checkpoint is locked for
+    the whole run: a second run on the same checkpoint is refused while the first one runs.
     """
+    from bincount.fileio import check_outputs, output_lock
+
+    checkpoint = Path(checkpoint)
+    if checkpoint.suffix == ".json":
+        raise BincountError(f"--checkpoint {str(checkpoint)!r} ends in .json, the suffix of its "
+                            f"summary file; expected a name such as checkpoint.pt")
+    # existing files are --resume's or --force's business (below, under the lock)
+    check_outputs([("--checkpoint", checkpoint),
+                   ("--checkpoint summary", checkpoint.with_suffix(".json"))], force=True)
+    with output_lock(checkpoint, "--checkpoint"):
+        return _train(given, checkpoint, resume, force, device, threads, data_dir, stop_after,
+                      progress, log)
+
+
+def _train(given, checkpoint, resume, force, device, threads, data_dir, stop_after, progress,
+           log):
     from bincount.model.cifar import find_source, load_split
     from bincount.model.data import Batches, subset_indices
     from bincount.model.evaluate import eval_split
 
-    checkpoint = Path(checkpoint)
     stored = None
     if resume:
-        stored = load_checkpoint(checkpoint)
-        if "optimizer" not in stored or "config" not in stored:
-            raise BincountError(f"checkpoint {str(checkpoint)!r} is not a training checkpoint "
-                                f"(converted models cannot be resumed)")
+        stored = load_checkpoint(checkpoint, "--checkpoint", training=True)
     elif checkpoint.exists() and not force:
         raise BincountError(f"checkpoint {str(checkpoint)!r} already exists; pass --resume to "
                             f"continue that run or --force to start a new one over it")
@@ -338,13 +466,28 @@ def train(given, checkpoint, resume=False, force=False, device=None, threads=Non
     if stop_after is not None and stop_after < 1:
         raise BincountError(f"stop-after must be at least 1, got {stop_after!r}")
     dev = resolve_device(device)
+    if threads is not None and (not _integer(threads) or not 1 <= threads <= 1024):
+        raise BincountError(f"threads must be an integer in 1..1024, got {threads!r}")
     if threads:
         torch.set_num_threads(int(threads))
     if stored is not None and stored.get("done") and stored["epoch"] >= cfg["epochs"]:
         log(f"run in {str(checkpoint)!r} is complete ({stored['epoch']} epochs); nothing to do")
         return stored
 
-    # data first: a missing or malformed data set fails before anything is written
+    # the network and every input before the data and the work
+    torch.manual_seed(cfg["seed"])
+    model = _build_checked(cfg["network"], cfg["variant"], cfg["width_mult"], cfg["flags"],
+                           "training settings")
+    if stored is None and cfg["from_baseline"]:
+        base = load_checkpoint(cfg["from_baseline"], "--from-baseline")
+        if (base["network"], float(base["width_mult"])) != (cfg["network"],
+                                                              float(cfg["width_mult"])):
+            raise BincountError(f"--from-baseline {cfg['from_baseline']!r} is a "
+                                f"{base['network']} at width {base['width_mult']}; this run is "
+                                f"a {cfg['network']} at width {cfg['width_mult']}")
+        _load_state(model, base["model"], f"--from-baseline {cfg['from_baseline']!r}")
+
+    # data next: a missing or malformed data set fails before anything is written
     src = find_source("train", data_dir)
     images, labels = load_split("train", data_dir, verbose=progress)
     idx = subset_indices(labels, cfg["train_limit"], cfg["seed"])
@@ -354,17 +497,6 @@ def train(given, checkpoint, resume=False, force=False, device=None, threads=Non
     batches = Batches(images, labels, cfg["batch_size"], augment=True, seed=cfg["seed"],
                       device=dev)
     steps = len(batches)
-
-    torch.manual_seed(cfg["seed"])
-    model = build_model(cfg["network"], cfg["variant"], cfg["width_mult"], cfg["flags"])
-    if stored is None and cfg["from_baseline"]:
-        base = load_checkpoint(cfg["from_baseline"])
-        if (base["network"], float(base["width_mult"])) != (cfg["network"],
-                                                              float(cfg["width_mult"])):
-            raise BincountError(f"--from-baseline {cfg['from_baseline']!r} is a "
-                                f"{base['network']} at width {base['width_mult']}; this run is "
-                                f"a {cfg['network']} at width {cfg['width_mult']}")
-        _load_state(model, base["model"], f"--from-baseline {cfg['from_baseline']!r}")
     model.to(dev)
 
     plan = phases(cfg)
@@ -376,14 +508,20 @@ def train(given, checkpoint, resume=False, force=False, device=None, threads=Non
         start_epoch = int(stored["epoch"])
         metrics = list(stored.get("metrics", []))
         wall = float(stored.get("wall_s", 0.0))
-        _set_rng_state(stored.get("rng"))
         ph = _phase_of(plan, start_epoch)
-        if start_epoch > 0 and _phase_of(plan, start_epoch - 1) == ph:
-            name, _, _, binw, wd = plan[ph]
-            set_binary_weights(model, binw)
-            optimizer = make_optimizer(model, cfg["lr"], wd)
-            optimizer.load_state_dict(stored["optimizer"])
-            opt_phase = ph
+        try:
+            _set_rng_state(stored.get("rng"))
+            if start_epoch > 0 and _phase_of(plan, start_epoch - 1) == ph:
+                name, _, _, binw, wd = plan[ph]
+                set_binary_weights(model, binw)
+                optimizer = make_optimizer(model, cfg["lr"], wd)
+                optimizer.load_state_dict(stored["optimizer"])
+                opt_phase = ph
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise BincountError(f"--checkpoint {str(checkpoint)!r}: its optimizer or random "
+                                f"generator state does not fit the run "
+                                f"({type(exc).__name__}); expected a checkpoint written by "
+                                f"'bincount train' for these settings") from None
         log(f"resuming {str(checkpoint)!r} after epoch {start_epoch}/{cfg['epochs']}")
 
     desc = (f"{cfg['network']} {cfg['variant']} w{cfg['width_mult']:g}: {len(idx)} train "

@@ -34,9 +34,10 @@ def parse_flags(items):
 
 
 def add_arguments(parser):
-    from bincount.model.train_config import DEFAULTS, NETWORKS, SCHEDULES
+    from bincount.model.train_config import DEFAULTS, LIMITS, NETWORKS, SCHEDULES
+    from bincount.options import SEED_MAX, THREADS_MAX, float_in, int_in, seed, threads
 
-    d = DEFAULTS
+    d, L = DEFAULTS, LIMITS
     parser.add_argument("--network", choices=NETWORKS, default=None,
                         help=f"network (default: {d['network']})")
     parser.add_argument("--variant", default=None,
@@ -44,32 +45,36 @@ def add_arguments(parser):
                              f"qat_cnk2_plus_alpha, qat_cn_times_alpha, qat_cnk2_times_alpha, "
                              f"qat_minmax (default: {d['variant']}; ptq comes from "
                              f"'bincount convert-ptq')")
-    parser.add_argument("--width-mult", type=float, default=None,
-                        help=f"channel width multiplier (default: {d['width_mult']:g})")
+    parser.add_argument("--width-mult", type=float_in(0, L["width_mult"], lo_open=True),
+                        default=None,
+                        help=f"channel width multiplier, > 0 and <= {L['width_mult']:g} "
+                             f"(default: {d['width_mult']:g})")
     parser.add_argument("--flag", action="append", metavar="KEY=VALUE",
                         help="network flag, repeatable: pad_value=1|-1|0, shortcut=real|concat, "
                              "slopes=trained|pow2, division_alpha=learned|fixed|threshold, "
                              "alpha_init=X, count_bn=after|none, fixed_point=true|false "
                              "(round where the integer export rounds)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs (default: {d['epochs']})")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help=f"batch size (default: {d['batch_size']})")
-    parser.add_argument("--lr", type=float, default=None,
-                        help=f"peak Adam learning rate (default: {d['lr']:g})")
-    parser.add_argument("--weight-decay", type=float, default=None,
+    parser.add_argument("--epochs", type=int_in(1, L["epochs"]), default=None,
+                        help=f"epochs, 1..{L['epochs']} (default: {d['epochs']})")
+    parser.add_argument("--batch-size", type=int_in(1, L["batch_size"]), default=None,
+                        help=f"batch size, 1..{L['batch_size']} (default: {d['batch_size']})")
+    parser.add_argument("--lr", type=float_in(0, L["lr"], lo_open=True), default=None,
+                        help=f"peak Adam learning rate, > 0 and <= {L['lr']:g} "
+                             f"(default: {d['lr']:g})")
+    parser.add_argument("--weight-decay", type=float_in(0, L["weight_decay"]), default=None,
                         help=f"weight decay of conv/FC weights (default: {d['weight_decay']:g}; "
                              f"0 in step 2 of two-step)")
     parser.add_argument("--schedule", choices=SCHEDULES, default=None,
                         help="cosine: one phase, binary weights and activations; two-step: "
                              "ReActNet's step 1 (real weights) then step 2 (binary weights), "
                              "half the epochs each (default: cosine)")
-    parser.add_argument("--train-limit", type=int, default=None, metavar="N",
+    parser.add_argument("--train-limit", type=int_in(1), default=None, metavar="N",
                         help="train on a class-balanced subset of N images (drawn from --seed)")
-    parser.add_argument("--eval-limit", type=int, default=None, metavar="N",
+    parser.add_argument("--eval-limit", type=int_in(1), default=None, metavar="N",
                         help="evaluate each epoch on a class-balanced subset of N test images "
                              "(default: all 10,000)")
-    parser.add_argument("--seed", type=int, default=None, help=f"seed (default: {d['seed']})")
+    parser.add_argument("--seed", type=seed, default=None,
+                        help=f"seed, 0..{SEED_MAX} (default: {d['seed']})")
     parser.add_argument("--from-baseline", default=None, metavar="CKPT",
                         help="initialise all weights from a trained checkpoint (e.g. QAT "
                              "fine-tuning of a baseline)")
@@ -80,12 +85,12 @@ def add_arguments(parser):
                         help="continue the run in --checkpoint (its settings are kept)")
     parser.add_argument("--force", action="store_true",
                         help="start a new run even if --checkpoint exists (it is replaced)")
-    parser.add_argument("--stop-after", type=int, default=None, metavar="E",
+    parser.add_argument("--stop-after", type=int_in(1), default=None, metavar="E",
                         help="stop after E epochs of this invocation (continue with --resume)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto (default): CUDA when present, else the CPU")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=threads, default=None,
+                        help=f"torch CPU threads, 1..{THREADS_MAX} (default: torch's choice)")
     parser.add_argument("--data-dir", default=None,
                         help="CIFAR-10 folder: JPEG copy (train.tar.gz, test.tar.gz), image "
                              "folders or the binary release (default: $BINCOUNT_CIFAR_DIR, "

@@ -1,6 +1,6 @@
 """Settings of a training run and their defaults (torch-free, for the command line)."""
 
-__all__ = ["FORMAT", "VERSION", "NETWORKS", "SCHEDULES", "DEFAULTS", "RUN_KEYS"]
+__all__ = ["FORMAT", "VERSION", "NETWORKS", "SCHEDULES", "DEFAULTS", "RUN_KEYS", "LIMITS"]
 
 FORMAT = "bincount-checkpoint"
 VERSION = 1
@@ -25,3 +25,12 @@ DEFAULTS = {
 }
 #: Settings that define a run: a resumed run must not change them.
 RUN_KEYS = tuple(DEFAULTS)
+#: Largest accepted values (beyond them a run cannot fit any machine, or is a typo).
+LIMITS = {
+    "epochs": 100000,
+    "batch_size": 50000,        # the CIFAR-10 training set
+    "seed": 2**32 - 1,
+    "lr": 10.0,
+    "weight_decay": 1.0,
+    "width_mult": 8.0,
+}

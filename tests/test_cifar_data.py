@@ -136,8 +136,9 @@ def test_missing_and_python_release(tmp_path):
     msg = str(info.value)
     assert "\n" not in msg
     for name in ("train.tar.gz", "data_batch_1.bin", "data_batch_5.bin", cifar.BIN_ARCHIVE,
-                 "--data-dir", "bincount data fetch"):
+                 "--data-dir", "does not exist", "bincount data fetch"):
         assert name in msg
+    assert cifar.ENV_VAR not in msg        # the folder was given: no advice to set another
     (tmp_path / "cifar-10-batches-py").mkdir()
     with pytest.raises(BincountError, match="python .pickled. CIFAR-10 release"):
         cifar.load_split("test", tmp_path)

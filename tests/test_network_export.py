@@ -190,9 +190,16 @@ def test_missing_and_corrupt_files(tmp_path):
         load_export(bad)
 
 
+def _ckpt_dict(config, state):
+    """A checkpoint as bincount train writes it (the fields the one checkpoint reader needs)."""
+    return {"format": "bincount-checkpoint", "version": 1, "network": config["network"],
+            "variant": config["variant"], "width_mult": config["width_mult"],
+            "network_config": dict(config), "model": state}
+
+
 def _checkpoint(tmp_path, model, name="ck.pt", **extra):
     path = tmp_path / name
-    torch.save({"network_config": model.config, "model": model.state_dict(), **extra}, path)
+    torch.save({**_ckpt_dict(model.config, model.state_dict()), **extra}, path)
     return path
 
 
@@ -220,13 +227,12 @@ def test_export_cli_bad_input(tmp_path, react, capsys):
     out = tmp_path / "net.npz"
     cfg = dict(model.config, network="resnet50")
     bad_net = tmp_path / "badnet.pt"
-    torch.save({"network_config": cfg, "model": model.state_dict()}, bad_net)
+    torch.save(_ckpt_dict(cfg, model.state_dict()), bad_net)
     cfg = dict(model.config, variant="qat_magic")
     bad_var = tmp_path / "badvar.pt"
-    torch.save({"network_config": cfg, "model": model.state_dict()}, bad_var)
+    torch.save(_ckpt_dict(cfg, model.state_dict()), bad_var)
     wrong = tmp_path / "wrong.pt"
-    torch.save({"network_config": dict(model.config, width_mult=0.25), "model": model.state_dict()},
-               wrong)
+    torch.save(_ckpt_dict(dict(model.config, width_mult=0.25), model.state_dict()), wrong)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     nokeys = tmp_path / "nokeys.pt"
