@@ -12,6 +12,7 @@ The defaults are the gateware's (:data:`DEFAULT_LANES`, :data:`DEFAULT_BITS_PER_
 """
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 
 from bincount.errors import BincountError
@@ -42,8 +43,12 @@ class EngineKnobs:
                 object.__setattr__(self, knob, default)
         for knob in ("lanes", "bits_per_cycle"):
             v = getattr(self, knob)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise BincountError(f"{names[knob]} must be an integer, got {v!r}")
+            try:
+                if isinstance(v, bool):
+                    raise TypeError
+                object.__setattr__(self, knob, operator.index(v))
+            except TypeError:
+                raise BincountError(f"{names[knob]} must be an integer, got {v!r}") from None
         if self.weights not in WEIGHT_SOURCES:
             raise BincountError(f"{names['weights']} must be memory or stream, "
                                 f"got {self.weights!r}")
