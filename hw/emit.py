@@ -17,7 +17,6 @@ Port names are the Verilog names (Amaranth joins nested signature members with `
 """
 
 import json
-import re
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -26,9 +25,11 @@ from amaranth.lib import wiring
 
 from bincount import __version__
 from bincount.fileio import atomic_write_text, ensure_dir
+from bincount.hw.blocks import build_block
+from bincount.hw.ports import port_map
 
-__all__ = ["wrap_long_lines", "verilog_text", "verilog_ports", "manifest", "emit_component", "emit",
-           "write_files", "emit_block", "CLOCK_DOC", "RESET_DOC"]
+__all__ = ["wrap_long_lines", "verilog_text", "signature_ports", "manifest", "emit_component",
+           "emit", "write_files", "emit_block", "CLOCK_DOC", "RESET_DOC"]
 
 CLOCK_DOC = "clock: every register updates on the rising edge"
 RESET_DOC = ("synchronous reset, active high: clears the valid pipeline (out_valid low); "
@@ -76,25 +77,8 @@ def verilog_text(component, name, header=None):
     return text
 
 
-_DECL = re.compile(r"^\s*(input|output|inout)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?"
-                   r"(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)\s*;", re.M)
-
-
-def verilog_ports(text, module):
-    """``{name: (direction, width)}`` of the ports declared by ``module`` in Verilog ``text``."""
-    start = re.search(rf"^module\s+{re.escape(module)}\s*\(", text, re.M)
-    if start is None:
-        raise ValueError(f"module {module!r} not found in the Verilog text")
-    end = text.index("endmodule", start.end())
-    ports = {}
-    for m in _DECL.finditer(text, start.end(), end):
-        direction, msb, lsb, pname = m.groups()
-        width = abs(int(msb) - int(lsb)) + 1 if msb is not None else 1
-        ports[pname.lstrip("\\")] = (direction, width)
-    return ports
-
-
-def _signature_ports(component):
+def signature_ports(component):
+    """Manifest entries of the ports of ``component``'s signature (clock and reset apart)."""
     ports = []
     for path, member, value in component.signature.flatten(component):
         shape = Shape.cast(member.shape)
@@ -117,9 +101,9 @@ def manifest(component, name, block, parameters, text=None):
     ports = [
         {"name": "clk", "direction": "input", "width": 1, "signed": False, "meaning": CLOCK_DOC},
         {"name": "rst", "direction": "input", "width": 1, "signed": False, "meaning": RESET_DOC},
-    ] + _signature_ports(component)
+    ] + signature_ports(component)
     if text is not None:
-        declared = verilog_ports(text, name)
+        declared = port_map(text, name)
         listed = {p["name"]: (p["direction"], p["width"]) for p in ports}
         if declared != listed:
             raise RuntimeError(f"manifest ports {listed} differ from Verilog ports {declared} "
@@ -151,7 +135,6 @@ def emit(block, **params):
     Nothing is written. Raises :class:`~bincount.errors.BincountError` for a bad block name
     or parameter (see :func:`bincount.hw.blocks.build_block`).
     """
-    from bincount.hw.blocks import build_block
     built = build_block(block, **params)
     return emit_component(built.component, built.module, block=built.name,
                           parameters=built.parameters)
@@ -180,7 +163,6 @@ def emit_block(block, out_dir, **params):
     The parameters are checked first, then the output directory (created if needed), and only
     then is the (slow) conversion run, so bad input leaves nothing behind.
     """
-    from bincount.hw.blocks import build_block
     built = build_block(block, **params)
     ensure_dir(out_dir)
     text, info = emit_component(built.component, built.module, block=built.name,

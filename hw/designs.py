@@ -1,0 +1,82 @@
+"""Emitted Verilog of the designs that are synthesised or simulated, cached by content.
+
+Amaranth takes seconds (a wide lane) to minutes (a stage engine) to convert a design, so the
+Verilog is kept in the content-addressed store (:mod:`bincount.hw.cache`, kind ``verilog``)
+under a key made of what it is generated from: the design's parameters and
+:func:`~bincount.hw.sources.generator_digest` (and, for an engine, the digest of the export's
+stage). The text is the emitter's, byte for byte.
+
+- :func:`lane_verilog`: one output lane of the report (no header comment);
+- :func:`block_design`: a registry block as ``bincount generate`` writes it, with manifest;
+- :func:`engine_design`: a stage engine with manifest.
+
+``cache_dir=None`` converts without the store.
+"""
+
+import json
+
+from bincount.hw.blocks import build_block
+from bincount.hw.cache import cache_key, cached
+from bincount.hw.emit import emit, verilog_text
+from bincount.hw.engine_emit import emit_stage, stage_digest
+from bincount.hw.knobs import EngineKnobs
+from bincount.hw.sources import generator_digest
+
+__all__ = ["LANE_BLOCKS", "lane_verilog", "block_design", "engine_design"]
+
+#: Report block name -> OutputLane form.
+LANE_BLOCKS = {"threshold_lane": "binarized", "baseline_lane": "baseline"}
+
+
+def _cached(cache_dir, kind, parts, make, fields):
+    if cache_dir is None:
+        return make()
+    key = cache_key(kind, generator_digest(), *parts)
+    return cached(cache_dir, key, make, fields)
+
+
+def lane_verilog(block, width, *, out_bits=16, cache_dir=None):
+    """``(module, verilog_text, parameters, latency)`` of report lane ``block`` (a key of
+    :data:`LANE_BLOCKS`) at width ``width``."""
+    params = {"form": LANE_BLOCKS[block], "n": int(width), "out_bits": out_bits}
+
+    def make():
+        built = build_block("output_lane", **params)
+        return {"module": built.module, "parameters": dict(built.parameters),
+                "latency": int(built.component.latency),
+                "verilog": verilog_text(built.component, built.module)}
+
+    d = _cached(cache_dir, "lane-verilog", [json.dumps(params, sort_keys=True)], make,
+                ("module", "verilog", "parameters", "latency"))
+    return d["module"], d["verilog"], d["parameters"], d["latency"]
+
+
+def block_design(block, params, *, cache_dir=None):
+    """``(verilog_text, manifest)`` of registry block ``block`` with ``params``
+    (:func:`bincount.hw.emit.emit`)."""
+    def make():
+        text, manifest = emit(block, **params)
+        return {"manifest": manifest, "verilog": text}
+
+    d = _cached(cache_dir, "block-verilog", [block, json.dumps(params, sort_keys=True)], make,
+                ("manifest", "verilog"))
+    return d["verilog"], d["manifest"]
+
+
+def engine_design(export, stage, knobs=None, *, taps=False, layers=None, cache_dir=None):
+    """``(module, verilog_text, manifest)`` of the engine of ``stage`` built from ``export``
+    with :class:`~bincount.hw.knobs.EngineKnobs` ``knobs`` (default knobs when None)
+    (:func:`bincount.hw.engine_emit.emit_stage`)."""
+    knobs = knobs or EngineKnobs()
+
+    def make():
+        text, manifest = emit_stage(export, stage, knobs.lanes, knobs.bits_per_cycle,
+                                    taps=taps, layers=layers, weights=knobs.weights)
+        return {"manifest": manifest, "verilog": text}
+
+    what = {"stage": stage, "lanes": knobs.lanes, "bits_per_cycle": knobs.bits_per_cycle,
+            "weights": knobs.weights, "taps": bool(taps), "layers": layers}
+    d = _cached(cache_dir, "stage-engine-verilog",
+                [stage_digest(export, stage), json.dumps(what, sort_keys=True)], make,
+                ("manifest", "verilog"))
+    return d["manifest"]["module"], d["verilog"], d["manifest"]

@@ -1,0 +1,75 @@
+"""The parallelism knobs of a stage engine, checked in one place.
+
+:class:`EngineKnobs` holds ``lanes`` (P, output channels per cycle), ``bits_per_cycle`` (B,
+window bits per lane and cycle) and ``weights`` (``"memory"``: on-chip weight memories;
+``"stream"``: a weight stream input per block). Making one checks the types and the weight
+source; :meth:`EngineKnobs.validate` checks the knobs against the layers of exports (every
+layer's :func:`~bincount.gateware.block_params.block_params`) and, where no export is at hand,
+against a bound (``limit``: the smallest Cin of the network). Error messages name the
+command-line options the values came from (``options``).
+
+The defaults are the gateware's (:data:`DEFAULT_LANES`, :data:`DEFAULT_BITS_PER_CYCLE`).
+"""
+
+import dataclasses
+import operator
+from dataclasses import dataclass, field
+
+from bincount.errors import BincountError
+from bincount.gateware.block_params import (DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES,
+                                            WEIGHT_SOURCES, block_params, layer_names)
+
+__all__ = ["EngineKnobs", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE", "WEIGHT_SOURCES"]
+
+_FIELD_OPTIONS = {"lanes": "lanes", "bits_per_cycle": "bits_per_cycle", "weights": "weights"}
+
+
+@dataclass(frozen=True)
+class EngineKnobs:
+    """Stage-engine knobs; ``None`` for a knob means its default."""
+
+    lanes: int = DEFAULT_LANES
+    bits_per_cycle: int = DEFAULT_BITS_PER_CYCLE
+    weights: str = "memory"
+    #: knob -> the option name used in error messages (``{"lanes": "--engine-lanes"}``)
+    options: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        names = dict(_FIELD_OPTIONS, **self.options)
+        for knob, default in (("lanes", DEFAULT_LANES),
+                              ("bits_per_cycle", DEFAULT_BITS_PER_CYCLE),
+                              ("weights", "memory")):
+            if getattr(self, knob) is None:
+                object.__setattr__(self, knob, default)
+        for knob in ("lanes", "bits_per_cycle"):
+            v = getattr(self, knob)
+            try:
+                if isinstance(v, bool):
+                    raise TypeError
+                object.__setattr__(self, knob, operator.index(v))
+            except TypeError:
+                raise BincountError(f"{names[knob]} must be an integer, got {v!r}") from None
+        if self.weights not in WEIGHT_SOURCES:
+            raise BincountError(f"{names['weights']} must be memory or stream, "
+                                f"got {self.weights!r}")
+        object.__setattr__(self, "options", names)
+
+    def with_weights(self, weights):
+        """The same knobs with weight source ``weights``."""
+        return dataclasses.replace(self, weights=weights, options=self.options)
+
+    def validate(self, exports=(), layers=None, *, limit=None):
+        """Check the knobs against every layer of each export (``layers``: only these
+        names), then, with ``limit``, that lanes and bits per cycle are powers of two up to
+        ``limit`` (the smallest Cin they must divide); raise :class:`BincountError`."""
+        for export in exports:
+            for name in (layer_names(export) if layers is None else layers):
+                block_params(export, name, self.lanes, self.bits_per_cycle, self.weights)
+        if limit is not None:
+            for knob in ("lanes", "bits_per_cycle"):
+                v = getattr(self, knob)
+                if v < 1 or v & (v - 1) or v > limit:
+                    raise BincountError(f"{self.options[knob]} {v}: expected a power of two up "
+                                        f"to {limit} (it must divide every layer's Cin, the "
+                                        f"smallest is {limit})")
+        return self

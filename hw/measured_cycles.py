@@ -1,0 +1,51 @@
+"""Cycles per image of stage engines measured in simulation, kept in the build store.
+
+A measurement (``bench/engine_cycles.py`` runs the engines on Verilator) is recorded with
+:func:`record_engine_cycles` and found again with :func:`engine_cycles` under a key of what
+determines an engine's timing: the shape of its layers (from the manifest), its knobs and the
+gateware sources (:func:`~bincount.hw.sources.gateware_digest`). The layer values (weights,
+thresholds) do not enter: the engines' timing never depends on the data. A measurement of
+other gateware, knobs or shapes is therefore never used; the report then gives the ideal cycles.
+"""
+
+import json
+
+from bincount.hw.cache import cache_key, default_cache_dir, read_entry, write_entry
+from bincount.hw.sources import gateware_digest
+
+__all__ = ["engine_cycles", "record_engine_cycles", "cycles_key"]
+
+#: Fields of a manifest block that make up the shape of a layer.
+_SHAPE = ("name", "cin", "cout", "stride", "in_size", "out_size", "form", "rsign",
+          "downsample", "rprelu")
+#: Fields of a measurement that are kept.
+_MEASURED = ("interval", "image_latency", "layer_cycles", "ideal_cycles", "stall", "repeats")
+
+
+def cycles_key(manifest):
+    """Store key of the timing of the engine described by ``manifest``."""
+    p = manifest["parameters"]
+    what = {"stage": p["stage"], "lanes": p["lanes"], "bits_per_cycle": p["bits_per_cycle"],
+            "weights": p.get("weights", "memory"),
+            "blocks": [{k: b.get(k) for k in _SHAPE} for b in manifest["blocks"]]}
+    return cache_key("engine-cycles", gateware_digest(), json.dumps(what, sort_keys=True))
+
+
+def record_engine_cycles(manifest, measured, cache_dir="default"):
+    """Keep ``measured`` (``interval`` and ``image_latency`` in cycles, from the engine's
+    simulation) for the engine of ``manifest``; return the stored entry."""
+    if cache_dir == "default":
+        cache_dir = default_cache_dir("cycles")
+    entry = {k: measured[k] for k in _MEASURED if k in measured}
+    entry.update({"module": manifest["module"], "stage": manifest["parameters"]["stage"],
+                  "form": manifest["blocks"][0]["form"]})
+    write_entry(cache_dir, cycles_key(manifest), entry, warn="cycles")
+    return entry
+
+
+def engine_cycles(manifest, cache_dir="default"):
+    """The measurement recorded for the engine of ``manifest``, or None."""
+    if cache_dir == "default":
+        cache_dir = default_cache_dir("cycles")
+    entry = read_entry(cache_dir, cycles_key(manifest))
+    return entry if entry is not None and "interval" in entry else None
