@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Conv output: the ``P`` post-popcount blocks of a channel group with their constant ROM.
 
 For lane ``p`` of channel group ``g`` (output channel ``c = g*P + p``)::
@@ -16,6 +17,10 @@ Timing: ``group`` is presented :attr:`ConvOutput.constants_lead` cycles before t
 belongs to (the ROM's latency); ``y`` follows ``counts`` by :attr:`ConvOutput.latency` (the
 post-popcount block's). Bit order: lane ``p`` at bits ``[p*w, (p+1)*w)`` of ``counts`` and
 ``y``. Clock domain ``sync``.
+
+(The first line turns off Amaranth's "created but never used" warning for the parts made in
+the constructor: they are elaborated with this component, and an unused one is reported on
+its own.)
 """
 
 from amaranth.hdl import Module, signed, unsigned

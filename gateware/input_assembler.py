@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Input assembler: the input side of a binary block. Takes the residual stream, writes each
 beat to the residual line buffer, computes its RSign bits and assembles a pixel's bits into the
 words of the bit line buffer; counts the rows that are complete.
@@ -19,6 +20,10 @@ Latency: :attr:`InputAssembler.latency` = the input register's latency (1) + the
 (3) + the RSign compare's (1) = 5 cycles from a beat's handshake on ``i`` to the write of its
 bit word (``bits_w.en``); its residual word is written as it leaves the input register. Clock domain ``sync``; ``rst`` returns to the start
 of an image.
+
+(The first line turns off Amaranth's "created but never used" warning for the parts made in
+the constructor: they are elaborated with this component, and an unused one is reported on
+its own.)
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal

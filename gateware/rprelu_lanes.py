@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """RPReLU lanes: the activation at the end of a ReActNet block for one channel group, with
 its per-group constant ROM.
 
@@ -14,6 +15,10 @@ Timing: ``group`` is presented :attr:`RPReLULanes.constants_lead` cycles before 
 belongs to (the ROM's latency); ``y`` follows ``s`` by :attr:`RPReLULanes.latency` (the
 unit's, 4). Bit order: lane ``p`` at bits ``[p*res_bits, (p+1)*res_bits)`` of ``s`` and ``y``.
 Clock domain ``sync``.
+
+(The first line turns off Amaranth's "created but never used" warning for the parts made in
+the constructor: they are elaborated with this component, and an unused one is reported on
+its own.)
 """
 
 from amaranth.hdl import Cat, Module, signed

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Shortcut: the residual line buffer of a binary block and the shortcut value of each channel
 group, read while the group's folds run and queued until its conv output is ready.
 
@@ -16,6 +17,10 @@ Latency: :attr:`Shortcut.latency` = 7 cycles from the issue of fold ``R - 1`` to
 the head of an empty queue: address register, line buffer (2), word register, accumulator,
 queue (2). Bit order: lane ``p`` at bits ``[p*res_bits, (p+1)*res_bits)``. Clock domain
 ``sync``; ``rst`` empties the queue.
+
+(The first line turns off Amaranth's "created but never used" warning for the parts made in
+the constructor: they are elaborated with this component, and an unused one is reported on
+its own.)
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed

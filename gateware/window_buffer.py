@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Window buffer: the bit line buffer of a binary block and the read of a fold's window bits.
 
 The input side writes a pixel's ``Cin`` activation bits as ``Cin / WB`` words of ``WB =
@@ -15,6 +16,10 @@ word holds more than ``B`` bits (``P > B``) the fold's ``B`` bits are selected a
 Latency: :attr:`WindowBuffer.latency` = 1 (address register) + the line buffer's read latency
 (2) + 1 (bit select register) = 4 cycles from ``fold`` to ``act``. A word written with ``w.en``
 in cycle ``t`` can be read by a fold presented from ``t + 1``. Clock domain ``sync``.
+
+(The first line turns off Amaranth's "created but never used" warning for the parts made in
+the constructor: they are elaborated with this component, and an unused one is reported on
+its own.)
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
