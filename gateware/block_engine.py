@@ -170,7 +170,6 @@ class BinaryBlockEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        P, B = p.lanes, p.bits_per_cycle
         m.submodules.input = inp = self._input
         m.submodules.window = win = self._window
         m.submodules.shortcut = sc = self._shortcut

@@ -18,8 +18,8 @@ written; ``image_done`` (from the sequencer) takes an image's ``H`` rows off bot
 
 Latency: :attr:`InputAssembler.latency` = the input register's latency (1) + the bias ROM's
 (3) + the RSign compare's (1) = 5 cycles from a beat's handshake on ``i`` to the write of its
-bit word (``bits_w.en``); its residual word is written as it leaves the input register. Clock domain ``sync``; ``rst`` returns to the start
-of an image.
+bit word (``bits_w.en``); its residual word is written as it leaves the input register.
+Clock domain ``sync``; ``rst`` returns to the start of an image.
 
 (The first line turns off Amaranth's "created but never used" warning for the parts made in
 the constructor: they are elaborated with this component, and an unused one is reported on
