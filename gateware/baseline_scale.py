@@ -17,23 +17,27 @@ A/B input registers and M product register in use):
 2. register the product ``mul * d`` (``offset`` follows);
 3. add ``offset``, shift, saturate and register ``y``.
 
+Implements :class:`~bincount.gateware.post_popcount.PostPopcount`: the constants layout is
+``mul`` (bits ``[0, mul_bits)``), then ``offset``.
+
 Throughput: one input per cycle, no backpressure; ``out_valid`` is ``in_valid`` delayed by the
 latency. Clock domain ``sync`` (``clk`` / ``rst`` in Verilog; ``rst`` is synchronous, active
 high, and clears the valid pipeline only).
 """
 
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ._common import (MUL_BITS_RANGE, N_RANGE, OFF_BITS_RANGE, OUT_BITS_RANGE, SHIFT_RANGE,
                       check_int, delay, delay_valid, quiet_on_error)
+from .post_popcount import PostPopcount
 
 __all__ = ["BaselineScale"]
 
 
-class BaselineScale(wiring.Component):
+class BaselineScale(PostPopcount):
     """``y = sat((mul * (2*count - n) + offset) >> shift)``, pipelined (latency 3).
 
     Parameters
@@ -123,6 +127,15 @@ class BaselineScale(wiring.Component):
     def latency(self):
         """Cycles from the inputs to ``y`` / ``out_valid``: 3."""
         return 3
+
+    @classmethod
+    def constants_layout_for(cls, mul_bits=18, off_bits=32):
+        """``mul`` (signed ``mul_bits``), ``offset`` (signed ``off_bits``), from bit 0."""
+        return data.StructLayout({"mul": signed(mul_bits), "offset": signed(off_bits)})
+
+    @property
+    def constants_layout(self):
+        return self.constants_layout_for(self._mul_bits, self._off_bits)
 
     def elaborate(self, platform):
         m = Module()

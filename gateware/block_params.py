@@ -35,20 +35,30 @@ Memory images (word ``w`` of a memory is ``init[w]``, an ``int``; bit order litt
   ``P*B/8`` bits: word ``g*8*CB + 8*cb + k`` = bits ``[k*P*B/8, (k+1)*P*B/8)`` of weight word
   ``g*F + 8*CB + cb``. The engine reads both memories at the same address during a group's
   first ``8*CB`` folds and keeps the tap-8 words for its last ``CB`` folds;
-- per-group constants: word ``g`` holds lane ``p``'s constants at ``p * width``;
-- RSign biases: word ``gi`` (input channel group) holds channel ``gi*P + p`` at ``p * res_bits``.
+- per-group constants (conv, RPReLU) and RSign biases: word ``g`` is an
+  ``amaranth.lib.data.ArrayLayout`` of ``P`` lanes, lane ``p`` (channel ``g*P + p``) at bits
+  ``[p*w, (p+1)*w)``, each lane a ``StructLayout`` owned by the block that uses it
+  (:attr:`BlockParams.conv_layout`, :attr:`~BlockParams.rprelu_layout`,
+  :attr:`~BlockParams.rsign_layout`); :func:`pack_words` packs with the same layouts the
+  hardware reads them with.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.lib import data
 
 from bincount.errors import BincountError
 from bincount.model.bits import unpack_bits
 
+from .baseline_scale import BaselineScale
+from .rprelu_unit import RPReLUUnit
+from .rsign_compare import RSignCompare
+from .threshold_compare import ThresholdCompare
+
 __all__ = ["BlockParams", "block_params", "layer_names", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE",
            "bram_blocks", "BRAM_MODES", "WEIGHT_SOURCES",
-           "pack_lanes", "to_unsigned", "to_beats", "from_beats", "RES_BITS"]
+           "pack_words", "to_unsigned", "to_beats", "from_beats", "RES_BITS"]
 
 #: Default parallelism: 8 output channels per cycle, 64 window bits per lane and cycle (a stage
 #: engine of about 20k LUT4 at stage 1, so that the four stages fit a mid-range FPGA together).
@@ -56,8 +66,6 @@ DEFAULT_LANES = 8
 DEFAULT_BITS_PER_CYCLE = 64
 #: Width of the residual stream (``res`` format of the export, 8 fractional bits).
 RES_BITS = 16
-#: Width of a pow2 RPReLU exponent field (signed, -15..3).
-EXP_BITS = 5
 
 
 #: Block RAM aspect ratios (depth, width): ECP5 DP16KD (the 7-series RAMB18 has the same).
@@ -87,20 +95,18 @@ def to_unsigned(values, bits):
     return [int(v) & mask for v in np.asarray(values).ravel().tolist()]
 
 
-def pack_lanes(columns, lanes):
-    """Memory words of per-channel fields: ``columns`` is a list of ``(values [C], bits)``;
-    channel ``c`` goes to word ``c // lanes``, lane ``c % lanes``; within a lane the fields are
-    concatenated in list order, lowest bits first."""
-    width = sum(bits for _, bits in columns)
-    count = len(columns[0][0])
-    words = [0] * (count // lanes)
-    for c in range(count):
-        v, pos = 0, 0
-        for values, bits in columns:
-            v |= to_unsigned([values[c]], bits)[0] << pos
-            pos += bits
-        words[c // lanes] |= v << ((c % lanes) * width)
-    return words, width
+def pack_words(lane_layout, fields, lanes):
+    """Memory words of per-channel fields: ``fields`` maps each field name of ``lane_layout``
+    (an ``amaranth.lib.data`` layout) to its values ``[C]``; channel ``c`` goes to word
+    ``c // lanes``, lane ``c % lanes`` of ``ArrayLayout(lane_layout, lanes)``. Values are
+    truncated to their field (two's complement), as the hardware reads them."""
+    layout = data.ArrayLayout(lane_layout, lanes)
+    names = [name for name, _ in lane_layout]
+    cols = {name: [int(v) for v in np.asarray(fields[name]).ravel().tolist()] for name in names}
+    count = len(cols[names[0]])
+    return [layout.const([{name: cols[name][g * lanes + q] for name in names}
+                          for q in range(lanes)]).as_value().value
+            for g in range(count // lanes)]
 
 
 def layer_names(export):
@@ -213,29 +219,50 @@ class BlockParams:
         flat = np.packbits(grid.reshape(self.out_groups * f, p * b), axis=-1, bitorder="little")
         return [int.from_bytes(row.tobytes(), "little") for row in flat]
 
-    def conv_words(self):
-        """Per-group constants of the conv output: ``T, hi, lo`` (binarized) or ``M, O``
-        (baseline), packed by :func:`pack_lanes`. Returns ``(words, bits per lane)``."""
-        a = self.arrays
+    @property
+    def conv_layout(self):
+        """One lane of a conv constant word: the constants layout of the post-popcount block
+        of the form (``threshold, hi, lo`` or ``mul, offset``)."""
         if self.form == "binarized":
-            tb = (self.n + 1).bit_length()
-            return pack_lanes([(a["threshold"], tb), (a["hi"], self.res_bits),
-                               (a["lo"], self.res_bits)], self.lanes)
-        return pack_lanes([(a["mul"], self.mul_bits), (a["offset"], self.off_bits)], self.lanes)
+            return ThresholdCompare.constants_layout_for(self.n, self.res_bits)
+        return BaselineScale.constants_layout_for(self.mul_bits, self.off_bits)
+
+    def conv_words(self):
+        """Per-group constants of the conv output, ``Cout/P`` words of lanes of
+        :attr:`conv_layout`."""
+        a = self.arrays
+        names = ("threshold", "hi", "lo") if self.form == "binarized" else ("mul", "offset")
+        return pack_words(self.conv_layout, {k: a[k] for k in names}, self.lanes)
+
+    @property
+    def rprelu_form(self):
+        """:class:`RPReLUUnit` form: ``"shift"`` for pow2 slopes, else ``"multiply"``."""
+        return "shift" if self.rprelu == "pow2" else "multiply"
+
+    @property
+    def rprelu_layout(self):
+        """One lane of an RPReLU constant word: ``b0, b1`` then ``exp, neg`` (pow2) or
+        ``slope`` (:meth:`RPReLUUnit.constants_layout_for`)."""
+        return RPReLUUnit.constants_layout_for(self.rprelu_form, self.res_bits, self.slope_bits)
 
     def rprelu_words(self):
-        """Per-group RPReLU constants: ``b0, b1`` then ``exp, neg`` (pow2) or ``slope``."""
+        """Per-group RPReLU constants, ``Cout/P`` words of lanes of :attr:`rprelu_layout`."""
         a = self.arrays
-        cols = [(a["rprelu.bias0"], self.res_bits), (a["rprelu.bias1"], self.res_bits)]
+        fields = {"b0": a["rprelu.bias0"], "b1": a["rprelu.bias1"]}
         if self.rprelu == "pow2":
-            cols += [(a["rprelu.slope_exp"], EXP_BITS), (a["rprelu.slope_neg"], 1)]
+            fields.update({"exp": a["rprelu.slope_exp"], "neg": a["rprelu.slope_neg"]})
         else:
-            cols += [(a["rprelu.slope"], self.slope_bits)]
-        return pack_lanes(cols, self.lanes)
+            fields["slope"] = a["rprelu.slope"]
+        return pack_words(self.rprelu_layout, fields, self.lanes)
+
+    @property
+    def rsign_layout(self):
+        """One lane of an RSign bias word (:meth:`RSignCompare.constants_layout_for`)."""
+        return RSignCompare.constants_layout_for(self.res_bits)
 
     def rsign_words(self):
-        """RSign bias memory image: ``Cin/P`` words of ``P*res_bits`` bits."""
-        return pack_lanes([(self.arrays["rsign_bias"], self.res_bits)], self.lanes)[0]
+        """RSign bias memory image: ``Cin/P`` words of lanes of :attr:`rsign_layout`."""
+        return pack_words(self.rsign_layout, {"bias": self.arrays["rsign_bias"]}, self.lanes)
 
 
 def _check_knob(name, value, layer, cin, cout, limit):

@@ -45,6 +45,11 @@ class ClaimQueue(wiring.Component):
     def depth(self):
         return DEPTH
 
+    @property
+    def latency(self):
+        """Cycles from ``claim`` to the claimed word on ``data``: 1."""
+        return 1
+
     def elaborate(self, platform):
         m = Module()
         words = Array(Signal(self._width, name=f"word{k}", reset_less=True)

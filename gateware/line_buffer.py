@@ -32,7 +32,15 @@ from bincount.errors import BincountError
 from ._common import check_int, quiet_on_error
 from .banked_ram import BankedRAM
 
-__all__ = ["LineBuffer"]
+__all__ = ["LineBuffer", "write_signature"]
+
+
+def write_signature(width, rows, word_bits, subwords=1):
+    """The write side of a :class:`LineBuffer` as a signature, seen from the writer: ``slot``,
+    ``x``, ``sub``, ``data``, ``en`` (the buffer's ``w_*`` ports, same widths)."""
+    sb, xb, bb = ceil_log2(max(rows, 2)), ceil_log2(max(width, 2)), ceil_log2(subwords)
+    return wiring.Signature({"slot": Out(sb), "x": Out(xb), "sub": Out(max(bb, 1)),
+                             "data": Out(word_bits), "en": Out(1)})
 
 
 class LineBuffer(wiring.Component):
@@ -81,7 +89,19 @@ class LineBuffer(wiring.Component):
 
     @property
     def latency(self):
+        """Cycles from the read address to ``r_data``: 2."""
         return 2
+
+    @property
+    def write_signature(self):
+        """:func:`write_signature` of this buffer (connect it to :meth:`write_from`)."""
+        return write_signature(self._width, self._rows, self._word_bits, self._subwords)
+
+    def write_from(self, m, port):
+        """Drive the write ports from ``port``, an interface of :attr:`write_signature`
+        flipped (the side that receives the writes)."""
+        m.d.comb += [self.w_slot.eq(port.slot), self.w_x.eq(port.x), self.w_sub.eq(port.sub),
+                     self.w_data.eq(port.data), self.w_en.eq(port.en)]
 
     def _address(self, m, slot, x, sub, name):
         bb = ceil_log2(self._subwords)

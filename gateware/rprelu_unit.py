@@ -49,8 +49,8 @@ channel, bit c = channel c. Throughput: one input per cycle, no backpressure; ``
 ``rst`` is synchronous, active high, and clears the valid pipeline only).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._common import check_choice, check_int, delay, delay_valid, quiet_on_error
@@ -215,6 +215,23 @@ class RPReLUUnit(wiring.Component):
     def latency(self):
         """Cycles from the inputs to ``y`` / ``out_valid``: 4 (both forms)."""
         return 4
+
+    @classmethod
+    def constants_layout_for(cls, form, res_bits=16, slope_bits=16):
+        """One channel's constants as stored in a per-group constant word, from bit 0:
+        ``b0``, ``b1`` (signed ``res_bits``), then ``exp`` (signed 5 bits) and ``neg`` (1 bit)
+        for the shift form, or ``slope`` (signed ``slope_bits``) for the multiply form."""
+        fields = {"b0": signed(res_bits), "b1": signed(res_bits)}
+        if form == "shift":
+            fields.update({"exp": signed(EXP_BITS), "neg": unsigned(1)})
+        else:
+            fields["slope"] = signed(slope_bits)
+        return data.StructLayout(fields)
+
+    @property
+    def constants_layout(self):
+        """:meth:`constants_layout_for` of this unit's form and widths."""
+        return self.constants_layout_for(self._form, self._res_bits, self._slope_bits)
 
     def elaborate(self, platform):
         m = Module()

@@ -17,7 +17,7 @@ Latency: 1 cycle (``bits`` registered). Throughput: one input per cycle, no back
 """
 
 from amaranth.hdl import Cat, Module, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._common import check_int, quiet_on_error
@@ -93,6 +93,11 @@ class RSignCompare(wiring.Component):
     def latency(self):
         """Cycles from the inputs to ``bits`` / ``out_valid``: 1."""
         return 1
+
+    @classmethod
+    def constants_layout_for(cls, res_bits=16):
+        """One channel's field of a packed ``bias`` word: ``bias`` (signed ``res_bits``)."""
+        return data.StructLayout({"bias": signed(res_bits)})
 
     def elaborate(self, platform):
         m = Module()

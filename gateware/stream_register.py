@@ -32,6 +32,11 @@ class StreamRegister(wiring.Component):
             self._width = check_int("width", width, (1, 1 << 20))
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
 
+    @property
+    def latency(self):
+        """Cycles from a beat on ``i`` to the same beat on ``o``: 1."""
+        return 1
+
     def elaborate(self, platform):
         m = Module()
         main_valid = Signal(name="main_valid")

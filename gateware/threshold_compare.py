@@ -10,22 +10,26 @@ values that the port can hold behave like ``n+1``). ``hi`` and ``lo`` are signed
 two's-complement output constants of ``out_bits`` bits, passed through unchanged. There is no
 multiplier, adder or saturation: one unsigned comparison and one select.
 
+Implements :class:`~bincount.gateware.post_popcount.PostPopcount`: the constants layout is
+``threshold`` (bits ``[0, ceil_log2(n+2))``), then ``hi``, then ``lo``.
+
 Latency: 1 cycle (``y`` registered). Throughput: one input per cycle, no backpressure;
 ``out_valid`` is ``in_valid`` delayed by the latency. Clock domain ``sync`` (ports ``clk`` and
 ``rst`` in Verilog; ``rst`` is synchronous, active high, and clears ``out_valid`` only).
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ._common import N_RANGE, OUT_BITS_RANGE, check_int, quiet_on_error
+from .post_popcount import PostPopcount
 
 __all__ = ["ThresholdCompare"]
 
 
-class ThresholdCompare(wiring.Component):
+class ThresholdCompare(PostPopcount):
     """``y = hi if count >= threshold else lo``, registered.
 
     Parameters
@@ -96,6 +100,17 @@ class ThresholdCompare(wiring.Component):
     def latency(self):
         """Cycles from the inputs to ``y`` / ``out_valid``: 1."""
         return 1
+
+    @classmethod
+    def constants_layout_for(cls, n, out_bits=16):
+        """``threshold`` (unsigned, ``ceil_log2(n + 2)`` bits), ``hi``, ``lo`` (signed
+        ``out_bits``), in this order from bit 0."""
+        return data.StructLayout({"threshold": unsigned(ceil_log2(n + 2)),
+                                  "hi": signed(out_bits), "lo": signed(out_bits)})
+
+    @property
+    def constants_layout(self):
+        return self.constants_layout_for(self._n, self._out_bits)
 
     def elaborate(self, platform):
         m = Module()

@@ -12,7 +12,8 @@ from bincount.model.bits import pack_bits
 from bincount.model.net_format import DEFAULT_FORMAT
 from bincount.model.network_reference import _Binary
 
-__all__ = ["tiny_export", "reference_block", "to_beats", "from_beats", "run_stream"]
+__all__ = ["tiny_export", "reference_block", "to_beats", "from_beats", "run_stream",
+           "reference_tensors", "window_bits", "to_int", "pack", "unpack", "run_cycles"]
 
 
 def tiny_export(cin=8, cout=8, stride=1, size=6, form="binarized", rsign=True, rprelu="pow2",
@@ -108,3 +109,70 @@ def run_stream(dut, beats, expected_count, seed=0, gap=0.3, stall=0.3, max_cycle
     sim.add_testbench(tb)
     sim.run()
     return got, state["cycles"]
+
+
+def reference_tensors(export, x, name="stage1.conv1"):
+    """Every intermediate of the block for input ``x [Cin, H, W]`` from the integer reference,
+    channels first: ``act_bits``, ``count``, ``conv_out``, ``shortcut``, ``sum``, ``output``."""
+    layer = next(m for m in export["meta"]["layers"] if m["name"] == name)
+    b = _Binary(layer, export, np.int64)
+    keep = {}
+    b.run(np.moveaxis(np.asarray(x, np.int64), 0, -1)[None], DEFAULT_FORMAT, keep)
+    return {k[len(name) + 1:]: v[0] for k, v in keep.items()}
+
+
+def window_bits(act_bits, pad_bit, stride, oy, ox):
+    """The ``9*Cin`` window bits of output pixel ``(oy, ox)`` (tap-major, channel-minor, the
+    pad bit outside the map) of ``act_bits [Cin, H, W]``."""
+    cin, h, w = act_bits.shape
+    out = []
+    for ky in range(3):
+        for kx in range(3):
+            y, x = oy * stride + ky - 1, ox * stride + kx - 1
+            inside = 0 <= y < h and 0 <= x < w
+            out.extend(act_bits[:, y, x].tolist() if inside else [pad_bit] * cin)
+    return out
+
+
+def to_int(bits):
+    """Bits (bit 0 first) -> int."""
+    return sum(int(b) << i for i, b in enumerate(bits))
+
+
+def pack(values, bits):
+    """Signed lane values -> one int, lane ``p`` at bits ``[p*bits, (p+1)*bits)``."""
+    return sum((int(v) & ((1 << bits) - 1)) << (p * bits) for p, v in enumerate(values))
+
+
+def unpack(word, bits, lanes, signed=True):
+    """Inverse of :func:`pack`."""
+    vals = [(int(word) >> (p * bits)) & ((1 << bits) - 1) for p in range(lanes)]
+    return [v - (1 << bits) if signed and v >> (bits - 1) else v for v in vals]
+
+
+def run_cycles(dut, inputs, outputs, extra=0):
+    """Drive ``inputs[t]`` (a dict port -> int, set before edge ``t``) for every cycle and
+    return ``[{port: int}]`` of ``outputs`` sampled after each edge (``extra`` more idle cycles;
+    ports are paths like ``"fold"`` or ``"w.en"``; every value is the port's raw bits)."""
+    from amaranth.hdl import Value
+
+    def port(path):
+        obj = dut
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return Value.cast(obj)
+
+    got = []
+
+    async def tb(ctx):
+        for t in range(len(inputs) + extra):
+            for k, v in (inputs[t] if t < len(inputs) else {}).items():
+                ctx.set(port(k), v)
+            await ctx.tick()
+            got.append({o: ctx.get(port(o)) for o in outputs})
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return got

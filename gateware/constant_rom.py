@@ -1,0 +1,85 @@
+"""Constant ROM: per-group constant words of a binary block, read through two extra registers.
+
+Returns word ``addr`` of a read-only memory::
+
+    data = init[addr]                 LATENCY = 3 cycles after addr
+
+The memory's read register is followed by two more: the first can become a block RAM's output
+register, the second sits in the fabric next to the logic it feeds (docs/engines.md, "Clock
+speed on ECP5"). Bits that are the same in every word are wired as constants instead of being
+stored: a register of a constant with another initial value would survive synthesis as one
+shared flip-flop fanning out to every block.
+
+``shape`` is the word's shape: a width, or an ``amaranth.lib.data`` layout (then ``data`` is a
+view of it, and ``init`` holds the words as integers, bit 0 first, e.g. from
+``layout.const(...).as_value().value``). The read runs every cycle. Clock domain ``sync``.
+"""
+
+from amaranth.hdl import Const, Module, Shape, Value
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from bincount.errors import BincountError
+
+from ._common import check_int, delay, quiet_on_error
+
+__all__ = ["ConstantROM"]
+
+
+class ConstantROM(wiring.Component):
+    """``data = init[addr]``, ``LATENCY`` cycles after ``addr`` (module docstring).
+
+    Parameters
+    ----------
+    shape : int or ShapeCastable
+        Width of a word (``1..2**20``), or a layout of it.
+    init : list of int
+        The words (at least one), each ``0 <= w < 2**width``.
+
+    Members
+    -------
+    addr : ``In(ceil_log2(len(init)))``
+        Word address (width 0 for a single word).
+    data : ``Out(shape)``
+        Word ``addr``, ``latency`` cycles later.
+    """
+
+    #: Cycles from ``addr`` to ``data``: the memory's read register and two more.
+    LATENCY = 3
+
+    def __init__(self, shape, init):
+        with quiet_on_error(self):
+            width = Shape.cast(shape).width
+            check_int("width", width, (1, 1 << 20))
+            self._init = [int(w) for w in init]
+            check_int("len(init)", len(self._init), (1, 1 << 24))
+            if any(not 0 <= w < (1 << width) for w in self._init):
+                raise BincountError(f"init words must be in 0..2**{width}-1")
+        self._width = width
+        super().__init__({"addr": In(ceil_log2(len(self._init))), "data": Out(shape)})
+
+    @property
+    def latency(self):
+        """Cycles from ``addr`` to ``data``: :attr:`LATENCY`."""
+        return self.LATENCY
+
+    @property
+    def depth(self):
+        return len(self._init)
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self._width
+        ones, anys = (1 << width) - 1, 0
+        for w in self._init:
+            ones &= w
+            anys |= w
+        varying = ones ^ anys
+        m.submodules.mem = mem = Memory(shape=width, depth=len(self._init), init=self._init)
+        rd = mem.read_port(transparent_for=())
+        m.d.comb += rd.addr.eq(self.addr)
+        word = delay(m, rd.data, self.LATENCY - 1, "word")
+        m.d.comb += Value.cast(self.data).eq((word & Const(varying, width)) | Const(ones, width))
+        return m

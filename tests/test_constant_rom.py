@@ -1,0 +1,41 @@
+"""ConstantROM in the Amaranth simulator: word ``addr`` after ``latency`` cycles, constant bits
+wired, bad words refused."""
+
+import random
+
+import pytest
+from amaranth.hdl import signed
+from amaranth.lib import data
+
+from bincount.errors import BincountError
+from bincount.gateware.constant_rom import ConstantROM
+from engine_cases import run_cycles
+
+
+@pytest.mark.parametrize("depth", [1, 3, 8])
+def test_words_after_latency(depth):
+    rng = random.Random(depth)
+    # bit 0 always set, bit 1 always clear: wired as constants, still read back
+    words = [(rng.getrandbits(20) << 2) | 1 for _ in range(depth)]
+    dut = ConstantROM(22, words)
+    assert dut.latency == ConstantROM.LATENCY == 3
+    addrs = [rng.randrange(depth) for _ in range(40)]
+    got = run_cycles(dut, [{"addr": a} for a in addrs], ["data"], extra=dut.latency)
+    for t, a in enumerate(addrs):
+        assert got[t + dut.latency - 1]["data"] == words[a], (t, a)
+
+
+def test_layout_view():
+    layout = data.ArrayLayout(data.StructLayout({"a": signed(4), "b": 2}), 2)
+    words = [layout.const([{"a": -3, "b": 1}, {"a": 5, "b": 2}]).as_value().value]
+    dut = ConstantROM(layout, words)
+    assert dut.data.shape() == layout
+    got = run_cycles(dut, [{"addr": 0}] * 4, ["data"])
+    assert got[-1]["data"] == words[0]
+
+
+def test_bad_words():
+    with pytest.raises(BincountError, match="init words"):
+        ConstantROM(4, [16])
+    with pytest.raises(BincountError, match="len"):
+        ConstantROM(4, [])

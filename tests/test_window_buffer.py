@@ -1,0 +1,46 @@
+"""WindowBuffer in the Amaranth simulator against the integer reference: the RSign bits of a
+map written as bit words, then every fold of every output pixel read back as the reference's
+window bits (pad bit outside the map), ``latency`` cycles after the fold."""
+
+import numpy as np
+import pytest
+
+from bincount.gateware.block_params import block_params
+from bincount.gateware.block_sequencer import fold_layout
+from bincount.gateware.window_buffer import WindowBuffer
+from engine_cases import reference_tensors, run_cycles, tiny_export, to_int, window_bits
+
+
+@pytest.mark.parametrize("cin, stride, pad_bit, lanes, bpc", [
+    (16, 1, 1, 4, 8), (16, 2, 0, 4, 4), (8, 1, 0, 8, 4), (16, 1, 1, 2, 16)])
+def test_window_bits_match_reference(cin, stride, pad_bit, lanes, bpc):
+    size = 4
+    ex = tiny_export(cin, cin * stride, stride, size, "binarized", True, "pow2", pad_bit,
+                     seed=cin + bpc)
+    x = np.random.default_rng(stride).integers(-700, 700, (cin, size, size))
+    p = block_params(ex, "stage1.conv1", lanes, bpc)
+    act = reference_tensors(ex, x)["act_bits"]
+    dut = WindowBuffer(p)
+    assert dut.latency == 4
+    wb = max(bpc, lanes)
+    inputs = []
+    for y in range(size):                                  # slot y (size <= 3 + stride)
+        for xx in range(size):
+            for j in range(cin // wb):
+                inputs.append({"w.slot": y, "w.x": xx, "w.sub": j, "w.en": 1,
+                               "w.data": to_int(act[j * wb:(j + 1) * wb, y, xx])})
+    inputs.append({"w.en": 0})
+    layout, K, B, CB = fold_layout(p), 3 + stride, bpc, cin // bpc
+    reads, want = len(inputs), []
+    for oy in range(p.out_size):
+        for ox in range(p.out_size):
+            win = window_bits(act, pad_bit, stride, oy, ox)
+            for f in range(p.folds):
+                tap, cb = divmod(f, CB)
+                fold = {"oy": oy, "ox": ox, "ky": tap // 3, "kx": tap % 3, "cb": cb,
+                        "top_slot": (K - 1 + oy * stride) % K}
+                inputs.append({"fold": layout.const(fold).as_value().value})
+                want.append(to_int(win[f * B:(f + 1) * B]))
+    got = run_cycles(dut, inputs, ["act"], extra=dut.latency)
+    for k, w in enumerate(want):
+        assert got[reads + k + dut.latency - 1]["act"] == w, k
