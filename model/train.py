@@ -219,6 +219,7 @@ def set_binary_weights(model, enabled):
 
     for m in model.modules():
         if isinstance(m, BinaryConv2d):
+            m.binary_weights = bool(enabled)      # read by the fused path (forward_fast)
             if enabled:
                 m.__dict__.pop("dot", None)
             else:
