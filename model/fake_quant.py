@@ -44,8 +44,16 @@ def fq_weight(w, bits):
 # -- fused autograd functions (the training path, bincount.model.fastpath) ------------------
 
 def _fq_(v, scale, lo, hi):
-    """``sat(floor(v * scale + 1/2)) / scale`` in place on the new tensor ``v``."""
+    """``sat(floor(v + 1/2)) / scale`` in place on the new tensor ``v`` (already scaled)."""
     return v.add_(0.5).floor_().clamp_(lo, hi).div_(scale)
+
+
+def _scaled_half(x, scale):
+    """``x * scale + 1/2`` in one pass (``x * scale`` is exact: ``scale`` is a power of two)."""
+    return torch.add(_HALF.to(x.dtype), x, alpha=scale)
+
+
+_HALF = torch.tensor(0.5)
 
 
 class _FakeQuant(torch.autograd.Function):
@@ -55,7 +63,7 @@ class _FakeQuant(torch.autograd.Function):
     def forward(ctx, x, y, frac, bits):
         lo, hi = int_range(bits)
         scale = 2.0 ** frac
-        q = _fq_(x * scale, scale, lo, hi)
+        q = _scaled_half(x, scale).floor_().clamp_(lo, hi).div_(scale)
         if y is not None:
             q = q.add_(y) if torch.broadcast_shapes(q.shape, y.shape) == q.shape else q + y
             q = _fq_(q.mul_(scale), scale, lo, hi)

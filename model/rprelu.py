@@ -98,12 +98,16 @@ def _fq_(v, scale, lo, hi):
     return v.mul_(scale).add_(0.5).floor_().clamp_(lo, hi).div_(scale)
 
 
+_HALF = torch.tensor(0.5)
+
+
 class _RPReLUPow2FQ(torch.autograd.Function):
     """``RPReLU._forward_fq`` with ``slopes == "pow2"`` in one autograd node, in float32.
 
     ``t = fq(x + b0)``; ``neg = sgn(a) * round_half_up(t * |a|)`` on the residual grid (``|a|`` a
     power of two: every step is exact in float32, see :func:`_pow2_exact`); ``y = fq(where(t >=
-    0, t, neg) + b1)``, the choice made by ``lerp`` with a 0/1 weight (exact). Gradients as the
+    0, t, neg) + b1)``, the choice made as ``neg + step(t) * (t - neg)`` (exact: all three
+    are on the residual grid). Gradients as the
     reference's straight-through ones: ``dy/dx = dy/db0 = 1 if t >= 0 else a``,
     ``dy/da = t if t < 0 else 0``, ``dy/db1 = 1``.
     """
@@ -114,9 +118,9 @@ class _RPReLUPow2FQ(torch.autograd.Function):
         scale = 2.0 ** frac
         t = _fq_(x + b0, scale, lo, hi)
         acol = a.view(1, -1, 1, 1)
-        neg = (t * (acol.abs() * scale)).add_(0.5).floor_()
+        neg = torch.addcmul(_HALF.to(t.dtype), t, acol.abs() * scale).floor_()   # exact
         neg = neg.mul_(torch.where(acol >= 0, 1.0 / scale, -1.0 / scale))
-        y = _fq_(torch.lerp(neg, t, step(t, 0.0)).add_(b1), scale, lo, hi)
+        y = _fq_(torch.addcmul(neg, step(t, 0.0), t - neg).add_(b1), scale, lo, hi)
         ctx.save_for_backward(t, a)
         ctx.shapes = (x.shape, b0.shape, b1.shape)
         return y

@@ -88,27 +88,34 @@ def sign_ste_fused(x, bias=None, offset=0.0):
 
 
 class _CountSTE(torch.autograd.Function):
-    """``+-delta`` by ``d >= alpha``; backward as ``count_ste(d, alpha, n) * delta``."""
+    """``+-delta`` by ``d >= alpha``; backward as ``count_ste(d, alpha, n) * delta``.
+
+    ``d >= alpha`` is taken as ``d - alpha >= 0``, the same for all finite floats (IEEE
+    subtraction of two different floats is never zero, and ``-0.0 >= 0``), so that the
+    comparison is against a scalar.
+    """
 
     @staticmethod
     def forward(ctx, d, alpha, delta, n):
-        ctx.save_for_backward(d, alpha, delta)
+        u = d - alpha
+        b = step(u, 0.0).mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(u, b, delta)
+        ctx.alpha_shape = alpha.shape
         ctx.n = float(n)
-        return step(d, alpha).mul_(2.0).sub_(1.0).mul_(delta)
+        return b * delta
 
     @staticmethod
     def backward(ctx, g):
-        d, alpha, delta = ctx.saved_tensors
+        u, b, delta = ctx.saved_tensors
         n = ctx.n
         need_d, need_alpha, need_delta, _ = ctx.needs_input_grad
         gd = galpha = gdelta = None
         if need_d or need_alpha:
-            u = (d - alpha).div_(n)                       # soft = clamp(u, -1, 1)
-            gd = clipped_grad(g * delta, u).div_(n)
+            gd = clipped_grad(g * delta, u / n).div_(n)   # soft = clamp((d - alpha) / n, -1, 1)
             if need_alpha:
-                galpha = (-gd).sum_to_size(alpha.shape)
+                galpha = gd.sum_to_size(ctx.alpha_shape).neg()
         if need_delta:
-            gdelta = step(d, alpha).mul_(2.0).sub_(1.0).mul_(g).sum_to_size(delta.shape)
+            gdelta = (g * b).sum_to_size(delta.shape)
         return gd, galpha, gdelta, None
 
 
