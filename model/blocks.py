@@ -32,6 +32,11 @@ __all__ = ["BinaryBlock", "ARCHS"]
 ARCHS = ("reactnet", "bireal")
 
 
+def _hooked(module):
+    """Whether forward hooks watch ``module`` (the fused path would bypass its ``__call__``)."""
+    return any(bool(m._forward_pre_hooks or m._forward_hooks) for m in module.modules())
+
+
 class BinaryBlock(nn.Module):
     """A binary block; ``conv_kwargs`` go to :class:`NetBinaryConv2d` (form, delta, padding)."""
 
@@ -98,11 +103,15 @@ class BinaryBlock(nn.Module):
 
     def _forward_fast(self, x):
         """:meth:`forward` on the fused path: the RSign bias goes into the binary conv's fused
-        sign, the fixed-point sum ``fq(fq(y) + shortcut)`` is one node."""
+        sign (unless hooks watch the RSign or the conv: then both are called as modules, the
+        conv on the +-1 input), the fixed-point sum ``fq(fq(y) + shortcut)`` is one node."""
         f = self.fq
-        bias = None
-        if self.rsign is not None:
-            bias = self.rsign.shift.bias if f is None else fq_value(self.rsign.shift.bias, f)
-        y = self.conv.forward_fast(x, bias)
+        if _hooked(self.conv) or (self.rsign is not None and _hooked(self.rsign)):
+            y = self.conv(self.binarize(x))      # hooks see the modules' own inputs
+        else:
+            bias = None
+            if self.rsign is not None:
+                bias = self.rsign.shift.bias if f is None else fq_value(self.rsign.shift.bias, f)
+            y = self.conv.forward_fast(x, bias)
         s = y + self.shortcut(x) if f is None else fq_add_fused(y, self.shortcut(x), f)
         return self.rprelu(s) if self.rprelu is not None else s
