@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from bincount.errors import BincountError
-from bincount.model.fake_quant import fq_value
+from bincount.model import fastpath
+from bincount.model.fake_quant import fq_add_fused, fq_value
 from bincount.model.net_binary_conv import NetBinaryConv2d
 from bincount.model.rprelu import RPReLU
 from bincount.model.rsign import RSign
@@ -29,6 +30,11 @@ from bincount.model.ste import sign_ste
 __all__ = ["BinaryBlock", "ARCHS"]
 
 ARCHS = ("reactnet", "bireal")
+
+
+def _hooked(module):
+    """Whether forward hooks watch ``module`` (the fused path would bypass its ``__call__``)."""
+    return any(bool(m._forward_pre_hooks or m._forward_hooks) for m in module.modules())
 
 
 class BinaryBlock(nn.Module):
@@ -84,6 +90,8 @@ class BinaryBlock(nn.Module):
         return (y / 2.0 ** f.res_frac).to(bits.dtype)
 
     def forward(self, x):
+        if fastpath.enabled() and (self.fq is None or self.training):
+            return self._forward_fast(x)
         if self.fq is None:
             s = self.conv(self.binarize(x)) + self.shortcut(x)
         elif self.training:
@@ -91,4 +99,19 @@ class BinaryBlock(nn.Module):
                          self.fq)
         else:
             s = fq_value(self.conv_fixed_point(self.binarize(x)) + self.shortcut(x), self.fq)
+        return self.rprelu(s) if self.rprelu is not None else s
+
+    def _forward_fast(self, x):
+        """:meth:`forward` on the fused path: the RSign bias goes into the binary conv's fused
+        sign (unless hooks watch the RSign or the conv: then both are called as modules, the
+        conv on the +-1 input), the fixed-point sum ``fq(fq(y) + shortcut)`` is one node."""
+        f = self.fq
+        if _hooked(self.conv) or (self.rsign is not None and _hooked(self.rsign)):
+            y = self.conv(self.binarize(x))      # hooks see the modules' own inputs
+        else:
+            bias = None
+            if self.rsign is not None:
+                bias = self.rsign.shift.bias if f is None else fq_value(self.rsign.shift.bias, f)
+            y = self.conv.forward_fast(x, bias)
+        s = y + self.shortcut(x) if f is None else fq_add_fused(y, self.shortcut(x), f)
         return self.rprelu(s) if self.rprelu is not None else s

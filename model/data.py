@@ -57,10 +57,18 @@ class Batches:
     drop_last : bool
         Drop a final partial batch (default: ``augment``; BN statistics of a tiny last
         training batch are noisy).
+    rank, world : int
+        Shard of a data-parallel run (``torch.distributed``): every rank draws the same epoch
+        order and takes the images ``order[rank::world]`` (the first ``K // world`` of them, so
+        every rank has the same number of batches), as ``DistributedSampler`` does; each rank
+        augments with its own generator ``(seed, epoch, 1 + rank)``. ``world == 1`` (default) is
+        the unsharded iterator, unchanged.
+    memory_format : torch.memory_format
+        Of the yielded images (``torch.channels_last`` for the training path).
     """
 
     def __init__(self, images, labels, batch_size, augment=False, seed=0, device="cpu",
-                 drop_last=None):
+                 drop_last=None, rank=0, world=1, memory_format=torch.contiguous_format):
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
             raise BincountError(f"images must be uint8 [K, 32, 32, 3], got {images.dtype} "
@@ -75,20 +83,29 @@ class Batches:
         self.augment = bool(augment)
         self.seed = int(seed)
         self.device = torch.device(device)
+        self.rank, self.world = int(rank), int(world)
+        if not 0 <= self.rank < self.world:
+            raise BincountError(f"rank {rank} outside a world of {world}")
+        self.memory_format = memory_format
         self.drop_last = self.augment if drop_last is None else bool(drop_last)
-        if self.drop_last and len(self.images) < self.batch_size:
+        if self.drop_last and self.shard_size < self.batch_size:
             self.drop_last = False          # a tiny set still gives one batch
         self._mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
         self._inv_std = 1.0 / (torch.tensor(STD, device=self.device).view(1, 3, 1, 1) * 255.0)
 
+    @property
+    def shard_size(self):
+        """Images of this rank per epoch before batching (all of them for ``world == 1``)."""
+        return len(self.images) // self.world if self.world > 1 else len(self.images)
+
     def __len__(self):
-        n = len(self.images)
+        n = self.shard_size
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     @property
     def num_images(self):
-        """Images seen per epoch (after ``drop_last``)."""
-        return min(len(self.images), len(self) * self.batch_size)
+        """Images this rank sees per epoch (after ``drop_last``)."""
+        return min(self.shard_size, len(self) * self.batch_size)
 
     def normalize(self, xb):
         """uint8 ``[B, 3, 32, 32]`` on the device -> normalised float32."""
@@ -112,12 +129,18 @@ class Batches:
         n = len(self.images)
         rng = np.random.default_rng([self.seed, int(epoch)])
         order = torch.from_numpy(rng.permutation(n)) if self.augment else torch.arange(n)
+        if self.world > 1:
+            order = order[self.rank::self.world][:self.shard_size]
+            rng = np.random.default_rng([self.seed, int(epoch), 1 + self.rank])
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             xb = self.images[idx]
             if self.augment:
                 xb = self._augment(xb, rng)
             xb = xb.to(self.device, non_blocking=True)
-            yield self.normalize(xb), self.labels[idx].to(self.device, non_blocking=True)
+            x = self.normalize(xb)
+            if self.memory_format is not torch.contiguous_format:
+                x = x.contiguous(memory_format=self.memory_format)
+            yield x, self.labels[idx].to(self.device, non_blocking=True)
 
     __iter__ = epoch

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bincount.errors import BincountError
+from bincount.model import fastpath
 from bincount.model.binary_conv import FORMS, BinaryConv2d
-from bincount.model.ste import sign_ste
+from bincount.model.ste import count_ste_fused, sign_ste, sign_ste_fused
 from bincount.model.variants import (DIVISION_ALPHAS, DIVISION_RULES, MIN_DIVISION,
                                      division_base)
 
@@ -103,7 +104,36 @@ class NetBinaryConv2d(BinaryConv2d):
         return self.form == "baseline" or self.count_bn == "after"
 
     def forward(self, x):
+        if fastpath.enabled():
+            return self.forward_fast(x)
         v = self.pre_bn(x)
+        return self.bn(v) if self.uses_bn else v
+
+    def forward_fast(self, x, bias=None):
+        """``forward(sign(x + bias))`` on the fused path (:mod:`bincount.model.fastpath`).
+
+        The ``pad_value``-padded convolution of the +-1 input is computed as a zero-padded one
+        of ``sign(x + bias) - pad_value`` plus the bias ``pad_value * sum(sign(W_c))`` (the
+        padded taps each add ``pad_value * w``), so the padding happens inside the convolution
+        kernel and no padded copy is made. All terms are integers below 2**24: ``d`` is the
+        same exact integer as :meth:`dot`'s, and its round guard is not needed. Real-valued
+        weights (step 1 of the two-step schedule, ``binary_weights`` false) use ``W`` itself.
+        Under autocast the convolution runs in float32 (its sums are exact only there).
+        """
+        pv = self.pad_value
+        xm = sign_ste_fused(x, bias, pv)
+        w = sign_ste_fused(self.weight) if getattr(self, "binary_weights", True) else self.weight
+        cb = w.sum(dim=(1, 2, 3)) * pv if pv != 0.0 else None
+        if torch.is_autocast_enabled(xm.device.type):
+            with torch.autocast(xm.device.type, enabled=False):
+                d = F.conv2d(xm, w, cb, self.stride, self.padding)
+        else:
+            d = F.conv2d(xm, w, cb, self.stride, self.padding)
+        if self.form == "baseline":
+            v = d * self.scale().view(1, -1, 1, 1)
+        else:
+            v = count_ste_fused(d, self.alpha.view(1, -1, 1, 1), self.delta().view(1, -1, 1, 1),
+                                self.n)
         return self.bn(v) if self.uses_bn else v
 
     def bn_stats(self):

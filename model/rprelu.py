@@ -17,7 +17,10 @@ import torch
 from torch import nn
 
 from bincount.errors import BincountError
+from bincount.model import fastpath
 from bincount.model.fake_quant import fq_round, fq_value
+from bincount.model.fixed_point import int_range
+from bincount.model.ste import step
 
 __all__ = ["RPReLU", "SLOPE_MODES", "POW2_MIN_EXP", "POW2_MAX_EXP", "pow2_exponent", "pow2_round"]
 
@@ -63,6 +66,10 @@ class RPReLU(nn.Module):
 
     def forward(self, x):
         if self.fq is not None:
+            if self.slopes == "pow2" and fastpath.enabled() and _pow2_exact(self.fq):
+                return _RPReLUPow2FQ.apply(x, fq_value(self.bias0, self.fq),
+                                           self.effective_slope(), fq_value(self.bias1, self.fq),
+                                           self.fq.res_frac, self.fq.res_bits)
             return self._forward_fq(x, self.fq)
         t = x + self.bias0
         a = self.effective_slope().view(1, -1, 1, 1)
@@ -79,3 +86,55 @@ class RPReLU(nn.Module):
             neg = sgn * fq_round(t.double() * (a.double().view(1, -1, 1, 1) * sgn), f.res_frac, 64)
         neg = neg.to(t.dtype)                      # rounded, not saturated (as the integer)
         return fq_value(torch.where(t >= 0, t, neg) + fq_value(self.bias1, f), f)
+
+
+def _pow2_exact(f):
+    """Whether float32 holds every intermediate of the pow2 fixed-point RPReLU exactly: ``t`` has
+    ``res_bits`` bits, ``t * 2**e * 2**res_frac + 1/2`` at most ``res_bits + POW2_MAX_EXP + 1``."""
+    return f.res_bits + max(POW2_MAX_EXP, 0) + 2 <= 24
+
+
+def _fq_(v, scale, lo, hi):
+    return v.mul_(scale).add_(0.5).floor_().clamp_(lo, hi).div_(scale)
+
+
+_HALF = torch.tensor(0.5)
+
+
+class _RPReLUPow2FQ(torch.autograd.Function):
+    """``RPReLU._forward_fq`` with ``slopes == "pow2"`` in one autograd node, in float32.
+
+    ``t = fq(x + b0)``; ``neg = sgn(a) * round_half_up(t * |a|)`` on the residual grid (``|a|`` a
+    power of two: every step is exact in float32, see :func:`_pow2_exact`); ``y = fq(where(t >=
+    0, t, neg) + b1)``, the choice made as ``neg + step(t) * (t - neg)`` (exact: all three
+    are on the residual grid). Gradients as the
+    reference's straight-through ones: ``dy/dx = dy/db0 = 1 if t >= 0 else a``,
+    ``dy/da = t if t < 0 else 0``, ``dy/db1 = 1``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, b0, a, b1, frac, bits):
+        lo, hi = int_range(bits)
+        scale = 2.0 ** frac
+        t = _fq_(x + b0, scale, lo, hi)
+        acol = a.view(1, -1, 1, 1)
+        neg = torch.addcmul(_HALF.to(t.dtype), t, acol.abs() * scale).floor_()   # exact
+        neg = neg.mul_(torch.where(acol >= 0, 1.0 / scale, -1.0 / scale))
+        y = _fq_(torch.addcmul(neg, step(t, 0.0), t - neg).add_(b1), scale, lo, hi)
+        ctx.save_for_backward(t, a)
+        ctx.shapes = (x.shape, b0.shape, b1.shape)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        t, a = ctx.saved_tensors
+        xs, b0s, b1s = ctx.shapes
+        pos = step(t, 0.0)
+        acol = a.view(1, -1, 1, 1)
+        gt = pos.mul(1.0 - acol).add_(acol).mul_(g)      # g * (1 if t >= 0 else a), exact
+        ga = None
+        if ctx.needs_input_grad[2]:
+            ga = pos.sub_(1.0).mul_(g).mul_(t).sum(dim=(0, 2, 3)).neg_()   # sum of g*t, t < 0
+        gb0 = gt.sum_to_size(b0s) if ctx.needs_input_grad[1] else None
+        gb1 = g.sum_to_size(b1s) if ctx.needs_input_grad[3] else None
+        return gt.sum_to_size(xs), gb0, ga, gb1, None, None

@@ -17,11 +17,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from bincount.errors import BincountError
-from bincount.model.fake_quant import fq_value, fq_weight
+from bincount.model import fastpath
+from bincount.model.fake_quant import fq_value, fq_value_fused, fq_weight
 
 __all__ = ["Downsample", "SHORTCUT_MODES"]
 
 SHORTCUT_MODES = ("real", "concat")
+
+
+def _float(v):
+    """float32 of a convolution's output (bfloat16 / float16 under autocast)."""
+    return v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
 
 
 class Downsample(nn.Module):
@@ -57,9 +63,11 @@ class Downsample(nn.Module):
         x = self.pool(x)
         if self.mode == "real":
             if self.fq is None:
-                return self.bn(self.conv(x))
+                return self.bn(_float(self.conv(x)))
             if self.training:
                 w = fq_weight(self.conv.weight, self.fq.real_w_bits)
+                if fastpath.enabled():
+                    return fq_value_fused(self.bn(_float(F.conv2d(x, w))), self.fq)
                 return fq_value(self.bn(F.conv2d(x, w)), self.fq)
             from bincount.model.network_export import downsample_fold
 
@@ -68,6 +76,12 @@ class Downsample(nn.Module):
             v = F.conv2d(xs, torch.as_tensor(r["wq"]).view(self.out_channels, -1, 1, 1))
             v = v + torch.as_tensor(r["bq"]).view(1, -1, 1, 1)
             return fq_value(v, self.fq).to(x.dtype)
+        if not fastpath.enabled():
+            if self.fq is not None:
+                x = fq_value(x, self.fq)        # the integer mean rounds half up
+            return x[:, self.channel_index()]
         if self.fq is not None:
-            x = fq_value(x, self.fq)            # the integer mean rounds half up
+            x = fq_value_fused(x, self.fq)
+        if self.out_channels % self.in_channels == 0:   # whole copies: keeps the memory format
+            return torch.cat([x] * (self.out_channels // self.in_channels), dim=1)
         return x[:, self.channel_index()]

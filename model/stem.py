@@ -11,9 +11,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bincount.model.fake_quant import fq_round, fq_value, fq_weight
+from bincount.model import fastpath
+from bincount.model.fake_quant import (fq_round, fq_round_fused, fq_value, fq_value_fused,
+                                       fq_weight)
 
 __all__ = ["Stem"]
+
+
+def _float(v):
+    """float32 of a convolution's output (bfloat16 / float16 under autocast): the BN and the
+    fixed-point rounding after it are float32."""
+    return v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
 
 
 class Stem(nn.Module):
@@ -31,8 +39,13 @@ class Stem(nn.Module):
 
     def forward(self, x):
         if self.fq is None:
-            return self.bn(self.conv(x))
+            return self.bn(_float(self.conv(x)))
         f = self.fq
+        if self.training and fastpath.enabled():
+            x = fq_round_fused(x, f.in_frac, f.in_bits)
+            w = fq_weight(self.conv.weight, f.real_w_bits)
+            v = _float(F.conv2d(x, w, padding=self.kernel_size // 2))
+            return fq_value_fused(self.bn(v), f)
         x = fq_round(x, f.in_frac, f.in_bits)
         if self.training:
             w = fq_weight(self.conv.weight, f.real_w_bits)

@@ -89,6 +89,10 @@ def add_arguments(parser):
                         help="stop after E epochs of this invocation (continue with --resume)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto (default): CUDA when present, else the CPU")
+    parser.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
+                        help="mixed precision of the real convs and the FC on CUDA: auto "
+                             "(default: bf16 on CUDA, off on the CPU), off, bf16, fp16 (with "
+                             "gradient scaling); binary convs always run in float32")
     parser.add_argument("--threads", type=threads, default=None,
                         help=f"torch CPU threads, 1..{THREADS_MAX} (default: torch's choice)")
     parser.add_argument("--data-dir", default=None,
@@ -122,6 +126,6 @@ def run(args):
                       "checkpoint.pt")
     ckpt = tr.train(given, checkpoint, resume=args.resume, force=args.force, device=args.device,
                     threads=args.threads, data_dir=args.data_dir, stop_after=args.stop_after,
-                    progress=not args.quiet)
+                    progress=not args.quiet, amp=args.amp)
     print(tr.summary(ckpt))
     return 0
