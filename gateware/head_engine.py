@@ -29,7 +29,7 @@ Latency (:attr:`HeadEngine.latency`): from the cycle the last beat of an image i
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -244,7 +244,8 @@ class HeadEngine(wiring.Component):
         lane1 = delay(m, c[:lane_bits] if lane_bits else c[:0], 1, "lane")
         c1, k1 = delay(m, c, 1, "c"), delay(m, k, 1, "k")
         pv = Signal(signed(pb), name="pool_lane")
-        m.d.comb += pv.eq(fc_rd.data.word_select(lane1, pb) if lane_bits else fc_rd.data)
+        words = [fc_rd.data[q * pb:(q + 1) * pb] for q in range(lanes)]
+        m.d.comb += pv.eq(Array(words)[lane1] if lane_bits else fc_rd.data)   # no constant *
         m.d.comb += [self.pool_valid.eq(v1 & (k1 == 0)), self.pool_c.eq(c1),
                      self.pool_value.eq(pv)]
         prod = Signal(signed(pb + p.w_bits), name="prod", reset_less=True)
