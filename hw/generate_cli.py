@@ -4,6 +4,8 @@
                                   [--mul-bits M] [--off-bits O] [-o DIR]
     bincount generate stage_engine --export FILE --stage K [--lanes P] [--bits-per-cycle B]
                                   [--weights memory|stream] [-o DIR]
+    bincount generate network --export FILE [--lanes P[,P,P,P]] [--bits-per-cycle B[,B,B,B]]
+                              [--stem-lanes P0] [--device D --target-fps F [--clock-mhz M]]
 
 BLOCK is one of xnor_popcount, threshold_compare, baseline_scale, output_lane; ``stage_engine``
 builds the four binary blocks of stage K of a ``bincount-network`` export (weights and constants
@@ -25,8 +27,8 @@ def add_arguments(parser):
     from bincount.hw.limits import N_HELP
 
     parser.add_argument("block", metavar="BLOCK",
-                        help="xnor_popcount, threshold_compare, baseline_scale, output_lane or "
-                             "stage_engine")
+                        help="xnor_popcount, threshold_compare, baseline_scale, output_lane, "
+                             "stage_engine or network")
     parser.add_argument("--n", metavar="N",
                         help=f"number of XNOR inputs N = k*k*Cin ({N_HELP}: the widest lane "
                              f"Amaranth can convert), e.g. 576")
@@ -52,6 +54,14 @@ def add_arguments(parser):
                         help="stage_engine: memory (on-chip weight memories, default) or stream "
                              "(a weight stream input per block, for weights too big for the "
                              "device)")
+    parser.add_argument("--stem-lanes", dest="stem_lanes", metavar="P0",
+                        help="network: lanes of the stem (default: stage 1's)")
+    parser.add_argument("--device", metavar="D",
+                        help="network: plan the knobs for ecp5-85f, ecp5-45f, xc7a100t or xczu7ev")
+    parser.add_argument("--target-fps", dest="target_fps", metavar="F",
+                        help="network: images per second the plan must reach")
+    parser.add_argument("--clock-mhz", dest="clock_mhz", metavar="MHZ",
+                        help="network: clock of the plan (default 100)")
     parser.add_argument("-o", "--out-dir", dest="out_dir", metavar="DIR", default=DEFAULT_OUT_DIR,
                         help=f"output directory (default {DEFAULT_OUT_DIR}/)")
 
@@ -102,13 +112,20 @@ def run(args):
     from bincount.hw.emit import emit_block
     from bincount.options import refuse_given
 
+    if args.block == "network":
+        from bincount.hw.network_cli import run_network
+        return run_network(args)
+    from bincount.hw.network_cli import NETWORK_OPTIONS
+    for option in NETWORK_OPTIONS:
+        if getattr(args, option, None) is not None:
+            raise BincountError(f"--{option.replace('_', '-')} applies to network only")
     if args.block == "stage_engine":
         return _run_stage_engine(args)
     refuse_given(args, ("export", "stage", "lanes", "bits_per_cycle", "weights"),
                  "applies to stage_engine only")
     if args.block not in BLOCKS:
         raise BincountError(f"unknown block {args.block!r}; valid blocks: {', '.join(BLOCKS)}, "
-                            f"stage_engine")
+                            f"stage_engine, network")
     params = {}
     for param in _INT_OPTIONS:
         text = getattr(args, param)

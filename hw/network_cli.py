@@ -1,0 +1,104 @@
+"""``bincount generate network``: Verilog and manifest of the whole-network engine.
+
+    bincount generate network --export FILE [--lanes P|P1,P2,P3,P4]
+                              [--bits-per-cycle B|B1,B2,B3,B4] [--stem-lanes P0] [-o DIR]
+    bincount generate network --export FILE --device D --target-fps F [--clock-mhz MHZ] [-o DIR]
+
+The second form asks the fold planner (:mod:`bincount.hw.fold_plan`) for the knobs, prints the
+plan and puts it in the manifest. Writes ``DIR/<module>.v`` and ``DIR/<module>.json`` and
+prints their paths; bad input gives one line and writes nothing.
+"""
+
+__all__ = ["run_network", "NETWORK_OPTIONS"]
+
+#: Options that only ``generate network`` takes.
+NETWORK_OPTIONS = ("stem_lanes", "device", "target_fps", "clock_mhz")
+
+
+def _ints(option, text):
+    from bincount.errors import BincountError
+
+    parts = text.split(",")
+    try:
+        values = [int(v, 10) for v in parts]
+    except ValueError:
+        raise BincountError(f"--{option} needs an integer or 4 comma-separated integers (one "
+                            f"per stage), got {text!r}") from None
+    if len(values) not in (1, 4):
+        raise BincountError(f"--{option} needs 1 or 4 values (one per stage), got "
+                            f"{len(values)}")
+    return values[0] if len(values) == 1 else values
+
+
+def _number(option, text):
+    from bincount.errors import BincountError
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise BincountError(f"--{option} needs a number, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise BincountError(f"--{option} must be a positive number, got {text!r}")
+    return v
+
+
+def run_network(args):
+    from bincount.errors import BincountError
+    from bincount.fileio import ensure_dir
+    from bincount.hw.emit import write_files
+    from bincount.model.network_file import export_meta, load_export
+
+    for option in ("n", "out_bits", "shift", "mul_bits", "off_bits", "form", "stage", "weights"):
+        if getattr(args, option, None) is not None:
+            raise BincountError(f"--{option.replace('_', '-')} does not apply to network; its "
+                                f"options are: --export --lanes --bits-per-cycle --stem-lanes "
+                                f"--device --target-fps --clock-mhz")
+    if args.export is None:
+        raise BincountError("network needs --export FILE (a bincount-network export)")
+    planned = args.device is not None or args.target_fps is not None
+    knobs = {}
+    if args.lanes is not None:
+        knobs["lanes"] = _ints("lanes", args.lanes)
+    if args.bits_per_cycle is not None:
+        knobs["bits_per_cycle"] = _ints("bits-per-cycle", args.bits_per_cycle)
+    if args.stem_lanes is not None:
+        knobs["stem_lanes"] = _ints("stem-lanes", args.stem_lanes)
+        if isinstance(knobs["stem_lanes"], list):
+            raise BincountError("--stem-lanes needs one integer")
+    if planned and (knobs or args.device is None or args.target_fps is None):
+        raise BincountError("give either --device D --target-fps F [--clock-mhz MHZ] (planned "
+                            "knobs) or --lanes / --bits-per-cycle / --stem-lanes, not both")
+    if args.clock_mhz is not None and not planned:
+        raise BincountError("--clock-mhz needs --device and --target-fps")
+    export = load_export(args.export)
+    plan = None
+    if planned:
+        from bincount.hw.fold_plan import format_plan, plan_network
+
+        clock = 100.0 if args.clock_mhz is None else _number("clock-mhz", args.clock_mhz)
+        plan = plan_network(export_meta(export), args.device,
+                            _number("target-fps", args.target_fps), clock)
+        streamed = [p["name"] for p in plan["parts"] if p.get("weights") == "stream"]
+        for line in format_plan(plan):
+            print(line)
+        if streamed:
+            raise BincountError(f"the plan streams the weights of {', '.join(streamed)}; the "
+                                f"network engine holds every weight on chip, so it is not "
+                                f"generated (a lower --target-fps or a larger --device)")
+        stages = [p for p in plan["parts"] if p["name"].startswith("stage")]
+        knobs = {"lanes": [p["lanes"] for p in stages],
+                 "bits_per_cycle": [p["bits_per_cycle"] for p in stages],
+                 "stem_lanes": plan["parts"][0]["lanes"]}
+    from bincount.gateware.network_top import NetworkTop
+    from bincount.hw.network_emit import emit_network
+
+    probe = NetworkTop(export, **knobs)          # knobs checked before the output folder
+    probe._MustUse__silence = True
+    for part in [probe.stem, probe.head] + probe.stages + \
+            [b for st in probe.stages for b in st.blocks] + [c for c in probe.converters if c]:
+        part._MustUse__silence = True
+    ensure_dir(args.out_dir)
+    text, info = emit_network(export, plan=plan, **knobs)
+    for path in write_files(args.out_dir, text, info):
+        print(path)
+    return 0
