@@ -29,7 +29,7 @@ Latency (:attr:`HeadEngine.latency`): from the cycle the last beat of an image i
 """
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -38,7 +38,7 @@ from amaranth.utils import ceil_log2
 from bincount.errors import BincountError
 
 from ._common import check_int, delay, delay_valid, quiet_on_error
-from .block_params import pack_lanes, to_unsigned
+from .block_params import pack_words, to_unsigned
 from .stream_register import StreamRegister
 
 __all__ = ["HeadEngine", "HeadParams"]
@@ -263,7 +263,9 @@ class HeadEngine(wiring.Component):
         k3 = Signal.like(k, name="fc_k3", reset_less=True)
         m.d.sync += [v3.eq(v2 & last2), k3.eq(k2)]
         m.d.comb += [self.acc_valid.eq(v3), self.acc_k.eq(k3), self.acc_value.eq(acc)]
-        cwords, cwidth = pack_lanes([(p.exp, p.exp_bits), (p.offset, p.off_bits)], 1)
+        clayout = data.StructLayout({"exp": unsigned(p.exp_bits), "offset": signed(p.off_bits)})
+        cwords = pack_words(clayout, {"exp": p.exp, "offset": p.offset}, 1)
+        cwidth = clayout.size
         cmem = Memory(shape=cwidth, depth=p.classes, init=cwords)
         m.submodules.consts = cmem
         c_rd = cmem.read_port(transparent_for=())

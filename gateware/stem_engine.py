@@ -34,8 +34,8 @@ to the start of an image.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -43,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 from bincount.errors import BincountError
 
 from ._common import check_int, delay, delay_valid, quiet_on_error
-from .block_params import pack_lanes, to_unsigned
+from .block_params import pack_words, to_unsigned
 from .line_buffer import LineBuffer
 from .stream_register import StreamRegister
 
@@ -133,9 +133,18 @@ class StemParams:
                 words.append(sum(v << (k * wb) for k, v in enumerate(vals)))
         return words
 
+    @property
+    def const_layout(self):
+        """One lane's constants: ``exp`` (``e``, ``exp_bits``) then ``offset`` (``O``), lowest
+        bits first."""
+        return data.StructLayout({"exp": unsigned(self.exp_bits),
+                                  "offset": signed(self.off_bits)})
+
     def const_words(self):
-        """Per-group constants: lane ``p`` holds ``e`` (``exp_bits``) then ``O`` (``off_bits``)."""
-        return pack_lanes([(self.exp, self.exp_bits), (self.offset, self.off_bits)], self.lanes)
+        """Per-group constant words (:attr:`const_layout` per lane) and one lane's width."""
+        layout = self.const_layout
+        return (pack_words(layout, {"exp": self.exp, "offset": self.offset}, self.lanes),
+                layout.size)
 
     def lut_words(self):
         """Input table: word ``c*256 + v`` = ``input_lut[c, v]`` (``in_bits``, two's complement)."""

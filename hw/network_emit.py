@@ -23,7 +23,9 @@ import numpy as np
 
 from bincount import __version__
 from bincount.gateware.network_top import PARTS, NetworkTop
-from bincount.hw.emit import CLOCK_DOC, _signature_ports, verilog_ports, verilog_text
+from bincount.hw.emit import CLOCK_DOC, signature_ports, verilog_text
+from bincount.hw.ports import port_map
+from bincount.model.network_file import export_meta
 from bincount.hw.engine_emit import ENGINE_RESET_DOC
 
 __all__ = ["export_digest", "build_network", "emit_network", "verilog_parts"]
@@ -31,7 +33,6 @@ __all__ = ["export_digest", "build_network", "emit_network", "verilog_parts"]
 
 def export_digest(export):
     """Hex SHA-256 of every array and the metadata of ``export``."""
-    from bincount.model.network_file import export_meta
 
     meta = export_meta(export)
     h = hashlib.sha256()
@@ -46,7 +47,6 @@ def export_digest(export):
 def build_network(export, lanes=None, bits_per_cycle=None, stem_lanes=None, head_lanes=None,
                   taps=False):
     """``(top, module_name, parameters)``; knobs as :class:`NetworkTop`."""
-    from bincount.model.network_file import export_meta
 
     top = NetworkTop(export, lanes, bits_per_cycle, stem_lanes, head_lanes, taps)
     meta = export_meta(export)
@@ -121,8 +121,8 @@ def _manifest(top, name, params, text, plan=None):
         {"name": "clk", "direction": "input", "width": 1, "signed": False, "meaning": CLOCK_DOC},
         {"name": "rst", "direction": "input", "width": 1, "signed": False,
          "meaning": ENGINE_RESET_DOC},
-    ] + _signature_ports(top)
-    declared = verilog_ports(text, name)
+    ] + signature_ports(top)
+    declared = port_map(text, name)
     listed = {q["name"]: (q["direction"], q["width"]) for q in ports}
     if declared != listed:
         raise RuntimeError(f"manifest ports {listed} differ from Verilog ports {declared}")

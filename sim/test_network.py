@@ -20,7 +20,6 @@ with ``BINCOUNT_FULL=1``. ``BINCOUNT_STALL`` sets the gap / stall probability (d
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import random
@@ -157,32 +156,16 @@ def network_golden_path(form: str) -> Path:
 
 
 def emit_network_cached(golden: Path, out_dir: Path) -> tuple[Path, dict]:
-    """Verilog (with taps) and manifest of the network in ``golden``; re-emitted only when the
-    golden file, the knobs or the sources of ``gateware/`` and ``hw/`` change."""
-    import amaranth
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    key = {"golden": hashlib.sha256(golden.read_bytes()).hexdigest(), "knobs": KNOBS,
-           "sources": simlib._sources_digest("gateware", "hw"), "amaranth": amaranth.__version__}
-    key_path = out_dir / "emit_key.json"
-    try:
-        old = json.loads(key_path.read_text())
-        if old["key"] == key and (out_dir / old["verilog"]).is_file():
-            return out_dir / old["verilog"], json.loads((out_dir / old["manifest"]).read_text())
-    except (OSError, ValueError, KeyError):
-        pass
-    from bincount.hw.network_emit import emit_network
+    """Verilog (with taps) and manifest of the network in ``golden``, through the build
+    layer's Verilog store (re-emitted only when the export, the knobs or the generator
+    sources change)."""
+    from bincount.hw.designs import network_design
     from bincount.model.network_golden import load_network_golden
 
     export, _ = load_network_golden(golden, check=False)
-    text, manifest = emit_network(export, taps=True, **KNOBS)
-    top = manifest["module"]
-    vpath = out_dir / f"{top}.v"
-    simlib._write_if_changed(vpath, text)
-    simlib._write_if_changed(out_dir / f"{top}.json", json.dumps(manifest, indent=2) + "\n")
-    simlib._write_if_changed(key_path, json.dumps({"key": key, "verilog": vpath.name,
-                                                   "manifest": f"{top}.json"}, indent=2) + "\n")
-    return vpath, manifest
+    text, manifest = network_design(export, KNOBS, taps=True,
+                                    cache_dir=simlib.verilog_cache_dir())
+    return simlib.write_design(out_dir, text, manifest), manifest
 
 
 @pytest.mark.parametrize("form", [
