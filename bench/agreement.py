@@ -71,7 +71,7 @@ def main(argv=None):
 
     from bincount.model import cifar
     from bincount.model.calibrate import calibrate_random
-    from bincount.model.network_export import load_model
+    from bincount.model.train import load_model
     from bincount.model.networks import build_network
 
     torch.set_num_threads(args.threads)

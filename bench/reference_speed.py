@@ -50,7 +50,8 @@ def child(args):
     import torch
 
     from bincount.model.calibrate import calibrated_network, synthetic_images
-    from bincount.model.network_export import export_arrays, load_model
+    from bincount.model.network_export import export_arrays
+    from bincount.model.train import load_model
     from bincount.model.network_reference import NetworkReference
 
     if args.child == "1":

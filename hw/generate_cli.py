@@ -43,7 +43,9 @@ def add_arguments(parser):
     parser.add_argument("--off-bits", dest="off_bits", metavar="O",
                         help="baseline offset width (2..96, default 32)")
     parser.add_argument("--export", metavar="FILE",
-                        help="stage_engine: the bincount-network export to build from")
+                        help="stage_engine, network: the bincount-network export to build from "
+                             "(default: the project's trained network, "
+                             "networks/reactnet18_w0.25.npz)")
     parser.add_argument("--stage", metavar="K", help="stage_engine: stage 1..4")
     parser.add_argument("--lanes", metavar="P",
                         help="stage_engine: output channels per cycle (power of two, default 8)")
@@ -89,9 +91,11 @@ def _run_stage_engine(args):
             raise BincountError(f"--{option.replace('_', '-')} does not apply to stage_engine; "
                                 f"its options are: --export --stage --lanes --bits-per-cycle "
                                 f"--weights")
-    if args.export is None or args.stage is None:
-        raise BincountError("stage_engine needs --export FILE (a bincount-network export) and "
-                            "--stage K (1..4)")
+    if args.stage is None:
+        raise BincountError("stage_engine needs --stage K (1..4)")
+    if args.export is None:
+        from bincount.model.network_file import DEFAULT_EXPORT
+        args.export = str(DEFAULT_EXPORT)
     stage = _parse_int("stage", args.stage)
     knobs = EngineKnobs(*(None if getattr(args, k) is None else _parse_int(k, getattr(args, k))
                           for k in ("lanes", "bits_per_cycle")), args.weights,

@@ -54,7 +54,8 @@ def run_network(args):
                                 f"options are: --export --lanes --bits-per-cycle --stem-lanes "
                                 f"--device --target-fps --clock-mhz")
     if args.export is None:
-        raise BincountError("network needs --export FILE (a bincount-network export)")
+        from bincount.model.network_file import DEFAULT_EXPORT
+        args.export = str(DEFAULT_EXPORT)
     planned = args.device is not None or args.target_fps is not None
     knobs = {}
     if args.lanes is not None:

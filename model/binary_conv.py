@@ -83,6 +83,9 @@ class BinaryConv2d(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         nn.init.normal_(self.weight, std=(2.0 / self.n) ** 0.5)
         self.alpha = nn.Parameter(torch.zeros(out_channels))
+        #: False in step 1 of the two-step schedule: the conv uses the real weights ``W``
+        #: instead of ``sign(W)`` (``d`` is then not an integer; nothing is exported so).
+        self.binary_weights = True
         self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
 
     @property
@@ -107,11 +110,13 @@ class BinaryConv2d(nn.Module):
         base = self.scale() if self.delta_uses_scale else torch.ones_like(self.alpha.detach())
         return base * (self.n / self.division_num)
 
-    def dot(self, x):
-        """``d = 2*count - N`` as exact integers in float, ``[B, Cout, Ho, Wo]``, STE gradients."""
-        xb = F.pad(sign_ste(x), [self.padding] * 4, value=1.0)
-        wb = sign_ste(self.weight)
-        d = F.conv2d(xb, wb, stride=self.stride)
+    def dot(self, x, pad_value=1.0):
+        """``d = 2*count - N`` as exact integers in float, ``[B, Cout, Ho, Wo]``, STE gradients;
+        with ``binary_weights`` false, ``conv(sign(x), W)`` (real weights, not rounded)."""
+        xb = F.pad(sign_ste(x), [self.padding] * 4, value=pad_value)
+        if not self.binary_weights:
+            return F.conv2d(xb, self.weight, stride=self.stride)
+        d = F.conv2d(xb, sign_ste(self.weight), stride=self.stride)
         return d + (torch.round(d) - d).detach()   # guard against any float rounding
 
     def pre_bn(self, x, form=None):

@@ -26,6 +26,8 @@ from bincount.model.rprelu import RPReLU
 from bincount.model.rsign import RSign
 from bincount.model.shortcut import Downsample
 from bincount.model.ste import sign_ste
+from bincount.model.fixed_point import int_range
+from bincount.model.folding import binary_layer_constants
 
 __all__ = ["BinaryBlock", "ARCHS"]
 
@@ -72,9 +74,6 @@ class BinaryBlock(nn.Module):
 
     def conv_fixed_point(self, bits):
         """Eval-mode ``fixed_point`` output of the binary conv: the export's integers / 2**frac."""
-        from bincount.model.fixed_point import int_range
-        from bincount.model.network_export import binary_layer_constants
-
         f, conv = self.fq, self.conv
         c = binary_layer_constants(conv, f)
         d = conv.dot(bits).double()

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from bincount.model.net_binary_conv import NetBinaryConv2d
+from bincount.model.networks import build_network
 
 __all__ = ["calibrate_random", "synthetic_images", "calibrated_network"]
 
@@ -82,7 +83,6 @@ def calibrated_network(name, variant="baseline", width_mult=0.125, seed=0, image
     """A :func:`build_network` network, randomised and calibrated by :func:`calibrate_random`
     on ``images`` (default: ``count`` :func:`synthetic_images` of ``seed``). Returns
     ``(model, images)``."""
-    from bincount.model.networks import build_network
 
     torch.manual_seed(seed)
     model = build_network(name, variant, width_mult, **flags)

@@ -49,8 +49,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from bincount.errors import BincountError
+from bincount.fileio import atomic_write_bytes
 
 __all__ = ["CLASSES", "MEAN", "STD", "ENV_VAR", "CACHE_ENV_VAR", "TEST_ARCHIVE", "SPLITS",
            "BIN_FILES", "BIN_FOLDER", "BIN_ARCHIVE", "RECORD_BYTES", "Source",
@@ -195,8 +197,6 @@ def load_test_images(count=None, indices=None, data_dir=None):
     ``indices`` (test-set indices, see the module docstring) or the first ``count`` images
     the archive holds; only the requested images are decoded.
     """
-    from PIL import Image
-
     tf, members, path = test_index(data_dir)
     if indices is None:
         held = sorted(members)
@@ -346,8 +346,6 @@ def read_binary_batches(folder, split):
 
 
 def _decode_image(data, name):
-    from PIL import Image
-
     try:
         with Image.open(io.BytesIO(data)) as im:
             arr = np.asarray(im.convert("RGB"))
@@ -461,7 +459,6 @@ def load_split(split, data_dir=None, cache=True, verbose=False):
               flush=True)
     images, labels = _decode(src)
     if cache:
-        from bincount.fileio import atomic_write_bytes
         try:
             atomic_write_bytes(lab_path, _npy_bytes(labels))
             atomic_write_bytes(img_path, _npy_bytes(images))

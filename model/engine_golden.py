@@ -52,12 +52,19 @@ their export names without the ``"{L}."`` prefix, and its golden tensors of one 
 import contextlib
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 
 from bincount.errors import BincountError
 from bincount.fileio import atomic_savez, load_npz, read_meta_json
-from bincount.model.cifar import sample_indices
+from bincount.model.calibrate import calibrate_random
+from bincount.model.cifar import load_test_images, normalize, sample_indices
+from bincount.model.network_export import export_arrays
+from bincount.model.network_file import validate_export
+from bincount.model.network_reference import (GOLDEN_FORMAT, GOLDEN_VERSION, NetworkReference,
+                                              golden)
+from bincount.model.networks import build_network
 
 __all__ = ["FORMAT", "VERSION", "FORMS", "NETWORK", "WIDTH_MULT", "LAYER_TENSORS",
            "image_indices", "engine_meta", "calibrate", "engine_golden",
@@ -129,7 +136,7 @@ def engine_meta(form, seed, calib_idx, calib_labels, test_idx, test_labels):
 
 
 @contextlib.contextmanager
-def _torch_context(seed):
+def torch_context(seed):
     """One torch thread (fast for one batch, and deterministic) and a private seeded RNG."""
     import torch
 
@@ -146,7 +153,6 @@ def _torch_context(seed):
 def calibrate(model, images, seed):
     """:func:`bincount.model.calibrate.calibrate_random` (kept as the one place this module
     calibrates, so the recipe in the metadata names it)."""
-    from bincount.model.calibrate import calibrate_random
 
     return calibrate_random(model, images, seed)
 
@@ -196,16 +202,12 @@ def engine_golden(form, seed=0, calib_images=16, test_images=1, data_dir=None):
     (default: as :func:`bincount.model.cifar.find_data_dir`)."""
     variant, flags = _form_spec(form)
     seed, calib_images, test_images = _check_args(seed, calib_images, test_images)
-    from bincount.model.cifar import load_test_images, normalize
-    from bincount.model.network_export import export_arrays
-    from bincount.model.network_reference import golden
-    from bincount.model.networks import build_network
 
     calib_idx, test_idx = image_indices(seed, calib_images, test_images)
     pixels, labels = load_test_images(indices=calib_idx + test_idx, data_dir=data_dir)
     c = calib_images
     meta = engine_meta(form, seed, calib_idx, labels[:c], test_idx, labels[c:])
-    with _torch_context(seed):
+    with torch_context(seed):
         model = build_network(NETWORK, variant, WIDTH_MULT, **flags)
         calibrate(model, normalize(pixels[:c]), seed)
         export = export_arrays(model, source=meta)
@@ -226,8 +228,6 @@ def _file_arrays(export, gold):
 def save_engine_golden(path, form, seed=0, calib_images=16, test_images=1, data_dir=None):
     """Make :func:`engine_golden` and write it atomically to ``path`` (``.npz``, no pickles).
     Returns ``(export, gold)``."""
-    from pathlib import Path
-
     if Path(path).is_dir():
         raise BincountError(f"output {str(path)!r} is a directory; expected a file name")
     export, gold = engine_golden(form, seed, calib_images, test_images, data_dir)
@@ -271,7 +271,6 @@ def _expected_tensors(export):
 
 
 def _check_golden(where, gold, export, meta):
-    from bincount.model.network_reference import GOLDEN_FORMAT, GOLDEN_VERSION
 
     gm = read_meta_json(gold, where)
     if gm.get("format") != GOLDEN_FORMAT or gm.get("version") != GOLDEN_VERSION:
@@ -306,7 +305,6 @@ def _check_golden(where, gold, export, meta):
 
 
 def _recompute(where, export, gold):
-    from bincount.model.network_reference import NetworkReference
 
     logits, t = NetworkReference(export).run(gold["input"], tensors=True)
     t["prediction"] = np.argmax(logits, axis=1)
@@ -335,7 +333,6 @@ def load_engine_golden(path, check=True):
     if not export or not gold:
         _fail(where, f"lacks the {'export' if not export else 'golden'} part; expected "
                      f"{EXPORT_PREFIX}* and {GOLDEN_PREFIX}* arrays")
-    from bincount.model.network_file import validate_export
 
     export = validate_export(export, where=f"{where} (export part)")
     if export["meta"].get("source") != meta:

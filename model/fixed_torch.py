@@ -18,6 +18,7 @@ from bincount.model.bits import unpack_bits
 from bincount.model.fixed_point import int_range
 from bincount.model.net_format import NetFormat
 from bincount.model.network_file import export_meta, validate_export
+from bincount.model.network_export import export_arrays
 
 __all__ = ["network_forward_fixed", "quantize_input_torch"]
 
@@ -120,8 +121,6 @@ def _binary_block(block, layer, e, x, fmt, keep):
 @torch.no_grad()
 def network_forward_fixed(model, x, export=None, tensors=False):
     """See :meth:`bincount.model.networks.BinaryResNet.forward_fixed`."""
-    from bincount.model.network_export import export_arrays
-
     if export is None:
         export = export_arrays(model)
     elif "meta" not in export:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bincount.model.fake_quant import fq_round, fq_weight
+from bincount.model.folding import head_fold
 
 __all__ = ["Head"]
 
@@ -29,7 +30,6 @@ class Head(nn.Module):
         if self.training:
             return F.linear(x.mean(dim=(2, 3)), fq_weight(self.fc.weight, self.fq.real_w_bits),
                             self.fc.bias)
-        from bincount.model.network_export import head_fold
 
         f = self.fq
         r = head_fold(self, x.shape[2] * x.shape[3], f)

@@ -122,7 +122,7 @@ class NetBinaryConv2d(BinaryConv2d):
         """
         pv = self.pad_value
         xm = sign_ste_fused(x, bias, pv)
-        w = sign_ste_fused(self.weight) if getattr(self, "binary_weights", True) else self.weight
+        w = sign_ste_fused(self.weight) if self.binary_weights else self.weight
         cb = w.sum(dim=(1, 2, 3)) * pv if pv != 0.0 else None
         if torch.is_autocast_enabled(xm.device.type):
             with torch.autocast(xm.device.type, enabled=False):
@@ -146,10 +146,7 @@ class NetBinaryConv2d(BinaryConv2d):
 
     def dot(self, x):
         """``d`` of the ``pad_value``-padded binary input (exact integers for +-1 padding)."""
-        xb = F.pad(sign_ste(x), [self.padding] * 4, value=self.pad_value)
-        wb = sign_ste(self.weight)
-        d = F.conv2d(xb, wb, stride=self.stride)
-        return d + (torch.round(d) - d).detach()
+        return super().dot(x, self.pad_value)
 
     @property
     def pad_bit(self):

@@ -31,7 +31,8 @@ def run(args):
     from pathlib import Path
 
     from bincount.model.golden_cli import check_targets, golden_images, write_all
-    from bincount.model.network_export import export_arrays, load_model
+    from bincount.model.network_export import export_arrays
+    from bincount.model.train import load_model
 
     from bincount.options import refuse_given
 

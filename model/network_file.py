@@ -6,6 +6,7 @@ docs/conventions.md ("Whole network"). :func:`load_export` checks everything and
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -15,10 +16,14 @@ from bincount.model.bits import packed_bytes
 from bincount.model.fixed_point import MAX_SHIFT, int_range
 from bincount.model.net_format import NetFormat
 
-__all__ = ["FORMAT", "VERSION", "BIT_ORDER", "expected_arrays", "validate_export", "load_export",
+__all__ = ["FORMAT", "DEFAULT_EXPORT", "VERSION", "BIT_ORDER", "expected_arrays", "validate_export", "load_export",
            "save_export", "export_meta"]
 
 FORMAT = "bincount-network"
+#: The project's default network: a trained, hardware-deployable ReActNet-18 at width 0.25
+#: (model card: ``networks/README.md``); used by ``bincount generate`` when no ``--export``
+#: is given.
+DEFAULT_EXPORT = Path(__file__).resolve().parent.parent / "networks" / "reactnet18_w0.25.npz"
 VERSION = 1
 BIT_ORDER = ("binary layers: tap-major channel-minor, n = (ky*k + kx)*cin + ci; bit 1 = +1; "
              "packed little: element n is bit n%8 of byte n//8")

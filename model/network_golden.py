@@ -21,7 +21,12 @@ import numpy as np
 
 from bincount.errors import BincountError
 from bincount.fileio import atomic_savez, load_npz, read_meta_json
-from bincount.model.engine_golden import FORMS, NETWORK, _torch_context, calibrate, image_indices
+from bincount.model.cifar import load_test_images, normalize
+from bincount.model.engine_golden import FORMS, NETWORK, calibrate, image_indices, torch_context
+from bincount.model.network_export import export_arrays
+from bincount.model.network_file import validate_export
+from bincount.model.network_reference import NetworkReference, golden, quantize_input
+from bincount.model.networks import build_network
 
 __all__ = ["FORMAT", "VERSION", "network_golden", "save_network_golden", "load_network_golden"]
 
@@ -35,10 +40,6 @@ def network_golden(form, width_mult=0.0625, seed=1, calib_images=16, test_images
     if form not in FORMS:
         raise BincountError(f"network golden form {form!r}; expected one of {', '.join(FORMS)}")
     variant, flags = FORMS[form]
-    from bincount.model.cifar import load_test_images, normalize
-    from bincount.model.network_export import export_arrays
-    from bincount.model.network_reference import golden
-    from bincount.model.networks import build_network
 
     calib_idx, test_idx = image_indices(seed, calib_images, test_images)
     pixels, labels = load_test_images(indices=calib_idx + test_idx, data_dir=data_dir)
@@ -50,7 +51,7 @@ def network_golden(form, width_mult=0.0625, seed=1, calib_images=16, test_images
                             "labels": [int(v) for v in labels[:c]]},
             "test": {"images": [int(i) for i in test_idx],
                      "labels": [int(v) for v in labels[c:]]}}
-    with _torch_context(seed):
+    with torch_context(seed):
         model = build_network(NETWORK, variant, width_mult, **flags)
         calibrate(model, normalize(pixels[:c]), seed)
         export = export_arrays(model, source=meta)
@@ -75,8 +76,6 @@ def save_network_golden(path, form, width_mult=0.0625, seed=1, calib_images=16, 
 def load_network_golden(path, check=True):
     """Read a ``bincount-network-golden`` file: ``(export, gold)``; with ``check`` the golden
     tensors are recomputed from the export by the integer reference."""
-    from bincount.model.network_file import validate_export
-    from bincount.model.network_reference import NetworkReference, quantize_input
 
     data = load_npz(path, required=("meta_json",))
     where = f"file {str(path)!r}"

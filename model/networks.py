@@ -47,6 +47,8 @@ from bincount.model.rprelu import SLOPE_MODES
 from bincount.model.shortcut import SHORTCUT_MODES
 from bincount.model.stem import Stem
 from bincount.model.variants import DIVISION_ALPHAS, VARIANTS, variant_spec
+from bincount.model.fixed_torch import network_forward_fixed
+from bincount.model.net_format import DEFAULT_FORMAT
 
 __all__ = ["NETWORK_NAMES", "VARIANTS", "FLAG_DEFAULTS", "BinaryResNet", "build_network",
            "network_from_config", "convert_variant", "convert_to_ptq", "scaled_channels",
@@ -132,7 +134,6 @@ class BinaryResNet(nn.Module):
 
     def set_fixed_point(self, enabled=True):
         """Switch the fake quantisation of the ``fixed_point`` flag on or off (in place)."""
-        from bincount.model.net_format import DEFAULT_FORMAT
 
         fmt = DEFAULT_FORMAT if enabled else None
         for m in self.modules():
@@ -180,8 +181,6 @@ class BinaryResNet(nn.Module):
         (real value ``/ 2**logit_frac``), or ``(logits, tensors)`` with every layer's
         tensors (names as :func:`bincount.model.network_reference.run_reference`).
         """
-        from bincount.model.fixed_torch import network_forward_fixed
-
         return network_forward_fixed(self, x, export, tensors)
 
 

@@ -19,6 +19,7 @@ from torch import nn
 from bincount.errors import BincountError
 from bincount.model import fastpath
 from bincount.model.fake_quant import fq_value, fq_value_fused, fq_weight
+from bincount.model.folding import downsample_fold
 
 __all__ = ["Downsample", "SHORTCUT_MODES"]
 
@@ -69,7 +70,6 @@ class Downsample(nn.Module):
                 if fastpath.enabled():
                     return fq_value_fused(self.bn(_float(F.conv2d(x, w))), self.fq)
                 return fq_value(self.bn(F.conv2d(x, w)), self.fq)
-            from bincount.model.network_export import downsample_fold
 
             r = downsample_fold(self, self.fq)         # exact, as the integer export (eval)
             xs = x.double() * (4.0 if self.stride == 2 else 1.0)     # the integer pool sum

@@ -14,6 +14,7 @@ from torch import nn
 from bincount.model import fastpath
 from bincount.model.fake_quant import (fq_round, fq_round_fused, fq_value, fq_value_fused,
                                        fq_weight)
+from bincount.model.folding import stem_fold
 
 __all__ = ["Stem"]
 
@@ -50,7 +51,6 @@ class Stem(nn.Module):
         if self.training:
             w = fq_weight(self.conv.weight, f.real_w_bits)
             return fq_value(self.bn(F.conv2d(x, w, padding=self.kernel_size // 2)), f)
-        from bincount.model.network_export import stem_fold
 
         r = stem_fold(self, f)
         v = F.conv2d(x.double(), torch.as_tensor(r["wq"]), padding=self.kernel_size // 2)

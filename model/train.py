@@ -39,17 +39,25 @@ import contextlib
 import io
 import math
 import os
+import pickle
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from bincount.errors import BincountError
-from bincount.fileio import atomic_write_bytes, atomic_write_json
+from bincount.fileio import (atomic_write_bytes, atomic_write_json, check_outputs, file_kind,
+                             output_lock)
+from bincount.model.binary_conv import BinaryConv2d
+from bincount.model.cifar import find_source, load_split
+from bincount.model.data import Batches, subset_indices
+from bincount.model.evaluate import eval_split
+from bincount.model.networks import VARIANTS, build_network, convert_to_ptq
 from bincount.model.progress import Progress
 from bincount.model.train_config import (DEFAULTS, FORMAT, LIMITS, NETWORKS, RUN_KEYS,
                                          SCHEDULES, VERSION)
@@ -57,7 +65,7 @@ from bincount.model.train_config import (DEFAULTS, FORMAT, LIMITS, NETWORKS, RUN
 __all__ = ["FORMAT", "VERSION", "NETWORKS", "SCHEDULES", "DEFAULTS", "RUN_KEYS", "build_model",
            "variants", "resolve_device", "resolve_config", "phases", "make_optimizer",
            "cosine_lr", "set_binary_weights", "save_checkpoint", "load_checkpoint",
-           "check_checkpoint", "model_from_checkpoint", "train", "summary", "AMP_MODES",
+           "check_checkpoint", "load_model", "model_from_checkpoint", "train", "summary", "AMP_MODES",
            "resolve_amp", "distributed_env", "train_step"]
 
 #: ``--amp`` choices: ``auto`` (bf16 on CUDA, off on the CPU), ``off``, ``bf16``, ``fp16``.
@@ -72,24 +80,16 @@ def _err(msg):
 
 def build_model(network, variant, width_mult=1.0, flags=None):
     """``bincount.model.networks.build_network(network, variant, width_mult, **flags)``."""
-    from bincount.model.networks import build_network
-
     return build_network(network, variant, width_mult=width_mult, **(flags or {}))
 
 
 def variants():
     """The variant names the networks accept."""
-    try:
-        from bincount.model.networks import VARIANTS
-    except ImportError:
-        from bincount.model.variants import VARIANTS
     return tuple(VARIANTS)
 
 
 def convert_model_to_ptq(model):
     """``bincount.model.networks.convert_to_ptq(model)`` (returns the converted model)."""
-    from bincount.model.networks import convert_to_ptq
-
     out = convert_to_ptq(model)
     return model if out is None else out
 
@@ -250,15 +250,6 @@ def make_optimizer(model, lr, weight_decay, foreach=True):
 
 # -- real-valued weights (step 1 of the two-step schedule) ----------------------------------
 
-def _real_weight_dot(self, x):
-    """``conv(sign(x), W)``: binary activations (padded as the layer pads), real weights."""
-    from bincount.model.ste import sign_ste
-
-    pad = getattr(self, "pad_value", 1.0)
-    xb = F.pad(sign_ste(x), [self.padding] * 4, value=pad)
-    return F.conv2d(xb, self.weight, stride=self.stride)
-
-
 def set_binary_weights(model, enabled):
     """Switch every binary convolution of ``model`` between binary weights (``sign(W)``, the
     default) and real-valued weights (``W``; step 1 of the two-step schedule). Uses the
@@ -267,15 +258,9 @@ def set_binary_weights(model, enabled):
     if callable(own):
         own(bool(enabled))
         return model
-    from bincount.model.binary_conv import BinaryConv2d
-
     for m in model.modules():
         if isinstance(m, BinaryConv2d):
-            m.binary_weights = bool(enabled)      # read by the fused path (forward_fast)
-            if enabled:
-                m.__dict__.pop("dot", None)
-            else:
-                m.dot = types.MethodType(_real_weight_dot, m)
+            m.binary_weights = bool(enabled)
     return model
 
 
@@ -372,10 +357,6 @@ def load_checkpoint(path, option="checkpoint", training=False):
     ``train --resume`` / ``--from-baseline``): ``torch.load(weights_only=True)`` onto the
     CPU, then :func:`check_checkpoint`. :class:`BincountError` ``"{option} 'PATH': ..."`` for
     a missing, unreadable, foreign or malformed file; nothing is ever unpickled."""
-    import pickle
-
-    from bincount.fileio import file_kind
-
     path = Path(path)
     where = f"{option} {str(path)!r}"
     kind = file_kind(path)
@@ -419,6 +400,17 @@ def _build_checked(network, variant, width_mult, flags, where):
                             f"{width_mult!r} flags {flags!r} do not build a network "
                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") \
             from None
+
+
+def load_model(checkpoint, option="--checkpoint"):
+    """A network in eval mode from a checkpoint file (or an already loaded dict), read by the
+    one checkpoint reader (:func:`load_checkpoint`: ``weights_only=True``, every field
+    checked), as ``eval``, ``export`` and ``convert-ptq`` use it."""
+    if isinstance(checkpoint, dict):
+        return model_from_checkpoint(check_checkpoint(checkpoint, "checkpoint"), "cpu",
+                                     where="checkpoint")
+    ckpt = load_checkpoint(checkpoint, option)
+    return model_from_checkpoint(ckpt, "cpu", where=f"{option} {str(checkpoint)!r}")
 
 
 def model_from_checkpoint(ckpt, device="cpu", where="checkpoint"):
@@ -498,8 +490,6 @@ def train_step(model, optimizer, x, y, lr, amp_dtype=None, scaler=None):
 def _init_distributed(dev_name):
     """Join the ``torchrun`` process group (NCCL on CUDA, gloo on the CPU); returns
     ``(rank, world, device)``."""
-    import torch.distributed as dist
-
     rank, world, local = distributed_env()
     dev = resolve_device(dev_name)
     if dev.type == "cuda":
@@ -529,8 +519,6 @@ def train(given, checkpoint, resume=False, force=False, device=None, threads=Non
     ``batch_size`` images per process and step); rank 0 alone evaluates, logs and writes the
     checkpoint; every rank returns a checkpoint dict with the same weights and figures.
     """
-    from bincount.fileio import check_outputs, output_lock
-
     checkpoint = Path(checkpoint)
     if checkpoint.suffix == ".json":
         raise BincountError(f"--checkpoint {str(checkpoint)!r} ends in .json, the suffix of its "
@@ -548,10 +536,6 @@ def train(given, checkpoint, resume=False, force=False, device=None, threads=Non
 
 def _train(given, checkpoint, resume, force, device, threads, data_dir, stop_after, progress,
            log, amp, channels_last):
-    from bincount.model.cifar import find_source, load_split
-    from bincount.model.data import Batches, subset_indices
-    from bincount.model.evaluate import eval_split
-
     stored = None
     if resume:
         stored = load_checkpoint(checkpoint, "--checkpoint", training=True)
@@ -627,9 +611,6 @@ def _train(given, checkpoint, resume, force, device, threads, data_dir, stop_aft
 
     net = model                        # the network; `model` is its DDP wrapper in a torchrun
     if world > 1:
-        import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel
-
         model = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda"
                                         else None, find_unused_parameters=True)
     desc = (f"{cfg['network']} {cfg['variant']} w{cfg['width_mult']:g}: {len(idx)} train "

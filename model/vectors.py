@@ -25,7 +25,8 @@ from bincount.errors import BincountError
 from bincount.fileio import atomic_savez, load_npz
 from bincount.model import fixed_point as fp
 from bincount.model.bits import im2col_bits, pack_bits, packed_bytes, xnor_popcount
-from bincount.model.layer_export import BIT_ORDER
+from bincount.model.layer_export import BIT_ORDER, layer_arrays
+from bincount.model.probe import calibrated_layer
 
 __all__ = ["FORMAT", "VERSION", "DEFAULT_IMAGES", "INT_KEYS", "BIT_KEYS", "lane_vectors",
            "vectors_from_layer", "layer_meta_for", "save_lane_vectors", "load_lane_vectors",
@@ -69,7 +70,6 @@ def lane_vectors(cin, count=256, seed=0, data_dir=None, images=None, vector_imag
     holding ``n``, the widths, ``shift``, ``seed`` and the source image indices.
     Deterministic for a given ``seed``.
     """
-    from bincount.model.probe import calibrated_layer
 
     if images is None:
         images = DEFAULT_IMAGES.get(cin, 8)
@@ -89,7 +89,6 @@ def vectors_from_layer(layer, x, info, count=256, seed=0, vector_images=None, ch
     """Lane vectors of an already calibrated layer (``calibrated_layer``'s ``(layer, x, info)``)."""
     import torch
 
-    from bincount.model.layer_export import layer_arrays
 
     cin = layer.in_channels
     n = layer.n

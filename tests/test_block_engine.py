@@ -230,7 +230,7 @@ def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread
             (["--stage", "2", "--lanes", "3"], "lanes must be a power of two"),
             (["--stage", "7"], "stage must be one of 1, 2, 3, 4"),
             (["--stage", "2", "--n", "9"], "--n does not apply to stage_engine"),
-            (["--lanes", "4"], "needs --export FILE")):
+            (["--lanes", "4"], "needs --stage K")):
         assert main(["generate", "stage_engine", "--export", str(path), *argv,
                      "-o", str(bad)]) == 2
         err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]

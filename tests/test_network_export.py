@@ -11,8 +11,8 @@ from bincount.errors import BincountError
 from bincount.model import fixed_point as fp
 from bincount.model.calibrate import calibrated_network
 from bincount.model.net_format import NetFormat
-from bincount.model.network_export import (export_arrays, export_network, input_lut, load_model,
-                                           stem_fold)
+from bincount.model.network_export import export_arrays, export_network, input_lut, stem_fold
+from bincount.model.train import load_model
 from bincount.model.network_file import expected_arrays, load_export, validate_export
 from bincount.model.network_reference import NetworkReference, quantize_input
 
