@@ -4,13 +4,19 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: report test venv clean
+.PHONY: report test test-full network venv clean
 
 report: $(STAMP)
 	$(VENV)/bin/bincount report
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n 2 tests sim
+
+test-full: $(STAMP)
+	BINCOUNT_FULL=1 $(VENV)/bin/python -m pytest -n 2 tests sim
+
+network: $(STAMP)
+	$(VENV)/bin/bincount generate network -o build/network
 
 venv: $(STAMP)
 
