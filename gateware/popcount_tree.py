@@ -82,6 +82,7 @@ from amaranth.utils import ceil_log2
 __all__ = ["plan_popcount", "popcount_tree", "PopcountPlan"]
 
 _PAIR_KIND = "pair"            # item tag of an input pair in the plan: ("pair", index)
+_MAJ_KIND = "maj"              # carry of a group from its parity: ("maj", parity bit, i1, i2)
 _ENDGAME = 3                   # column height from which leftover chains must pay off ...
 _DP_MIN_RATE = 0.0             # ... at this many bits removed per LUT (0: any gain)
 
@@ -162,6 +163,7 @@ class _Stage:
     carried_bits: list               # (col, bit id) passed on unchanged
     heap: list                       # heap after the stage: heap[c] = [bit id, ...]
     pending: list = field(default_factory=list)   # (parity bit, pairs) for _Majority next
+    fused: list = field(default_factory=list)     # (parity bit, pairs, loose pair) for LF chains
 
 
 @dataclass
@@ -217,7 +219,7 @@ class PopcountPlan:
                     total = sum(vals[(_PAIR_KIND, p)] for p in op.pairs)
                 else:
                     total = sum(vals[a] << j for j, a in enumerate(op.a) if a is not None)
-                    total += sum(vals[it] << (seg.pos + rc)
+                    total += sum(_item_value(vals, it) << (seg.pos + rc)
                                  for seg in op.segs for it, rc in seg.inputs)
                     total += vals[op.cin] if op.cin is not None else 0
                 for j, o in enumerate(op.outs):
@@ -234,6 +236,15 @@ class PopcountPlan:
         return (f"n={self.n}: latency {self.latency}, ~{self.luts} LUT6 "
                 f"({self.luts / self.n:.3f}/pair), {self.pair_counters} pair counters, "
                 f"{self.chains} chains, {self.registers} data FFs")
+
+
+def _item_value(vals, it):
+    """Value (0/1) of a plan item: a bit id, a pair (its XNOR) or a group carry."""
+    if isinstance(it, tuple) and it[0] == _MAJ_KIND:
+        _, p, i1, i2 = it
+        x1, x2 = vals[(_PAIR_KIND, i1)], vals[(_PAIR_KIND, i2)]
+        return (x1 + x2 + (vals[p] ^ x1 ^ x2)) >> 1
+    return vals[it]
 
 
 class _Ids:
@@ -255,18 +266,27 @@ def _chain_outputs(chain, width, ids):
         chain.outs.append(ids.new() if (j < top and col < width) else None)
 
 
-def _first_stage(n, width, ids):
-    """Stage 1: the parity of every group of three pairs (the group's carry bit is computed in
-    stage 2 from the registered parity and two of the pairs); one or two pairs left over are
-    counted at once."""
-    ops, pending, carried = [], [], []
-    groups = n // 3
+def _first_stage(n, width, ids, fuse=0):
+    """Stage 1: the parity of every group of three pairs; one or two pairs left over are
+    counted at once.
+
+    The carry of a group follows from the registered parity and two of its pairs. For the last
+    ``n_groups - fuse`` groups it is computed in stage 2 (a LUT5 of its own); the first
+    ``fuse`` groups keep their pairs two stages, and their carry is built in stage 3 inside a
+    carry-chain LUT (see :func:`_fused_chains`), each together with one *loose* pair (a pair
+    in no group, also kept two stages)."""
+    ops, pending, carried, fused = [], [], [], []
+    groups = (n - fuse) // 3
     for g in range(groups):
         op = _PairParity([3 * g, 3 * g + 1, 3 * g + 2], [ids.new()])
         ops.append(op)
-        pending.append((op.outs[0], [3 * g, 3 * g + 1]))
+        if g < fuse:
+            fused.append((op.outs[0], [3 * g, 3 * g + 1], 3 * groups + g))
+        else:
+            pending.append((op.outs[0], [3 * g, 3 * g + 1]))
         carried += [3 * g, 3 * g + 1]
-    rest = list(range(3 * groups, n))
+    carried += [3 * groups + g for g in range(fuse)]
+    rest = list(range(3 * groups + fuse, n))
     if rest:
         top = len(rest).bit_length()
         ops.append(_PairCount(rest, [ids.new() if (j < top and j < width) else None
@@ -276,7 +296,26 @@ def _first_stage(n, width, ids):
         for j, o in enumerate(op.outs):
             if o is not None:
                 heap[j].append(o)
-    return _Stage(ops, carried, [], heap, pending)
+    return _Stage(ops, carried, [], heap, pending, fused)
+
+
+def _fused_chains(fused, cols, width):
+    """Stage 3 chains of the fused groups (two positions each, columns 0 and 1)::
+
+        A = (parity, carry)   D = (xnor of the loose pair, carry of the fused group)   cin = parity
+
+    Position 0 is a LUT3 (the XNOR folded in), position 1 a LUT6 computing the fused group's
+    carry from its parity and two pairs (5 inputs) and adding it to a carry of stage 2: the
+    group's carry costs no LUT of its own."""
+    ops = []
+    for parity, pairs, loose in fused:
+        ch = _Chain(col=0, length=2)
+        ch.a = [cols[0].pop(), cols[1].pop()]
+        ch.segs = [_Seg(0, 1, [((_PAIR_KIND, loose), 0)]),
+                   _Seg(1, 1, [((_MAJ_KIND, parity, pairs[0], pairs[1]), 0)])]
+        ch.cin = cols[0].pop()
+        ops.append(ch)
+    return ops
 
 
 def _seg_options():
@@ -366,12 +405,14 @@ def _best_chain(r, width):
     return best
 
 
-def _plan_stage(pending, heap, width, ids, compress=True):
+def _plan_stage(pending, heap, width, ids, compress=True, fuse=()):
     """One compression stage: the carry bits of the groups whose parity the previous stage
-    computed, and (if ``compress``) chains on the bit ``heap``."""
+    computed, the chains of the ``fuse`` groups (:func:`_fused_chains`), and (if
+    ``compress``) chains on the bit ``heap``."""
     cols = [list(h) for h in heap] + [[] for _ in range(width + 3 - len(heap))]
     ops = [_Majority(p, list(pairs), [None, ids.new() if width > 1 else None])
            for p, pairs in pending]
+    ops += _fused_chains(fuse, cols, width)
     active = []                                   # chains whose positions reach higher columns
 
     for c in range(width if compress else 0):
@@ -470,26 +511,52 @@ def _finish_stage(ops, cols, width, ids):
     return _Stage(ops, [], carried_bits, new_heap)
 
 
-@lru_cache(maxsize=32, typed=True)
-def plan_popcount(n):
-    """Plan the compressor tree for ``n >= 1`` pairs; returns a :class:`PopcountPlan` (cached:
-    treat it as read-only)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+def _plan(n, fuse):
     width = ceil_log2(n + 1)
     ids = _Ids()
-    stages = [_first_stage(n, width, ids)]
-    while stages[-1].pending or max(len(h) for h in stages[-1].heap) > 1:
-        # while carry bits are pending, the parity bits wait for them (one stage): the chains
-        # then find A bits in column 1 too
-        wait = bool(stages[-1].pending)
-        st = _plan_stage(stages[-1].pending, stages[-1].heap, width, ids, compress=not wait)
+    stages = [_first_stage(n, width, ids, fuse)]
+    while stages[-1].pending or stages[-1].fused or max(len(h) for h in stages[-1].heap) > 1:
+        prev = stages[-1]
+        if prev.pending:
+            # while carry bits are pending, the parity bits wait for them (one stage): the
+            # chains then find A bits in column 1 too; the fused groups wait with them
+            st = _plan_stage(prev.pending, prev.heap, width, ids, compress=False)
+            st.fused = prev.fused
+            st.carried_pairs = [p for _, pairs, loose in prev.fused for p in (*pairs, loose)]
+        else:
+            st = _plan_stage([], prev.heap, width, ids, fuse=prev.fused)
         stages.append(st)
         if len(stages) > 64:
             raise RuntimeError("popcount planner does not converge")
     heap = stages[-1].heap
     out_bits = [h[0] if h else None for h in heap]
     return PopcountPlan(n, width, stages, out_bits)
+
+
+def _fuse_candidates(n):
+    """Numbers of fused groups worth trying: a fused group needs two parity bits (column 0) and
+    one stage-2 carry (column 1) of the other groups, so at most a third of ``n // 3.5``."""
+    best = n // 7                      # n = 3 * groups + fuse, fuse = groups / 2
+    cands = {0}
+    for f in range(max(best - 3, 1), best + 3):
+        groups = (n - f) // 3
+        if 2 * f <= groups and f <= groups - f:
+            cands.add(f)
+    return sorted(cands)
+
+
+@lru_cache(maxsize=32, typed=True)
+def plan_popcount(n):
+    """Plan the compressor tree for ``n >= 1`` pairs; returns a :class:`PopcountPlan` (cached:
+    treat it as read-only)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    best = None
+    for f in _fuse_candidates(n):
+        plan = _plan(n, f)
+        if best is None or (plan.luts, plan.latency) < (best.luts, best.latency):
+            best = plan
+    return best
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,6 +576,10 @@ def _truth_table(nets_of_inputs, fn):
             shift += w
             if kind == "pair":      # (act, wgt): XNOR
                 vals.append(1 if (bits & 1) == (bits >> 1) else 0)
+            elif kind == "maj":     # (parity, act1, wgt1, act2, wgt2): carry of the group
+                p, a1, w1, a2, w2 = ((bits >> k) & 1 for k in range(5))
+                x1, x2 = int(a1 == w1), int(a2 == w2)
+                vals.append((x1 + x2 + (p ^ x1 ^ x2)) >> 1)
             else:
                 vals.append(bits)
         if fn(vals):
@@ -524,10 +595,15 @@ def _lut(m, nets, tt, name):
 
 
 def _count_bits(m, inputs, weights, n_out, values, name):
-    """``n_out`` bits of ``sum(value(input) << weight)``; ``inputs`` are bit ids or pairs."""
+    """``n_out`` bits of ``sum(value(input) << weight)``; ``inputs`` are bit ids, pairs or group
+    carries (``("maj", parity, i1, i2)``)."""
     nets, kinds = [], []
     for it in inputs:
-        if isinstance(it, tuple):
+        if isinstance(it, tuple) and it[0] == _MAJ_KIND:
+            _, p, i1, i2 = it
+            nets += [values[p], *values[(_PAIR_KIND, i1)], *values[(_PAIR_KIND, i2)]]
+            kinds.append((5, "maj"))
+        elif isinstance(it, tuple):
             a, w = values[it]
             nets += [a, w]
             kinds.append((2, "pair"))
