@@ -85,6 +85,7 @@ _PAIR_KIND = "pair"            # item tag of an input pair in the plan: ("pair",
 _MAJ_KIND = "maj"              # carry of a group from its parity: ("maj", parity bit, i1, i2)
 _ENDGAME = 3                   # column height from which leftover chains must pay off ...
 _DP_MIN_RATE = 0.0             # ... at this many bits removed per LUT (0: any gain)
+_SWEEP = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +118,17 @@ class _Chain:
     outs: list = field(default_factory=list)   # bit id or None, positions 0 .. length
 
     def luts(self):
-        return self.length
+        """LUTs of the chain: one per position whose ``D`` bit is computed (a counter segment,
+        a pair or a group carry), or which adds a plain ``D`` bit to an ``A`` bit. A position
+        with a single plain bit (``A`` or ``D``) feeds the carry chain directly, no LUT."""
+        kind = [None] * self.length
+        for s in self.segs:
+            plain = (s.length == 1 and len(s.inputs) == 1
+                     and not isinstance(s.inputs[0][0], tuple))
+            for j in range(s.length):
+                kind[s.pos + j] = "plain" if plain else "lut"
+        return sum(1 for j, k in enumerate(kind)
+                   if k == "lut" or (k == "plain" and j < len(self.a) and self.a[j] is not None))
 
     def max_value(self):
         return (sum(1 << j for j, b in enumerate(self.a) if b is not None)
@@ -163,7 +174,10 @@ class _Stage:
     carried_bits: list               # (col, bit id) passed on unchanged
     heap: list                       # heap after the stage: heap[c] = [bit id, ...]
     pending: list = field(default_factory=list)   # (parity bit, pairs) for _Majority next
-    fused: list = field(default_factory=list)     # (parity bit, pairs, loose pair) for LF chains
+    fused: list = field(default_factory=list)     # (parity bit, pairs, loose pair or None)
+    adders: list = field(default_factory=list)    # loose pairs for stage-2 full adders
+    side: list = field(default_factory=list)      # bits registered outside the heap (parities
+                                                  # that a fused carry reads a stage later)
 
 
 @dataclass
@@ -198,7 +212,8 @@ class PopcountPlan:
 
     @property
     def registers(self):
-        return sum(2 * len(st.carried_pairs) + sum(len(c) for c in st.heap) for st in self.stages)
+        return sum(2 * len(st.carried_pairs) + sum(len(c) for c in st.heap)
+                   + len(set(st.side) - {b for c in st.heap for b in c}) for st in self.stages)
 
     def evaluate(self, xnors):
         """Run the plan on a list of ``n`` XNOR values (0/1) in pure Python, stage by stage as
@@ -226,6 +241,8 @@ class PopcountPlan:
                     if o is not None:
                         new[o] = (total >> j) & 1
             for _, b in st.carried_bits:
+                new[b] = vals[b]
+            for b in st.side:
                 new[b] = vals[b]
             for p in st.carried_pairs:
                 new[(_PAIR_KIND, p)] = vals[(_PAIR_KIND, p)]
@@ -266,27 +283,34 @@ def _chain_outputs(chain, width, ids):
         chain.outs.append(ids.new() if (j < top and col < width) else None)
 
 
-def _first_stage(n, width, ids, fuse=0):
+def _first_stage(n, width, ids, mix=(0, 0, 0)):
     """Stage 1: the parity of every group of three pairs; one or two pairs left over are
     counted at once.
 
-    The carry of a group follows from the registered parity and two of its pairs. For the last
-    ``n_groups - fuse`` groups it is computed in stage 2 (a LUT5 of its own); the first
-    ``fuse`` groups keep their pairs two stages, and their carry is built in stage 3 inside a
-    carry-chain LUT (see :func:`_fused_chains`), each together with one *loose* pair (a pair
-    in no group, also kept two stages)."""
+    The carry of a group follows from its registered parity and two of its pairs (five
+    inputs). ``mix = (lf, f1, fa)``: the carries of the first ``lf + f1`` groups are *fused*,
+    built in stage 3 inside carry-chain LUTs (:func:`_fused_chains`; ``lf`` of them together
+    with a loose pair, a pair in no group), so their pairs wait two stages; the carries of the
+    other groups are computed in stage 2 (a LUT5 each). ``fa`` more loose pairs are added in
+    stage 2 by full adders on parity bits (:func:`_stage2_adders`), whose carries feed the
+    fused chains."""
+    lf, f1, fa = mix
     ops, pending, carried, fused = [], [], [], []
-    groups = (n - fuse) // 3
+    groups = (n - lf - fa) // 3
+    loose = 3 * groups
     for g in range(groups):
         op = _PairParity([3 * g, 3 * g + 1, 3 * g + 2], [ids.new()])
         ops.append(op)
-        if g < fuse:
-            fused.append((op.outs[0], [3 * g, 3 * g + 1], 3 * groups + g))
+        if g < lf:
+            fused.append((op.outs[0], [3 * g, 3 * g + 1], loose + g))
+        elif g < lf + f1:
+            fused.append((op.outs[0], [3 * g, 3 * g + 1], None))
         else:
             pending.append((op.outs[0], [3 * g, 3 * g + 1]))
         carried += [3 * g, 3 * g + 1]
-    carried += [3 * groups + g for g in range(fuse)]
-    rest = list(range(3 * groups + fuse, n))
+    adders = list(range(loose + lf, loose + lf + fa))
+    carried += list(range(loose, loose + lf + fa))
+    rest = list(range(loose + lf + fa, n))
     if rest:
         top = len(rest).bit_length()
         ops.append(_PairCount(rest, [ids.new() if (j < top and j < width) else None
@@ -296,24 +320,46 @@ def _first_stage(n, width, ids, fuse=0):
         for j, o in enumerate(op.outs):
             if o is not None:
                 heap[j].append(o)
-    return _Stage(ops, carried, [], heap, pending, fused)
+    st = _Stage(ops, carried, [], heap, pending, fused)
+    st.adders = adders
+    return st
+
+
+def _stage2_adders(adders, cols):
+    """Stage-2 full adders ``A + D + cin`` (one position, a LUT3): two parity bits and the XNOR
+    of a loose pair; their carries (column 1) are ``A`` and ``cin`` bits of stage-3 chains."""
+    ops = []
+    for k in adders:
+        ch = _Chain(col=0, length=1)
+        ch.a = [cols[0].pop()]
+        ch.segs = [_Seg(0, 1, [((_PAIR_KIND, k), 0)])]
+        ch.cin = cols[0].pop()
+        ops.append(ch)
+    return ops
 
 
 def _fused_chains(fused, cols, width):
-    """Stage 3 chains of the fused groups (two positions each, columns 0 and 1)::
+    """Stage-3 chains that build the fused carries (a LUT6 each: the carry of the group from
+    its parity and two pairs, added to an ``A`` bit of column 1)::
 
-        A = (parity, carry)   D = (xnor of the loose pair, carry of the fused group)   cin = parity
+        with a loose pair:  A = (parity, carry)  D = (xnor of the pair, fused carry)  cin = parity
+        without:            A = carry            D = fused carry                     cin = carry
 
-    Position 0 is a LUT3 (the XNOR folded in), position 1 a LUT6 computing the fused group's
-    carry from its parity and two pairs (5 inputs) and adding it to a carry of stage 2: the
-    group's carry costs no LUT of its own."""
+    (columns 0-1, two LUTs, or column 1 alone, one LUT). The fused carry costs no LUT of its
+    own."""
     ops = []
     for parity, pairs, loose in fused:
-        ch = _Chain(col=0, length=2)
-        ch.a = [cols[0].pop(), cols[1].pop()]
-        ch.segs = [_Seg(0, 1, [((_PAIR_KIND, loose), 0)]),
-                   _Seg(1, 1, [((_MAJ_KIND, parity, pairs[0], pairs[1]), 0)])]
-        ch.cin = cols[0].pop()
+        maj = ((_MAJ_KIND, parity, pairs[0], pairs[1]), 0)
+        if loose is not None:
+            ch = _Chain(col=0, length=2)
+            ch.a = [cols[0].pop(), cols[1].pop()]
+            ch.segs = [_Seg(0, 1, [((_PAIR_KIND, loose), 0)]), _Seg(1, 1, [maj])]
+            ch.cin = cols[0].pop()
+        else:
+            ch = _Chain(col=1, length=1)
+            ch.a = [cols[1].pop()]
+            ch.segs = [_Seg(0, 1, [maj])]
+            ch.cin = cols[1].pop()
         ops.append(ch)
     return ops
 
@@ -405,7 +451,7 @@ def _best_chain(r, width):
     return best
 
 
-def _plan_stage(pending, heap, width, ids, compress=True, fuse=()):
+def _plan_stage(pending, heap, width, ids, compress=True, fuse=(), adders=()):
     """One compression stage: the carry bits of the groups whose parity the previous stage
     computed, the chains of the ``fuse`` groups (:func:`_fused_chains`), and (if
     ``compress``) chains on the bit ``heap``."""
@@ -413,9 +459,10 @@ def _plan_stage(pending, heap, width, ids, compress=True, fuse=()):
     ops = [_Majority(p, list(pairs), [None, ids.new() if width > 1 else None])
            for p, pairs in pending]
     ops += _fused_chains(fuse, cols, width)
+    ops += _stage2_adders(adders, cols)
     active = []                                   # chains whose positions reach higher columns
 
-    for c in range(width if compress else 0):
+    for c in range(width if (compress and _SWEEP) else 0):
         avail = cols[c]
         # 1. chains passing through column c take one A bit each (while their A row is a prefix)
         for ch in active:
@@ -511,18 +558,21 @@ def _finish_stage(ops, cols, width, ids):
     return _Stage(ops, [], carried_bits, new_heap)
 
 
-def _plan(n, fuse):
+def _plan(n, mix):
     width = ceil_log2(n + 1)
     ids = _Ids()
-    stages = [_first_stage(n, width, ids, fuse)]
+    stages = [_first_stage(n, width, ids, mix)]
     while stages[-1].pending or stages[-1].fused or max(len(h) for h in stages[-1].heap) > 1:
         prev = stages[-1]
         if prev.pending:
             # while carry bits are pending, the parity bits wait for them (one stage): the
             # chains then find A bits in column 1 too; the fused groups wait with them
-            st = _plan_stage(prev.pending, prev.heap, width, ids, compress=False)
+            st = _plan_stage(prev.pending, prev.heap, width, ids, compress=False,
+                             adders=prev.adders)
             st.fused = prev.fused
-            st.carried_pairs = [p for _, pairs, loose in prev.fused for p in (*pairs, loose)]
+            st.carried_pairs = [p for _, pairs, loose in prev.fused
+                                for p in (*pairs, *([] if loose is None else [loose]))]
+            st.side = [parity for parity, _, _ in prev.fused]
         else:
             st = _plan_stage([], prev.heap, width, ids, fuse=prev.fused)
         stages.append(st)
@@ -533,15 +583,38 @@ def _plan(n, fuse):
     return PopcountPlan(n, width, stages, out_bits)
 
 
-def _fuse_candidates(n):
-    """Numbers of fused groups worth trying: a fused group needs two parity bits (column 0) and
-    one stage-2 carry (column 1) of the other groups, so at most a third of ``n // 3.5``."""
-    best = n // 7                      # n = 3 * groups + fuse, fuse = groups / 2
-    cands = {0}
-    for f in range(max(best - 3, 1), best + 3):
-        groups = (n - f) // 3
-        if 2 * f <= groups and f <= groups - f:
-            cands.add(f)
+def _mix_feasible(n, mix):
+    """Enough parity bits and stage-2 carries for the fused chains and adders of ``mix``."""
+    lf, f1, fa = mix
+    groups = (n - lf - fa) // 3
+    mat = groups - lf - f1
+    if min(mix) < 0 or mat < 0 or (lf + f1 and mat == 0):
+        return False
+    col0_s2 = groups                               # parities (the rest counter is ignored)
+    col0_s3 = col0_s2 - fa
+    col1_s3 = mat + fa
+    return 2 * fa <= col0_s2 and 2 * lf <= col0_s3 and lf + 2 * f1 <= col1_s3
+
+
+def _mix_candidates(n):
+    """Mixes ``(lf, f1, fa)`` worth trying (the plain tree among them): five proportions per
+    group of three pairs on the line from ``(1/2, 0, 0)`` (every second carry fused with a loose
+    pair) to ``(1/4, 1/3, 1/2)`` (a linear-programme optimum of the three kinds, counting the
+    later stages at a fixed price per heap bit), each with small offsets: the counts are small
+    integers and the later stages react to them irregularly. Fewer offsets for large ``n``,
+    where one LUT more or less matters little and a plan takes longer."""
+    offsets = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)]
+    if n > 1200:
+        offsets = [(0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)]
+    cands = {(0, 0, 0)}
+    for t in (0, 0.25, 0.5, 0.75, 1):
+        ratio = [t * x + (1 - t) * y for x, y in zip((0.25, 1 / 3, 0.5), (0.5, 0, 0))]
+        g = n / (3 + ratio[0] + ratio[2])
+        base = [round(r * g) for r in ratio]
+        for d in offsets:
+            mix = tuple(x + y for x, y in zip(base, d))
+            if _mix_feasible(n, mix):
+                cands.add(mix)
     return sorted(cands)
 
 
@@ -552,9 +625,10 @@ def plan_popcount(n):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     best = None
-    for f in _fuse_candidates(n):
-        plan = _plan(n, f)
+    for mix in _mix_candidates(n):
+        plan = _plan(n, mix)
         if best is None or (plan.luts, plan.latency) < (best.luts, best.latency):
+            # ties: the first (smallest) mix
             best = plan
     return best
 
@@ -693,6 +767,8 @@ def popcount_tree(m, act, wgt, *, domain="sync", name="pct"):
                 if o is not None:
                     produced[o] = total[j]
         for c, b in st.carried_bits:
+            produced[b] = values[b]
+        for b in st.side:
             produced[b] = values[b]
         # register: the A rows of the next stage's chains first, each contiguous
         order = []
