@@ -174,8 +174,7 @@ class _Stage:
     carried_bits: list               # (col, bit id) passed on unchanged
     heap: list                       # heap after the stage: heap[c] = [bit id, ...]
     pending: list = field(default_factory=list)   # (parity bit, pairs) for _Majority next
-    fused: list = field(default_factory=list)     # (parity bit, pairs, loose pair or None)
-    adders: list = field(default_factory=list)    # loose pairs for stage-2 full adders
+    fused: list = field(default_factory=list)     # (parity bit, pairs, loose pair)
     side: list = field(default_factory=list)      # bits registered outside the heap (parities
                                                   # that a fused carry reads a stage later)
 
@@ -283,34 +282,28 @@ def _chain_outputs(chain, width, ids):
         chain.outs.append(ids.new() if (j < top and col < width) else None)
 
 
-def _first_stage(n, width, ids, mix=(0, 0, 0)):
+def _first_stage(n, width, ids, fuse=0):
     """Stage 1: the parity of every group of three pairs; one or two pairs left over are
     counted at once.
 
     The carry of a group follows from its registered parity and two of its pairs (five
-    inputs). ``mix = (lf, f1, fa)``: the carries of the first ``lf + f1`` groups are *fused*,
-    built in stage 3 inside carry-chain LUTs (:func:`_fused_chains`; ``lf`` of them together
-    with a loose pair, a pair in no group), so their pairs wait two stages; the carries of the
-    other groups are computed in stage 2 (a LUT5 each). ``fa`` more loose pairs are added in
-    stage 2 by full adders on parity bits (:func:`_stage2_adders`), whose carries feed the
-    fused chains."""
-    lf, f1, fa = mix
+    inputs). For the first ``fuse`` groups it is *fused*: built in stage 3 inside a carry-chain
+    LUT, together with a *loose* pair (a pair in no group), see :func:`_fused_chains`; their
+    pairs and the loose pairs wait two stages. The carries of the other groups are computed in
+    stage 2, a LUT5 each."""
     ops, pending, carried, fused = [], [], [], []
-    groups = (n - lf - fa) // 3
+    groups = (n - fuse) // 3
     loose = 3 * groups
     for g in range(groups):
         op = _PairParity([3 * g, 3 * g + 1, 3 * g + 2], [ids.new()])
         ops.append(op)
-        if g < lf:
+        if g < fuse:
             fused.append((op.outs[0], [3 * g, 3 * g + 1], loose + g))
-        elif g < lf + f1:
-            fused.append((op.outs[0], [3 * g, 3 * g + 1], None))
         else:
             pending.append((op.outs[0], [3 * g, 3 * g + 1]))
         carried += [3 * g, 3 * g + 1]
-    adders = list(range(loose + lf, loose + lf + fa))
-    carried += list(range(loose, loose + lf + fa))
-    rest = list(range(loose + lf + fa, n))
+    carried += list(range(loose, loose + fuse))
+    rest = list(range(loose + fuse, n))
     if rest:
         top = len(rest).bit_length()
         ops.append(_PairCount(rest, [ids.new() if (j < top and j < width) else None
@@ -320,46 +313,25 @@ def _first_stage(n, width, ids, mix=(0, 0, 0)):
         for j, o in enumerate(op.outs):
             if o is not None:
                 heap[j].append(o)
-    st = _Stage(ops, carried, [], heap, pending, fused)
-    st.adders = adders
-    return st
-
-
-def _stage2_adders(adders, cols):
-    """Stage-2 full adders ``A + D + cin`` (one position, a LUT3): two parity bits and the XNOR
-    of a loose pair; their carries (column 1) are ``A`` and ``cin`` bits of stage-3 chains."""
-    ops = []
-    for k in adders:
-        ch = _Chain(col=0, length=1)
-        ch.a = [cols[0].pop()]
-        ch.segs = [_Seg(0, 1, [((_PAIR_KIND, k), 0)])]
-        ch.cin = cols[0].pop()
-        ops.append(ch)
-    return ops
+    return _Stage(ops, carried, [], heap, pending, fused)
 
 
 def _fused_chains(fused, cols, width):
-    """Stage-3 chains that build the fused carries (a LUT6 each: the carry of the group from
-    its parity and two pairs, added to an ``A`` bit of column 1)::
+    """Stage-3 chains of the fused groups, two positions each (columns 0 and 1)::
 
-        with a loose pair:  A = (parity, carry)  D = (xnor of the pair, fused carry)  cin = parity
-        without:            A = carry            D = fused carry                     cin = carry
+        A = (parity, stage-2 carry)   D = (xnor of the loose pair, fused carry)   cin = parity
 
-    (columns 0-1, two LUTs, or column 1 alone, one LUT). The fused carry costs no LUT of its
-    own."""
+    Position 0 is a LUT3 (the XNOR folded in), position 1 a LUT6: the fused group's carry from
+    its parity and two pairs (five inputs), added to the ``A`` bit. The fused carry costs no LUT
+    of its own. (Two positions, not one: Yosys maps additions of at most two result bits to
+    plain LUTs, not to the carry chain.)"""
     ops = []
     for parity, pairs, loose in fused:
-        maj = ((_MAJ_KIND, parity, pairs[0], pairs[1]), 0)
-        if loose is not None:
-            ch = _Chain(col=0, length=2)
-            ch.a = [cols[0].pop(), cols[1].pop()]
-            ch.segs = [_Seg(0, 1, [((_PAIR_KIND, loose), 0)]), _Seg(1, 1, [maj])]
-            ch.cin = cols[0].pop()
-        else:
-            ch = _Chain(col=1, length=1)
-            ch.a = [cols[1].pop()]
-            ch.segs = [_Seg(0, 1, [maj])]
-            ch.cin = cols[1].pop()
+        ch = _Chain(col=0, length=2)
+        ch.a = [cols[0].pop(), cols[1].pop()]
+        ch.segs = [_Seg(0, 1, [((_PAIR_KIND, loose), 0)]),
+                   _Seg(1, 1, [((_MAJ_KIND, parity, pairs[0], pairs[1]), 0)])]
+        ch.cin = cols[0].pop()
         ops.append(ch)
     return ops
 
@@ -451,7 +423,7 @@ def _best_chain(r, width):
     return best
 
 
-def _plan_stage(pending, heap, width, ids, compress=True, fuse=(), adders=()):
+def _plan_stage(pending, heap, width, ids, compress=True, fuse=()):
     """One compression stage: the carry bits of the groups whose parity the previous stage
     computed, the chains of the ``fuse`` groups (:func:`_fused_chains`), and (if
     ``compress``) chains on the bit ``heap``."""
@@ -459,7 +431,6 @@ def _plan_stage(pending, heap, width, ids, compress=True, fuse=(), adders=()):
     ops = [_Majority(p, list(pairs), [None, ids.new() if width > 1 else None])
            for p, pairs in pending]
     ops += _fused_chains(fuse, cols, width)
-    ops += _stage2_adders(adders, cols)
     active = []                                   # chains whose positions reach higher columns
 
     for c in range(width if (compress and _SWEEP) else 0):
@@ -558,20 +529,18 @@ def _finish_stage(ops, cols, width, ids):
     return _Stage(ops, [], carried_bits, new_heap)
 
 
-def _plan(n, mix):
+def _plan(n, fuse):
     width = ceil_log2(n + 1)
     ids = _Ids()
-    stages = [_first_stage(n, width, ids, mix)]
+    stages = [_first_stage(n, width, ids, fuse)]
     while stages[-1].pending or stages[-1].fused or max(len(h) for h in stages[-1].heap) > 1:
         prev = stages[-1]
         if prev.pending:
             # while carry bits are pending, the parity bits wait for them (one stage): the
             # chains then find A bits in column 1 too; the fused groups wait with them
-            st = _plan_stage(prev.pending, prev.heap, width, ids, compress=False,
-                             adders=prev.adders)
+            st = _plan_stage(prev.pending, prev.heap, width, ids, compress=False)
             st.fused = prev.fused
-            st.carried_pairs = [p for _, pairs, loose in prev.fused
-                                for p in (*pairs, *([] if loose is None else [loose]))]
+            st.carried_pairs = [p for _, pairs, loose in prev.fused for p in (*pairs, loose)]
             st.side = [parity for parity, _, _ in prev.fused]
         else:
             st = _plan_stage([], prev.heap, width, ids, fuse=prev.fused)
@@ -583,38 +552,16 @@ def _plan(n, mix):
     return PopcountPlan(n, width, stages, out_bits)
 
 
-def _mix_feasible(n, mix):
-    """Enough parity bits and stage-2 carries for the fused chains and adders of ``mix``."""
-    lf, f1, fa = mix
-    groups = (n - lf - fa) // 3
-    mat = groups - lf - f1
-    if min(mix) < 0 or mat < 0 or (lf + f1 and mat == 0):
-        return False
-    col0_s2 = groups                               # parities (the rest counter is ignored)
-    col0_s3 = col0_s2 - fa
-    col1_s3 = mat + fa
-    return 2 * fa <= col0_s2 and 2 * lf <= col0_s3 and lf + 2 * f1 <= col1_s3
-
-
-def _mix_candidates(n):
-    """Mixes ``(lf, f1, fa)`` worth trying (the plain tree among them): five proportions per
-    group of three pairs on the line from ``(1/2, 0, 0)`` (every second carry fused with a loose
-    pair) to ``(1/4, 1/3, 1/2)`` (a linear-programme optimum of the three kinds, counting the
-    later stages at a fixed price per heap bit), each with small offsets: the counts are small
-    integers and the later stages react to them irregularly. Fewer offsets for large ``n``,
-    where one LUT more or less matters little and a plan takes longer."""
-    offsets = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1)]
-    if n > 1200:
-        offsets = [(0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)]
-    cands = {(0, 0, 0)}
-    for t in (0, 0.25, 0.5, 0.75, 1):
-        ratio = [t * x + (1 - t) * y for x, y in zip((0.25, 1 / 3, 0.5), (0.5, 0, 0))]
-        g = n / (3 + ratio[0] + ratio[2])
-        base = [round(r * g) for r in ratio]
-        for d in offsets:
-            mix = tuple(x + y for x, y in zip(base, d))
-            if _mix_feasible(n, mix):
-                cands.add(mix)
+def _fuse_candidates(n):
+    """Numbers of fused groups worth trying (0, the plain tree, among them). A fused chain takes
+    two parity bits and one stage-2 carry, so at most half of the groups are fused; with
+    ``n = 3 * groups + fuse`` that is ``fuse ~ n / 7``. The later stages react to the count
+    irregularly, so a few counts below that are tried too."""
+    cands = {0}
+    for f in range(max(n // 7 - 6, 1), n // 7 + 2):
+        groups = (n - f) // 3
+        if 2 * f <= groups:
+            cands.add(f)
     return sorted(cands)
 
 
@@ -624,13 +571,10 @@ def plan_popcount(n):
     treat it as read-only)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    best = None
-    for mix in _mix_candidates(n):
-        plan = _plan(n, mix)
-        if best is None or (plan.luts, plan.latency) < (best.luts, best.latency):
-            # ties: the first (smallest) mix
-            best = plan
-    return best
+    plans = [_plan(n, fuse) for fuse in _fuse_candidates(n)]
+    fewest = min(p.luts for p in plans)
+    # the fewest LUTs; one LUT more buys a cycle less of latency (ties: the fewest fused groups)
+    return min((p for p in plans if p.luts <= fewest + 1), key=lambda p: (p.latency, p.luts))
 
 
 # --------------------------------------------------------------------------------------------
