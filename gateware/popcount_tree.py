@@ -19,16 +19,33 @@ The sum is kept as a *bit heap*: column ``c`` holds bits of weight ``2**c``. The
 pair ``(act[i], wgt[i])`` is never built on its own; it is folded into the first LUT that reads
 the pair.
 
-Stage 1, pair parity: one LUT6 per group of three pairs computes the parity
-``x1 ^ x2 ^ x3`` of their XNORs (column 0). One or two pairs left over are counted directly.
+The pairs form ``G`` *groups* of three and ``F ~ G/2`` *loose* pairs
+(``n = 3G + F``, one or two pairs left over are counted directly). The value of a group is
+``x1 + x2 + x3 = parity + 2 * carry``, where the carry ``(x1 + x2 + x3) >> 1`` is a function
+of five nets: the registered parity and the first two pairs (``x3 = parity ^ x1 ^ x2``).
 
-Stage 2, pair carry: one LUT5 per group computes the carry ``(x1 + x2 + x3) >> 1`` (column 1)
-from the registered parity and the registered first two pairs (``x3 = parity ^ x1 ^ x2``). A
-group thus costs two LUTs for three pairs (0.67 LUT per input bit), as a 3:2 pair counter
-would, but each pair is read by one LUT per stage. This matters: Yosys' ``synth_xilinx`` maps
-with ABC9, whose area model prices a LUT6 at 5/3 of a LUT5 (two LUT5 share a site); given both
+Stage 1, pair parity: one LUT6 per group computes the parity ``x1 ^ x2 ^ x3`` of its XNORs
+(column 0).
+
+Stage 2, pair carry: for the ``G - F`` *plain* groups, one LUT5 computes the carry (column 1)
+from the registered parity and two pairs. A plain group thus costs two LUTs for three pairs,
+but each pair is read by one LUT per stage. This matters: Yosys' ``synth_xilinx`` maps with
+ABC9, whose area model prices a LUT6 at 5/3 of a LUT5 (two LUT5 share a site); given both
 counter bits in one stage, it pulls the XNOR of one pair out into a LUT2 and turns the two
-LUT6 into LUT5, i.e. three LUT cells instead of two. Registers in between prevent that.
+LUT6 into LUT5, i.e. three LUT cells instead of two. Registers in between prevent that. The
+``F`` *fused* groups (their parity and two pairs) and the loose pairs wait in registers.
+
+Stage 3, **fused chains**: the carry of a fused group gets no LUT of its own. Each fused group
+and one loose pair form a two-position carry chain (columns 0 and 1)::
+
+    A = (parity, plain carry)  +  D = (xnor of the loose pair, fused carry)  +  cin = parity
+
+Position 0 is a LUT3 (``A ^ xnor``), position 1 a LUT6 (the fused carry from its five nets,
+XORed with the ``A`` bit); the carry chain adds the rest for free. Each such chain takes two
+parity bits and one plain carry from the heap, which is why about half of the groups can be
+fused (``F ~ G/2``, the planner tries a few counts around ``n/7`` and keeps the cheapest). It
+writes one bit to each of columns 0, 1 and 2. (A chain needs two positions: Yosys maps an
+addition with at most two result bits to plain LUTs, not to the carry chain.)
 
 Stages 3 and later, **chain compressors**: each is one addition ``A + D + cin`` of ``L >= 2``
 positions (columns ``c .. c+L-1``) that Yosys maps to a carry chain (xc7: CARRY4) with one
@@ -45,11 +62,13 @@ LUT per position:
 A three-position chain reads ``1 + 5 + 1 = 7`` bits of column ``c`` and one of each of
 columns ``c+1``, ``c+2``, and writes one bit to each of columns ``c .. c+3``: it removes five
 heap bits with three LUTs (a 6:3 counter removes three with three, a two-operand adder about
-one per LUT). The planner sweeps the columns upwards: chains that pass through a column take one
-``A`` bit there; new chains start where the next two columns can still give them ``A`` bits
-(three positions), else two-position chains; a column at the top of the heap is compressed
-without ``A`` bits. What the sweep leaves (at most a few bits per column) goes to long chains
-chosen by a small dynamic programme, which also builds the final two-row addition. Bits of
+one per LUT). A position with a single plain bit (an ``A`` bit alone) feeds the carry chain
+directly and needs no LUT. The planner sweeps the columns upwards: chains that pass through a
+column take one ``A`` bit there; new chains start where the next two columns can still give
+them ``A`` bits (three positions), else two-position chains; a column at the top of the heap
+is compressed without ``A`` bits. What the sweep leaves (at most a few bits per column) goes to
+long chains chosen by a small dynamic programme, which also builds the final two-row
+addition (for ``n <= 256`` the planner also tries the dynamic programme alone). Bits of
 weight ``2**W`` and above (``W = ceil_log2(n + 1)``) are dropped: the count is below ``2**W``,
 so the arithmetic is exact modulo ``2**W``; chain outputs that can never be 1 are not built.
 
@@ -61,16 +80,24 @@ segments takes no ``A`` bit at its top position unless its ``A`` row is such a s
 Latency and cost
 ================
 
-Latency: ``plan_popcount(n).latency`` cycles, one per stage (parity, carry, then the chain
-stages, each cutting the tallest column by about a factor of four to seven), so it grows with
-``log(n)``: 8 cycles at ``n = 576``, 9 at 1152 and 2304, 11 at 4608.
+Latency: ``plan_popcount(n).latency`` cycles, one per stage (parity, carry, fused chains and
+the first compressors, then the chain stages, each cutting the tallest column by about a
+factor of three to seven), so it grows with ``log(n)``: 6 cycles at ``n = 64``, 7 at 128,
+9 at 576 and 1152, 10 at 2304, 11 at 4608. Among plans within one LUT of the fewest, the one
+of lowest latency is kept.
 
-LUT estimate (``plan.luts``, LUT6-class cells on xc7): 2 per group of three pairs
-(``2n/3``) plus one per chain position (``~0.45 n``), about 1.11 to 1.13 LUT per input bit for
-``n`` in 576..4608; Yosys ``synth_xilinx`` agrees within a few LUTs (it leaves out the LUT of a
-chain position that only passes an ``A`` bit through). A plain adder tree of the XNOR bits needs
-about 2.3. Flip-flops: about three per input bit (every stage is registered, the pairs of a
-group wait one stage for their carry). Measured figures: ``docs/benchmarks.md``.
+LUT budget (``plan.luts``, LUT6-class cells on xc7; with ``G ~ 2n/7`` and ``F ~ n/7``):
+
+- stage 1: ``G`` parity LUT6, ``~0.286 n``;
+- stage 2: ``G - F`` carry LUT5, ``~0.143 n``;
+- stage 3, fused chains: ``2F`` LUTs, ``~0.286 n``; they leave ``~3n/7`` heap bits;
+- the chain compressors on those bits: ``~0.28 n``;
+
+about 0.99 LUT per input bit, XNOR included, for ``n`` in 576..4608 (1.0 at 64 and 128); Yosys
+``synth_xilinx`` agrees within a few LUTs, plus a few shift-register LUTs (SRL16E) for final
+count bits that wait several stages. A plain adder tree of the XNOR bits needs about 2.3.
+Flip-flops: about 3.8 per input bit (every stage is registered; the pairs of the fused groups
+and the loose pairs wait two stages). Measured figures: ``docs/benchmarks.md``.
 """
 
 from dataclasses import dataclass, field
@@ -85,7 +112,6 @@ _PAIR_KIND = "pair"            # item tag of an input pair in the plan: ("pair",
 _MAJ_KIND = "maj"              # carry of a group from its parity: ("maj", parity bit, i1, i2)
 _ENDGAME = 3                   # column height from which leftover chains must pay off ...
 _DP_MIN_RATE = 0.0             # ... at this many bits removed per LUT (0: any gain)
-_SWEEP = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,17 +449,18 @@ def _best_chain(r, width):
     return best
 
 
-def _plan_stage(pending, heap, width, ids, compress=True, fuse=()):
+def _plan_stage(pending, heap, width, ids, compress=True, fuse=(), sweep=True):
     """One compression stage: the carry bits of the groups whose parity the previous stage
     computed, the chains of the ``fuse`` groups (:func:`_fused_chains`), and (if
-    ``compress``) chains on the bit ``heap``."""
+    ``compress``) chains on the bit ``heap``: a sweep up the columns (if ``sweep``), then the
+    dynamic programme on what is left."""
     cols = [list(h) for h in heap] + [[] for _ in range(width + 3 - len(heap))]
     ops = [_Majority(p, list(pairs), [None, ids.new() if width > 1 else None])
            for p, pairs in pending]
     ops += _fused_chains(fuse, cols, width)
     active = []                                   # chains whose positions reach higher columns
 
-    for c in range(width if (compress and _SWEEP) else 0):
+    for c in range(width if (compress and sweep) else 0):
         avail = cols[c]
         # 1. chains passing through column c take one A bit each (while their A row is a prefix)
         for ch in active:
@@ -529,7 +556,7 @@ def _finish_stage(ops, cols, width, ids):
     return _Stage(ops, [], carried_bits, new_heap)
 
 
-def _plan(n, fuse):
+def _plan(n, fuse, sweep=True):
     width = ceil_log2(n + 1)
     ids = _Ids()
     stages = [_first_stage(n, width, ids, fuse)]
@@ -543,7 +570,7 @@ def _plan(n, fuse):
             st.carried_pairs = [p for _, pairs, loose in prev.fused for p in (*pairs, loose)]
             st.side = [parity for parity, _, _ in prev.fused]
         else:
-            st = _plan_stage([], prev.heap, width, ids, fuse=prev.fused)
+            st = _plan_stage([], prev.heap, width, ids, fuse=prev.fused, sweep=sweep)
         stages.append(st)
         if len(stages) > 64:
             raise RuntimeError("popcount planner does not converge")
@@ -571,7 +598,10 @@ def plan_popcount(n):
     treat it as read-only)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    plans = [_plan(n, fuse) for fuse in _fuse_candidates(n)]
+    # small widths: also plans without the column sweep (the dynamic programme alone), which
+    # are sometimes shorter there
+    plans = [_plan(n, fuse, sweep) for fuse in _fuse_candidates(n)
+             for sweep in ((True, False) if n <= 256 else (True,))]
     fewest = min(p.luts for p in plans)
     # the fewest LUTs; one LUT more buys a cycle less of latency (ties: the fewest fused groups)
     return min((p for p in plans if p.luts <= fewest + 1), key=lambda p: (p.latency, p.luts))
