@@ -19,16 +19,33 @@ The sum is kept as a *bit heap*: column ``c`` holds bits of weight ``2**c``. The
 pair ``(act[i], wgt[i])`` is never built on its own; it is folded into the first LUT that reads
 the pair.
 
-Stage 1, pair parity: one LUT6 per group of three pairs computes the parity
-``x1 ^ x2 ^ x3`` of their XNORs (column 0). One or two pairs left over are counted directly.
+The pairs form ``G`` *groups* of three and ``F ~ G/2`` *loose* pairs
+(``n = 3G + F``, one or two pairs left over are counted directly). The value of a group is
+``x1 + x2 + x3 = parity + 2 * carry``, where the carry ``(x1 + x2 + x3) >> 1`` is a function
+of five nets: the registered parity and the first two pairs (``x3 = parity ^ x1 ^ x2``).
 
-Stage 2, pair carry: one LUT5 per group computes the carry ``(x1 + x2 + x3) >> 1`` (column 1)
-from the registered parity and the registered first two pairs (``x3 = parity ^ x1 ^ x2``). A
-group thus costs two LUTs for three pairs (0.67 LUT per input bit), as a 3:2 pair counter
-would, but each pair is read by one LUT per stage. This matters: Yosys' ``synth_xilinx`` maps
-with ABC9, whose area model prices a LUT6 at 5/3 of a LUT5 (two LUT5 share a site); given both
+Stage 1, pair parity: one LUT6 per group computes the parity ``x1 ^ x2 ^ x3`` of its XNORs
+(column 0).
+
+Stage 2, pair carry: for the ``G - F`` *plain* groups, one LUT5 computes the carry (column 1)
+from the registered parity and two pairs. A plain group thus costs two LUTs for three pairs,
+but each pair is read by one LUT per stage. This matters: Yosys' ``synth_xilinx`` maps with
+ABC9, whose area model prices a LUT6 at 5/3 of a LUT5 (two LUT5 share a site); given both
 counter bits in one stage, it pulls the XNOR of one pair out into a LUT2 and turns the two
-LUT6 into LUT5, i.e. three LUT cells instead of two. Registers in between prevent that.
+LUT6 into LUT5, i.e. three LUT cells instead of two. Registers in between prevent that. The
+``F`` *fused* groups (their parity and two pairs) and the loose pairs wait in registers.
+
+Stage 3, **fused chains**: the carry of a fused group gets no LUT of its own. Each fused group
+and one loose pair form a two-position carry chain (columns 0 and 1)::
+
+    A = (parity, plain carry)  +  D = (xnor of the loose pair, fused carry)  +  cin = parity
+
+Position 0 is a LUT3 (``A ^ xnor``), position 1 a LUT6 (the fused carry from its five nets,
+XORed with the ``A`` bit); the carry chain adds the rest for free. Each such chain takes two
+parity bits and one plain carry from the heap, which is why about half of the groups can be
+fused (``F ~ G/2``, the planner tries a few counts around ``n/7`` and keeps the cheapest). It
+writes one bit to each of columns 0, 1 and 2. (A chain needs two positions: Yosys maps an
+addition with at most two result bits to plain LUTs, not to the carry chain.)
 
 Stages 3 and later, **chain compressors**: each is one addition ``A + D + cin`` of ``L >= 2``
 positions (columns ``c .. c+L-1``) that Yosys maps to a carry chain (xc7: CARRY4) with one
@@ -45,11 +62,13 @@ LUT per position:
 A three-position chain reads ``1 + 5 + 1 = 7`` bits of column ``c`` and one of each of
 columns ``c+1``, ``c+2``, and writes one bit to each of columns ``c .. c+3``: it removes five
 heap bits with three LUTs (a 6:3 counter removes three with three, a two-operand adder about
-one per LUT). The planner sweeps the columns upwards: chains that pass through a column take one
-``A`` bit there; new chains start where the next two columns can still give them ``A`` bits
-(three positions), else two-position chains; a column at the top of the heap is compressed
-without ``A`` bits. What the sweep leaves (at most a few bits per column) goes to long chains
-chosen by a small dynamic programme, which also builds the final two-row addition. Bits of
+one per LUT). A position with a single plain bit (an ``A`` bit alone) feeds the carry chain
+directly and needs no LUT. The planner sweeps the columns upwards: chains that pass through a
+column take one ``A`` bit there; new chains start where the next two columns can still give
+them ``A`` bits (three positions), else two-position chains; a column at the top of the heap
+is compressed without ``A`` bits. What the sweep leaves (at most a few bits per column) goes to
+long chains chosen by a small dynamic programme, which also builds the final two-row
+addition (for ``n <= 256`` the planner also tries the dynamic programme alone). Bits of
 weight ``2**W`` and above (``W = ceil_log2(n + 1)``) are dropped: the count is below ``2**W``,
 so the arithmetic is exact modulo ``2**W``; chain outputs that can never be 1 are not built.
 
@@ -61,16 +80,24 @@ segments takes no ``A`` bit at its top position unless its ``A`` row is such a s
 Latency and cost
 ================
 
-Latency: ``plan_popcount(n).latency`` cycles, one per stage (parity, carry, then the chain
-stages, each cutting the tallest column by about a factor of four to seven), so it grows with
-``log(n)``: 8 cycles at ``n = 576``, 9 at 1152 and 2304, 11 at 4608.
+Latency: ``plan_popcount(n).latency`` cycles, one per stage (parity, carry, fused chains and
+the first compressors, then the chain stages, each cutting the tallest column by about a
+factor of three to seven), so it grows with ``log(n)``: 6 cycles at ``n = 64``, 7 at 128,
+9 at 576 and 1152, 10 at 2304, 11 at 4608. Among plans within one LUT of the fewest, the one
+of lowest latency is kept.
 
-LUT estimate (``plan.luts``, LUT6-class cells on xc7): 2 per group of three pairs
-(``2n/3``) plus one per chain position (``~0.45 n``), about 1.11 to 1.13 LUT per input bit for
-``n`` in 576..4608; Yosys ``synth_xilinx`` agrees within a few LUTs (it leaves out the LUT of a
-chain position that only passes an ``A`` bit through). A plain adder tree of the XNOR bits needs
-about 2.3. Flip-flops: about three per input bit (every stage is registered, the pairs of a
-group wait one stage for their carry). Measured figures: ``docs/benchmarks.md``.
+LUT budget (``plan.luts``, LUT6-class cells on xc7; with ``G ~ 2n/7`` and ``F ~ n/7``):
+
+- stage 1: ``G`` parity LUT6, ``~0.286 n``;
+- stage 2: ``G - F`` carry LUT5, ``~0.143 n``;
+- stage 3, fused chains: ``2F`` LUTs, ``~0.286 n``; they leave ``~3n/7`` heap bits;
+- the chain compressors on those bits: ``~0.28 n``;
+
+about 0.99 LUT per input bit, XNOR included, for ``n`` in 576..4608 (1.0 at 64 and 128); Yosys
+``synth_xilinx`` agrees within a few LUTs, plus a few shift-register LUTs (SRL16E) for final
+count bits that wait several stages. A plain adder tree of the XNOR bits needs about 2.3.
+Flip-flops: about 3.8 per input bit (every stage is registered; the pairs of the fused groups
+and the loose pairs wait two stages). Measured figures: ``docs/benchmarks.md``.
 """
 
 from dataclasses import dataclass, field
@@ -82,6 +109,7 @@ from amaranth.utils import ceil_log2
 __all__ = ["plan_popcount", "popcount_tree", "PopcountPlan"]
 
 _PAIR_KIND = "pair"            # item tag of an input pair in the plan: ("pair", index)
+_MAJ_KIND = "maj"              # carry of a group from its parity: ("maj", parity bit, i1, i2)
 _ENDGAME = 3                   # column height from which leftover chains must pay off ...
 _DP_MIN_RATE = 0.0             # ... at this many bits removed per LUT (0: any gain)
 
@@ -116,7 +144,17 @@ class _Chain:
     outs: list = field(default_factory=list)   # bit id or None, positions 0 .. length
 
     def luts(self):
-        return self.length
+        """LUTs of the chain: one per position whose ``D`` bit is computed (a counter segment,
+        a pair or a group carry), or which adds a plain ``D`` bit to an ``A`` bit. A position
+        with a single plain bit (``A`` or ``D``) feeds the carry chain directly, no LUT."""
+        kind = [None] * self.length
+        for s in self.segs:
+            plain = (s.length == 1 and len(s.inputs) == 1
+                     and not isinstance(s.inputs[0][0], tuple))
+            for j in range(s.length):
+                kind[s.pos + j] = "plain" if plain else "lut"
+        return sum(1 for j, k in enumerate(kind)
+                   if k == "lut" or (k == "plain" and j < len(self.a) and self.a[j] is not None))
 
     def max_value(self):
         return (sum(1 << j for j, b in enumerate(self.a) if b is not None)
@@ -162,6 +200,9 @@ class _Stage:
     carried_bits: list               # (col, bit id) passed on unchanged
     heap: list                       # heap after the stage: heap[c] = [bit id, ...]
     pending: list = field(default_factory=list)   # (parity bit, pairs) for _Majority next
+    fused: list = field(default_factory=list)     # (parity bit, pairs, loose pair)
+    side: list = field(default_factory=list)      # bits registered outside the heap (parities
+                                                  # that a fused carry reads a stage later)
 
 
 @dataclass
@@ -196,7 +237,8 @@ class PopcountPlan:
 
     @property
     def registers(self):
-        return sum(2 * len(st.carried_pairs) + sum(len(c) for c in st.heap) for st in self.stages)
+        return sum(2 * len(st.carried_pairs) + sum(len(c) for c in st.heap)
+                   + len(set(st.side) - {b for c in st.heap for b in c}) for st in self.stages)
 
     def evaluate(self, xnors):
         """Run the plan on a list of ``n`` XNOR values (0/1) in pure Python, stage by stage as
@@ -217,13 +259,15 @@ class PopcountPlan:
                     total = sum(vals[(_PAIR_KIND, p)] for p in op.pairs)
                 else:
                     total = sum(vals[a] << j for j, a in enumerate(op.a) if a is not None)
-                    total += sum(vals[it] << (seg.pos + rc)
+                    total += sum(_item_value(vals, it) << (seg.pos + rc)
                                  for seg in op.segs for it, rc in seg.inputs)
                     total += vals[op.cin] if op.cin is not None else 0
                 for j, o in enumerate(op.outs):
                     if o is not None:
                         new[o] = (total >> j) & 1
             for _, b in st.carried_bits:
+                new[b] = vals[b]
+            for b in st.side:
                 new[b] = vals[b]
             for p in st.carried_pairs:
                 new[(_PAIR_KIND, p)] = vals[(_PAIR_KIND, p)]
@@ -234,6 +278,15 @@ class PopcountPlan:
         return (f"n={self.n}: latency {self.latency}, ~{self.luts} LUT6 "
                 f"({self.luts / self.n:.3f}/pair), {self.pair_counters} pair counters, "
                 f"{self.chains} chains, {self.registers} data FFs")
+
+
+def _item_value(vals, it):
+    """Value (0/1) of a plan item: a bit id, a pair (its XNOR) or a group carry."""
+    if isinstance(it, tuple) and it[0] == _MAJ_KIND:
+        _, p, i1, i2 = it
+        x1, x2 = vals[(_PAIR_KIND, i1)], vals[(_PAIR_KIND, i2)]
+        return (x1 + x2 + (vals[p] ^ x1 ^ x2)) >> 1
+    return vals[it]
 
 
 class _Ids:
@@ -255,18 +308,28 @@ def _chain_outputs(chain, width, ids):
         chain.outs.append(ids.new() if (j < top and col < width) else None)
 
 
-def _first_stage(n, width, ids):
-    """Stage 1: the parity of every group of three pairs (the group's carry bit is computed in
-    stage 2 from the registered parity and two of the pairs); one or two pairs left over are
-    counted at once."""
-    ops, pending, carried = [], [], []
-    groups = n // 3
+def _first_stage(n, width, ids, fuse=0):
+    """Stage 1: the parity of every group of three pairs; one or two pairs left over are
+    counted at once.
+
+    The carry of a group follows from its registered parity and two of its pairs (five
+    inputs). For the first ``fuse`` groups it is *fused*: built in stage 3 inside a carry-chain
+    LUT, together with a *loose* pair (a pair in no group), see :func:`_fused_chains`; their
+    pairs and the loose pairs wait two stages. The carries of the other groups are computed in
+    stage 2, a LUT5 each."""
+    ops, pending, carried, fused = [], [], [], []
+    groups = (n - fuse) // 3
+    loose = 3 * groups
     for g in range(groups):
         op = _PairParity([3 * g, 3 * g + 1, 3 * g + 2], [ids.new()])
         ops.append(op)
-        pending.append((op.outs[0], [3 * g, 3 * g + 1]))
+        if g < fuse:
+            fused.append((op.outs[0], [3 * g, 3 * g + 1], loose + g))
+        else:
+            pending.append((op.outs[0], [3 * g, 3 * g + 1]))
         carried += [3 * g, 3 * g + 1]
-    rest = list(range(3 * groups, n))
+    carried += list(range(loose, loose + fuse))
+    rest = list(range(loose + fuse, n))
     if rest:
         top = len(rest).bit_length()
         ops.append(_PairCount(rest, [ids.new() if (j < top and j < width) else None
@@ -276,7 +339,27 @@ def _first_stage(n, width, ids):
         for j, o in enumerate(op.outs):
             if o is not None:
                 heap[j].append(o)
-    return _Stage(ops, carried, [], heap, pending)
+    return _Stage(ops, carried, [], heap, pending, fused)
+
+
+def _fused_chains(fused, cols, width):
+    """Stage-3 chains of the fused groups, two positions each (columns 0 and 1)::
+
+        A = (parity, stage-2 carry)   D = (xnor of the loose pair, fused carry)   cin = parity
+
+    Position 0 is a LUT3 (the XNOR folded in), position 1 a LUT6: the fused group's carry from
+    its parity and two pairs (five inputs), added to the ``A`` bit. The fused carry costs no LUT
+    of its own. (Two positions, not one: Yosys maps additions of at most two result bits to
+    plain LUTs, not to the carry chain.)"""
+    ops = []
+    for parity, pairs, loose in fused:
+        ch = _Chain(col=0, length=2)
+        ch.a = [cols[0].pop(), cols[1].pop()]
+        ch.segs = [_Seg(0, 1, [((_PAIR_KIND, loose), 0)]),
+                   _Seg(1, 1, [((_MAJ_KIND, parity, pairs[0], pairs[1]), 0)])]
+        ch.cin = cols[0].pop()
+        ops.append(ch)
+    return ops
 
 
 def _seg_options():
@@ -366,15 +449,18 @@ def _best_chain(r, width):
     return best
 
 
-def _plan_stage(pending, heap, width, ids, compress=True):
+def _plan_stage(pending, heap, width, ids, compress=True, fuse=(), sweep=True):
     """One compression stage: the carry bits of the groups whose parity the previous stage
-    computed, and (if ``compress``) chains on the bit ``heap``."""
+    computed, the chains of the ``fuse`` groups (:func:`_fused_chains`), and (if
+    ``compress``) chains on the bit ``heap``: a sweep up the columns (if ``sweep``), then the
+    dynamic programme on what is left."""
     cols = [list(h) for h in heap] + [[] for _ in range(width + 3 - len(heap))]
     ops = [_Majority(p, list(pairs), [None, ids.new() if width > 1 else None])
            for p, pairs in pending]
+    ops += _fused_chains(fuse, cols, width)
     active = []                                   # chains whose positions reach higher columns
 
-    for c in range(width if compress else 0):
+    for c in range(width if (compress and sweep) else 0):
         avail = cols[c]
         # 1. chains passing through column c take one A bit each (while their A row is a prefix)
         for ch in active:
@@ -470,26 +556,55 @@ def _finish_stage(ops, cols, width, ids):
     return _Stage(ops, [], carried_bits, new_heap)
 
 
-@lru_cache(maxsize=32, typed=True)
-def plan_popcount(n):
-    """Plan the compressor tree for ``n >= 1`` pairs; returns a :class:`PopcountPlan` (cached:
-    treat it as read-only)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+def _plan(n, fuse, sweep=True):
     width = ceil_log2(n + 1)
     ids = _Ids()
-    stages = [_first_stage(n, width, ids)]
-    while stages[-1].pending or max(len(h) for h in stages[-1].heap) > 1:
-        # while carry bits are pending, the parity bits wait for them (one stage): the chains
-        # then find A bits in column 1 too
-        wait = bool(stages[-1].pending)
-        st = _plan_stage(stages[-1].pending, stages[-1].heap, width, ids, compress=not wait)
+    stages = [_first_stage(n, width, ids, fuse)]
+    while stages[-1].pending or stages[-1].fused or max(len(h) for h in stages[-1].heap) > 1:
+        prev = stages[-1]
+        if prev.pending:
+            # while carry bits are pending, the parity bits wait for them (one stage): the
+            # chains then find A bits in column 1 too; the fused groups wait with them
+            st = _plan_stage(prev.pending, prev.heap, width, ids, compress=False)
+            st.fused = prev.fused
+            st.carried_pairs = [p for _, pairs, loose in prev.fused for p in (*pairs, loose)]
+            st.side = [parity for parity, _, _ in prev.fused]
+        else:
+            st = _plan_stage([], prev.heap, width, ids, fuse=prev.fused, sweep=sweep)
         stages.append(st)
         if len(stages) > 64:
             raise RuntimeError("popcount planner does not converge")
     heap = stages[-1].heap
     out_bits = [h[0] if h else None for h in heap]
     return PopcountPlan(n, width, stages, out_bits)
+
+
+def _fuse_candidates(n):
+    """Numbers of fused groups worth trying (0, the plain tree, among them). A fused chain takes
+    two parity bits and one stage-2 carry, so at most half of the groups are fused; with
+    ``n = 3 * groups + fuse`` that is ``fuse ~ n / 7``. The later stages react to the count
+    irregularly, so a few counts below that are tried too."""
+    cands = {0}
+    for f in range(max(n // 7 - 6, 1), n // 7 + 2):
+        groups = (n - f) // 3
+        if 2 * f <= groups:
+            cands.add(f)
+    return sorted(cands)
+
+
+@lru_cache(maxsize=32, typed=True)
+def plan_popcount(n):
+    """Plan the compressor tree for ``n >= 1`` pairs; returns a :class:`PopcountPlan` (cached:
+    treat it as read-only)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    # small widths: also plans without the column sweep (the dynamic programme alone), which
+    # are sometimes shorter there
+    plans = [_plan(n, fuse, sweep) for fuse in _fuse_candidates(n)
+             for sweep in ((True, False) if n <= 256 else (True,))]
+    fewest = min(p.luts for p in plans)
+    # the fewest LUTs; one LUT more buys a cycle less of latency (ties: the fewest fused groups)
+    return min((p for p in plans if p.luts <= fewest + 1), key=lambda p: (p.latency, p.luts))
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,6 +624,10 @@ def _truth_table(nets_of_inputs, fn):
             shift += w
             if kind == "pair":      # (act, wgt): XNOR
                 vals.append(1 if (bits & 1) == (bits >> 1) else 0)
+            elif kind == "maj":     # (parity, act1, wgt1, act2, wgt2): carry of the group
+                p, a1, w1, a2, w2 = ((bits >> k) & 1 for k in range(5))
+                x1, x2 = int(a1 == w1), int(a2 == w2)
+                vals.append((x1 + x2 + (p ^ x1 ^ x2)) >> 1)
             else:
                 vals.append(bits)
         if fn(vals):
@@ -524,10 +643,15 @@ def _lut(m, nets, tt, name):
 
 
 def _count_bits(m, inputs, weights, n_out, values, name):
-    """``n_out`` bits of ``sum(value(input) << weight)``; ``inputs`` are bit ids or pairs."""
+    """``n_out`` bits of ``sum(value(input) << weight)``; ``inputs`` are bit ids, pairs or group
+    carries (``("maj", parity, i1, i2)``)."""
     nets, kinds = [], []
     for it in inputs:
-        if isinstance(it, tuple):
+        if isinstance(it, tuple) and it[0] == _MAJ_KIND:
+            _, p, i1, i2 = it
+            nets += [values[p], *values[(_PAIR_KIND, i1)], *values[(_PAIR_KIND, i2)]]
+            kinds.append((5, "maj"))
+        elif isinstance(it, tuple):
             a, w = values[it]
             nets += [a, w]
             kinds.append((2, "pair"))
@@ -617,6 +741,8 @@ def popcount_tree(m, act, wgt, *, domain="sync", name="pct"):
                 if o is not None:
                     produced[o] = total[j]
         for c, b in st.carried_bits:
+            produced[b] = values[b]
+        for b in st.side:
             produced[b] = values[b]
         # register: the A rows of the next stage's chains first, each contiguous
         order = []

@@ -10,17 +10,18 @@ over ``n`` bits. Bit 1 means +1, bit 0 means -1, so an XNOR of 1 is a product of
 ``wgt`` must use the same one.
 
 Structure: the LUT-efficient compressor tree of :mod:`bincount.gateware.popcount_tree` (the
-XNOR folded into the first LUTs, three pairs per LUT6; then carry-chain compressors on the bit
-heap, a register after every stage; about 1.1 LUT per input bit on xc7, see
-``docs/benchmarks.md``). The plain structure it replaced (XNOR bits, groups of ``LEAF_BITS``
-counted, a binary adder tree registered every ``LEVELS_PER_STAGE`` levels) stays available as
-:func:`xnor_bits`, :func:`leaf_popcounts` and :func:`adder_tree`, the reference of the benchmark.
+XNOR folded into the first LUTs, three pairs per LUT6; half of the groups' carries computed
+inside carry-chain LUTs; then carry-chain compressors on the bit heap, a register after every
+stage; about 1.0 LUT per input bit on xc7, XNOR included, see ``docs/benchmarks.md``). The
+plain structure it replaced (XNOR bits, groups of ``LEAF_BITS`` counted, a binary adder tree
+registered every ``LEVELS_PER_STAGE`` levels) stays available as :func:`xnor_bits`,
+:func:`leaf_popcounts` and :func:`adder_tree`, the reference of the benchmark.
 
 Latency: :func:`popcount_latency` ``(n)`` cycles, one per stage of the tree
-(``plan_popcount(n).latency``: n = 576: 8, 1152: 9, 2304: 9, 4608: 11). Throughput: one vector
-per cycle, no backpressure; ``out_valid`` is ``in_valid`` delayed by the latency. Clock domain
-``sync`` (``clk`` / ``rst`` in Verilog; ``rst`` is synchronous, active high, and clears the valid
-pipeline only).
+(``plan_popcount(n).latency``: n = 64: 6, 128: 7, 576: 9, 1152: 9, 2304: 10, 4608: 11).
+Throughput: one vector per cycle, no backpressure; ``out_valid`` is ``in_valid`` delayed by the
+latency. Clock domain ``sync`` (``clk`` / ``rst`` in Verilog; ``rst`` is synchronous, active
+high, and clears the valid pipeline only).
 """
 
 from amaranth.hdl import Module, Signal

@@ -125,16 +125,41 @@ def test_plan_model(n):
 
 
 @pytest.mark.parametrize("n, latency", [(1, 1), (2, 1), (3, 2), (6, 3), (24, 5), (64, 6),
-                                        (576, 8), (1152, 9), (2304, 9), (4608, 11)])
+                                        (128, 7), (576, 9), (1152, 9), (2304, 10), (4608, 11)])
 def test_latency(n, latency):
     assert plan_popcount(n).latency == latency
 
 
-@pytest.mark.parametrize("n", [576, 1152, 2304, 4608])
-def test_lut_estimate(n):
-    # the planner's own count (2 LUTs per 3 pairs + one per chain position) stays below the
-    # 1.2 LUT/bit target with margin; Yosys' figures are in docs/benchmarks.md
-    assert plan_popcount(n).luts / n < 1.15
+@pytest.mark.parametrize("n, per_bit", [(64, 1.05), (128, 1.05), (576, 1.0), (1152, 1.0),
+                                        (2304, 1.0), (4608, 1.0)])
+def test_lut_estimate(n, per_bit):
+    # the planner's own count (the LUTs Yosys builds, within a few) stays at or below one LUT
+    # per input bit, XNOR included, at the ReActNet-18 widths, and near it for engine lanes;
+    # Yosys' figures are in docs/benchmarks.md
+    assert plan_popcount(n).luts <= per_bit * n
+
+
+@pytest.mark.parametrize("n", [24, 64, 576, 1152])
+def test_fused_carries_used(n):
+    # these widths use fused carries: stage-3 chains of two positions that compute a group's
+    # carry and count a loose pair, the group's parity kept beside the heap for them
+    plan = plan_popcount(n)
+    fused = plan.stages[0].fused
+    assert fused
+    assert plan.stages[1].side == [parity for parity, _, _ in fused]
+    chains = [op for op in plan.stages[2].ops
+              if any(it[0] == "maj" for seg in getattr(op, "segs", ()) for it, _ in seg.inputs
+                     if isinstance(it, tuple))]
+    assert len(chains) == len(fused) and all(ch.length == 2 for ch in chains)
+
+
+def test_every_chain_spans_two_positions():
+    # Yosys maps an addition of at most two result bits to LUTs, not to the carry chain
+    for n in (7, 24, 64, 100, 576):
+        for st in plan_popcount(n).stages:
+            for op in st.ops:
+                if hasattr(op, "segs"):
+                    assert op.length >= 2, (n, op)
 
 
 def test_portable_rtl():
