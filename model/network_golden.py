@@ -24,11 +24,12 @@ from bincount.fileio import atomic_savez, load_npz, read_meta_json
 from bincount.model.cifar import load_test_images, normalize
 from bincount.model.engine_golden import FORMS, NETWORK, calibrate, image_indices, torch_context
 from bincount.model.network_export import export_arrays
-from bincount.model.network_file import validate_export
+from bincount.model.network_file import load_export, validate_export
 from bincount.model.network_reference import NetworkReference, golden, quantize_input
 from bincount.model.networks import build_network
 
-__all__ = ["FORMAT", "VERSION", "network_golden", "save_network_golden", "load_network_golden"]
+__all__ = ["FORMAT", "VERSION", "network_golden", "export_golden", "save_network_golden",
+           "load_network_golden"]
 
 FORMAT = "bincount-network-golden"
 VERSION = 1
@@ -62,10 +63,35 @@ def network_golden(form, width_mult=0.0625, seed=1, calib_images=16, test_images
     return export, gold
 
 
+def export_golden(export_path, seed=1, test_images=2, data_dir=None):
+    """``(export, gold)`` of a given export (e.g. the project's trained default network) on
+    the test images that :func:`network_golden` would use for ``seed`` (no calibration)."""
+    export = load_export(export_path)
+    _, test_idx = image_indices(seed, 16, test_images)
+    pixels, labels = load_test_images(indices=test_idx, data_dir=data_dir)
+    meta = {"format": FORMAT, "version": VERSION, "form": export["meta"]["form"],
+            "seed": int(seed), "export": str(getattr(export_path, "name", export_path)),
+            "dataset": "CIFAR-10 test set",
+            "test": {"images": [int(i) for i in test_idx], "labels": [int(v) for v in labels]}}
+    export = dict(export)
+    export["meta_json"] = np.array(json.dumps(dict(export["meta"], source=meta), sort_keys=True))
+    export = validate_export({k: v for k, v in export.items() if k != "meta"})
+    gold = dict(golden(export, pixels, indices=test_idx, labels=[int(v) for v in labels],
+                       source=meta))
+    gold["pixels"] = np.ascontiguousarray(pixels).astype(np.uint8)
+    gold["meta"] = json.loads(str(np.asarray(gold["meta_json"])[()]))
+    return export, gold
+
+
 def save_network_golden(path, form, width_mult=0.0625, seed=1, calib_images=16, test_images=2,
-                        data_dir=None):
-    """Make :func:`network_golden` and write it atomically to ``path``; returns it."""
-    export, gold = network_golden(form, width_mult, seed, calib_images, test_images, data_dir)
+                        data_dir=None, export_path=None):
+    """Make :func:`network_golden` (or, with ``export_path``, :func:`export_golden`) and write
+    it atomically to ``path``; returns it."""
+    if export_path is not None:
+        export, gold = export_golden(export_path, seed, test_images, data_dir)
+    else:
+        export, gold = network_golden(form, width_mult, seed, calib_images, test_images,
+                                      data_dir)
     arrays = {"meta_json": np.array(json.dumps(export["meta"]["source"], sort_keys=True))}
     arrays.update({"export/" + k: v for k, v in export.items() if k != "meta"})
     arrays.update({"golden/" + k: v for k, v in gold.items() if k != "meta"})

@@ -13,13 +13,15 @@ Cycles: the interval between the two results is the pipeline's cycles per image;
 within 1.10x the slowest part's ideal cycles (``manifest["ideal_cycles"]``). Results go to
 ``network_results.json`` in the build folder.
 
-The binarized form runs in the default suite; the baseline form (a second Verilator build)
-with ``BINCOUNT_FULL=1``. ``BINCOUNT_STALL`` sets the gap / stall probability (default 0.3).
+The binarized form runs in the default suite; the baseline form (a second Verilator build) and
+the project's trained default network (``networks/reactnet18_w0.25.npz``, width 0.25, at the
+knobs ``bincount generate network`` picks) with ``BINCOUNT_FULL=1``. ``BINCOUNT_STALL`` sets the gap / stall probability (default 0.3).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import random
@@ -38,6 +40,8 @@ from . import simlib
 
 WIDTH = 0.0625
 KNOBS = {"lanes": 4, "bits_per_cycle": 4}
+#: The default network at the knobs `bincount generate network` picks by itself.
+TRAINED_KNOBS = {}
 FULL = os.environ.get("BINCOUNT_FULL") == "1"
 PARTS = ("stem", "stage1", "stage2", "stage3", "stage4")
 #: Largest accepted ratio of measured to ideal cycles per image.
@@ -148,10 +152,20 @@ async def network_images(dut):
 
 
 def network_golden_path(form: str) -> Path:
+    """Golden set of ``form``: a calibrated small network, or (``"trained"``) the project's
+    default network on two test images."""
+    from bincount.model.network_file import DEFAULT_EXPORT
+
     def make(path):
         from bincount.model.network_golden import save_network_golden
-        save_network_golden(path, form, WIDTH, seed=1, test_images=2)
+        if form == "trained":
+            save_network_golden(path, form, seed=1, test_images=2, export_path=DEFAULT_EXPORT)
+        else:
+            save_network_golden(path, form, WIDTH, seed=1, test_images=2)
 
+    if form == "trained":
+        digest = hashlib.sha256(DEFAULT_EXPORT.read_bytes()).hexdigest()[:12]
+        return simlib._cached_vectors(f"network_trained_{digest}_s1", make)
     return simlib._cached_vectors(f"network_{form}_w{WIDTH}_s1", make)
 
 
@@ -163,7 +177,8 @@ def emit_network_cached(golden: Path, out_dir: Path) -> tuple[Path, dict]:
     from bincount.model.network_golden import load_network_golden
 
     export, _ = load_network_golden(golden, check=False)
-    text, manifest = network_design(export, KNOBS, taps=True,
+    knobs = TRAINED_KNOBS if "trained" in golden.name else KNOBS
+    text, manifest = network_design(export, knobs, taps=True,
                                     cache_dir=simlib.verilog_cache_dir())
     return simlib.write_design(out_dir, text, manifest), manifest
 
@@ -171,7 +186,9 @@ def emit_network_cached(golden: Path, out_dir: Path) -> tuple[Path, dict]:
 @pytest.mark.parametrize("form", [
     "binarized",
     pytest.param("baseline", marks=pytest.mark.skipif(
-        not FULL, reason="BINCOUNT_FULL=1: the baseline form's whole network (a second build)"))])
+        not FULL, reason="BINCOUNT_FULL=1: the baseline form's whole network (a second build)")),
+    pytest.param("trained", marks=pytest.mark.skipif(
+        not FULL, reason="BINCOUNT_FULL=1: the trained default network (width 0.25)"))])
 def test_network(request, form):
     golden = network_golden_path(form)
     build_dir = simlib.build_root() / simlib.test_dir_name(request.node.name)
