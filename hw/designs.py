@@ -14,21 +14,17 @@ stage). The text is the emitter's, byte for byte.
 ``cache_dir=None`` converts without the store.
 """
 
-import hashlib
 import json
-
-import numpy as np
 
 from bincount.hw.blocks import build_block
 from bincount.hw.cache import cache_key, cached
 from bincount.hw.emit import emit, verilog_text
 from bincount.hw.engine_emit import emit_stage, stage_digest
 from bincount.hw.knobs import EngineKnobs
-from bincount.hw.network_emit import emit_network
+from bincount.hw.network_emit import emit_network, export_digest
 from bincount.hw.sources import generator_digest
 
-__all__ = ["LANE_BLOCKS", "lane_verilog", "block_design", "engine_design", "export_digest",
-           "network_design"]
+__all__ = ["LANE_BLOCKS", "lane_verilog", "block_design", "engine_design", "network_design"]
 
 #: Report block name -> OutputLane form.
 LANE_BLOCKS = {"threshold_lane": "binarized", "baseline_lane": "baseline"}
@@ -86,16 +82,6 @@ def engine_design(export, stage, knobs=None, *, taps=False, layers=None, cache_d
                 [stage_digest(export, stage), json.dumps(what, sort_keys=True)], make,
                 ("manifest", "verilog"))
     return d["manifest"]["module"], d["verilog"], d["manifest"]
-
-
-def export_digest(export):
-    """Hex digest of every array of ``export`` (``meta_json`` included; a parsed ``meta`` is
-    skipped, its text is in ``meta_json``)."""
-    h = hashlib.sha256()
-    for key in sorted(k for k in export if k != "meta"):
-        a = np.ascontiguousarray(np.asarray(export[key]))
-        h.update(key.encode() + b"\0" + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
-    return h.hexdigest()
 
 
 def network_design(export, knobs, *, taps=False, plan=None, cache_dir=None):

@@ -26,7 +26,8 @@ from bincount.hw.emit import CLOCK_DOC, signature_ports, verilog_text
 from bincount.hw.ports import port_map
 from bincount.model.network_file import export_meta
 
-__all__ = ["stage_digest", "stage_module_name", "build_stage", "emit_stage", "ENGINE_RESET_DOC"]
+__all__ = ["stage_digest", "stage_module_name", "build_stage", "emit_stage", "engine_ports",
+           "ENGINE_RESET_DOC"]
 
 ENGINE_RESET_DOC = ("synchronous reset, active high: empties the FIFOs and returns the engine to "
                     "the start of an image; memories keep their contents")
@@ -74,16 +75,23 @@ def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, laye
     return engine, stage_module_name(engine, digest), params
 
 
-def _manifest(engine, name, params, text):
+def engine_ports(component, name, text):
+    """The manifest's port list of a stream engine (clock, reset, then its signature),
+    checked against module ``name`` in the Verilog ``text``."""
     ports = [
         {"name": "clk", "direction": "input", "width": 1, "signed": False, "meaning": CLOCK_DOC},
         {"name": "rst", "direction": "input", "width": 1, "signed": False,
          "meaning": ENGINE_RESET_DOC},
-    ] + signature_ports(engine)
+    ] + signature_ports(component)
     declared = port_map(text, name)
     listed = {q["name"]: (q["direction"], q["width"]) for q in ports}
     if declared != listed:
         raise RuntimeError(f"manifest ports {listed} differ from Verilog ports {declared}")
+    return ports
+
+
+def _manifest(engine, name, params, text):
+    ports = engine_ports(engine, name, text)
     blocks = []
     for b in engine.blocks:
         p = b.params

@@ -23,17 +23,15 @@ import numpy as np
 
 from bincount import __version__
 from bincount.gateware.network_top import PARTS, NetworkTop
-from bincount.hw.emit import CLOCK_DOC, signature_ports, verilog_text
-from bincount.hw.ports import port_map
+from bincount.hw.emit import verilog_text
+from bincount.hw.engine_emit import engine_ports
 from bincount.model.network_file import export_meta
-from bincount.hw.engine_emit import ENGINE_RESET_DOC
 
 __all__ = ["export_digest", "build_network", "emit_network", "verilog_parts"]
 
 
 def export_digest(export):
     """Hex SHA-256 of every array and the metadata of ``export``."""
-
     meta = export_meta(export)
     h = hashlib.sha256()
     h.update(json.dumps({k: meta[k] for k in ("formats", "stem", "layers", "head", "input")},
@@ -117,15 +115,7 @@ def stage_multipliers(b):
 
 
 def _manifest(top, name, params, text, plan=None):
-    ports = [
-        {"name": "clk", "direction": "input", "width": 1, "signed": False, "meaning": CLOCK_DOC},
-        {"name": "rst", "direction": "input", "width": 1, "signed": False,
-         "meaning": ENGINE_RESET_DOC},
-    ] + signature_ports(top)
-    declared = port_map(text, name)
-    listed = {q["name"]: (q["direction"], q["width"]) for q in ports}
-    if declared != listed:
-        raise RuntimeError(f"manifest ports {listed} differ from Verilog ports {declared}")
+    ports = engine_ports(top, name, text)
     parts = _part_info(top, text, name)
     convs = [{"after": PARTS[j], "lanes_in": c.lanes_in, "lanes_out": c.lanes_out}
              for j, c in enumerate(top.converters) if c is not None]

@@ -11,6 +11,7 @@ from bincount.errors import BincountError
 from bincount.gateware import block_params
 from bincount.hw import cache, knobs, ports, report
 from bincount.hw.sources import files_digest, gateware_digest, generator_digest
+from import_graph import assert_no_cycle, import_graph
 
 HW = Path(report.__file__).parent
 #: ``cache_key`` of the inputs below, as the synthesis cache has always derived it.
@@ -129,38 +130,9 @@ LAZY_IMPORTS = {
 }
 
 
-def _imports(path):
-    tree = ast.parse(path.read_text())
-    top, inner = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""])
-            (top if node in tree.body else inner).update(names)
-    return top, inner
-
-
 def test_hw_imports_at_the_top_and_without_cycles():
-    graph = {}
-    for path in sorted(HW.glob("*.py")):
-        top, inner = _imports(path)
-        allowed = LAZY_IMPORTS.get(path.name, set())
-        if allowed is not None:
-            assert inner <= allowed, f"{path.name} imports {inner - allowed} inside functions"
-        graph[path.stem] = {m.split(".")[2] for m in top | inner
-                            if m.startswith("bincount.hw.")}
-    done = set()
-
-    def visit(node, stack):
-        assert node not in stack, f"import cycle: {' -> '.join(stack + [node])}"
-        if node in done:
-            return
-        for dep in graph.get(node, ()):
-            visit(dep, stack + [node])
-        done.add(node)
-
-    for node in graph:
-        visit(node, [])
+    graph = import_graph(HW, "bincount.hw", LAZY_IMPORTS)
+    assert_no_cycle(graph)
     assert "report" not in graph["engine_report"]
 
 

@@ -1,8 +1,9 @@
 """Structure of bincount.model: imports at the top of modules, no import cycles, the integer
 reference torch-free, folding below both the layers and the exporter."""
 
-import ast
 from pathlib import Path
+
+from import_graph import assert_no_cycle, import_graph, module_imports
 
 MODEL = Path(__file__).resolve().parent.parent / "model"
 
@@ -16,43 +17,14 @@ LAZY_IMPORTS = {
 }
 
 
-def _imports(path):
-    tree = ast.parse(path.read_text())
-    top, inner = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""])
-            (top if node in tree.body else inner).update(names)
-    return top, inner
-
-
 def _graph():
-    graph = {}
-    for path in sorted(MODEL.glob("*.py")):
-        top, inner = _imports(path)
-        if not path.name.endswith("_cli.py"):     # verbs import inside run(): --help speed
-            allowed = LAZY_IMPORTS.get(path.name, set())
-            assert inner <= allowed, f"model/{path.name} imports {inner - allowed} inside functions"
-        graph[path.stem] = {m.split(".")[2] for m in top | inner
-                            if m.startswith("bincount.model.")}
-    return graph
+    # the verbs' *_cli.py modules import inside run(): bincount --help imports them all
+    return import_graph(MODEL, "bincount.model", LAZY_IMPORTS,
+                        exempt=lambda name: name.endswith("_cli.py"))
 
 
 def test_model_imports_at_the_top_and_without_cycles():
-    graph = _graph()
-    done = set()
-
-    def visit(node, stack):
-        assert node not in stack, f"import cycle: {' -> '.join(stack + [node])}"
-        if node in done:
-            return
-        for dep in graph.get(node, ()):
-            visit(dep, stack + [node])
-        done.add(node)
-
-    for node in graph:
-        visit(node, [])
+    assert_no_cycle(_graph())
 
 
 def test_layers_fold_without_the_exporter():
@@ -65,5 +37,5 @@ def test_layers_fold_without_the_exporter():
 
 
 def test_integer_reference_is_torch_free():
-    top, _ = _imports(MODEL / "network_reference.py")
+    top, _ = module_imports(MODEL / "network_reference.py")
     assert not any(m == "torch" or m.startswith("torch.") for m in top)

@@ -1,0 +1,49 @@
+"""Import structure of a package folder, for the structure tests: which modules a module
+imports at its top and inside functions, and a check that the imports form no cycle."""
+
+import ast
+
+__all__ = ["module_imports", "import_graph", "assert_no_cycle"]
+
+
+def module_imports(path):
+    """``(top, inner)``: module names imported at the top of ``path`` and inside functions."""
+    tree = ast.parse(path.read_text())
+    top, inner = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""])
+            (top if node in tree.body else inner).update(names)
+    return top, inner
+
+
+def import_graph(folder, package, lazy, exempt=lambda name: False):
+    """``{module: {modules of package it imports}}`` for every ``*.py`` in ``folder``; asserts
+    that a module imports inside functions only what ``lazy[file name]`` allows (``None``:
+    anything; ``exempt(file name)``: not checked)."""
+    graph = {}
+    for path in sorted(folder.glob("*.py")):
+        top, inner = module_imports(path)
+        allowed = lazy.get(path.name, set())
+        if allowed is not None and not exempt(path.name):
+            assert inner <= allowed, f"{path.name} imports {inner - allowed} inside functions"
+        prefix = package + "."
+        graph[path.stem] = {m[len(prefix):].split(".")[0] for m in top | inner
+                            if m.startswith(prefix)}
+    return graph
+
+
+def assert_no_cycle(graph):
+    done = set()
+
+    def visit(node, stack):
+        assert node not in stack, f"import cycle: {' -> '.join(stack + [node])}"
+        if node in done:
+            return
+        for dep in graph.get(node, ()):
+            visit(dep, stack + [node])
+        done.add(node)
+
+    for node in graph:
+        visit(node, [])
