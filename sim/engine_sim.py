@@ -15,6 +15,10 @@ import json
 import time
 from pathlib import Path
 
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge
+
 from bincount.hw.knobs import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
 from bincount.model.engine_golden import load_engine_golden
 
@@ -67,3 +71,15 @@ def run_stage(test_id: str, test_module: str, golden: Path, stage: int, case: di
             times["sim_s"] = time.perf_counter() - t0 - times["emit_s"] - times["build_s"]
             (build_dir / "timings.json").write_text(
                 json.dumps({k: round(v, 2) for k, v in times.items()}) + "\n")
+
+
+async def start_stream_engine(dut, reset_cycles: int = 3) -> None:
+    """Start a 100 MHz clock on a stream engine (stage or whole network) and hold ``rst`` for
+    ``reset_cycles`` rising edges with ``i.valid`` and ``o.ready`` low."""
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    dut.i__valid.value = 0
+    dut.o__ready.value = 0
+    for _ in range(reset_cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0

@@ -31,12 +31,12 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from bincount.gateware.block_params import to_beats
 
 from . import simlib
+from .engine_sim import start_stream_engine
 
 WIDTH = 0.0625
 KNOBS = {"lanes": 4, "bits_per_cycle": 4}
@@ -74,13 +74,7 @@ async def network_images(dut):
     pred_bits = max(1, (classes - 1).bit_length())
     logit_bits = int(export["meta"]["formats"]["logit_bits"])
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start_stream_engine(dut)
     taps = {name: (getattr(dut, f"tap_{name}_fire"), getattr(dut, f"tap_{name}_payload"))
             for name in PARTS}
     got = {name: [] for name in PARTS}

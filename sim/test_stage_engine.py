@@ -26,14 +26,13 @@ import random
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from bincount.gateware.block_params import block_params, from_beats, to_beats
 from bincount.model.engine_golden import load_engine_golden
 
 from . import simlib
-from .engine_sim import run_stage
+from .engine_sim import run_stage, start_stream_engine
 
 FORMS = ("binarized", "baseline")
 
@@ -60,13 +59,7 @@ async def stage_engine_layers(dut):
     p = float(case.get("stall", 0.3))
     rng = random.Random(case["seed"])
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start_stream_engine(dut)
 
     taps = [(getattr(dut, f"tap{j}_fire"), getattr(dut, f"tap{j}_payload"))
             for j in range(len(blocks) - 1)]
