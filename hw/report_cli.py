@@ -13,7 +13,7 @@ import sys
 
 __all__ = ["add_arguments", "run"]
 
-TARGET_CHOICES = ("xc7", "ecp5", "ice40")   # = bincount.hw.synth.TARGETS (checked in tests)
+TARGET_CHOICES = ("xc7", "ecp5", "ice40")   # = bincount.hw.synth.TARGETS but xcup (checked in tests)
 
 
 def _positive_int(text):
