@@ -216,13 +216,18 @@ def build_tcl(board, clock_mhz, rtl_files, weights):
     lines += [
         "apply_bd_automation -rule xilinx.com:bd_rule:clkrst "
         f"-config [list Clk {{{clk}}}] [get_bd_pins bincount_0/aclk]",
+        "if {[llength [get_bd_nets -quiet -of_objects [get_bd_pins bincount_0/aresetn]]] "
+        "== 0} {",
+        "    set rst [lindex [get_bd_cells -filter {VLNV =~ \"*proc_sys_reset*\"}] 0]",
+        "    connect_bd_net [get_bd_pins $rst/peripheral_aresetn] "
+        "[get_bd_pins bincount_0/aresetn]",
+        "}",
         "assign_bd_address",
         "validate_bd_design",
         "save_bd_design",
         "set bd [get_files bincount.bd]",
         "generate_target all $bd",
-        "set wrapper [make_wrapper -files $bd -top]",
-        "add_files -norecurse $wrapper",
+        "make_wrapper -files $bd -top -import",
         "set_property top bincount_wrapper [current_fileset]",
         "update_compile_order -fileset sources_1",
         "add_files -fileset constrs_1 -norecurse $here/constraints.xdc",

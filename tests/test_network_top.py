@@ -67,6 +67,25 @@ def test_network_top_knobs_and_converters():
         NetworkTop(export, lanes=[4, 4])
 
 
+def test_network_top_streamed_stage_has_weight_inputs():
+    export, _ = small_network("binarized")
+    top = NetworkTop(export, lanes=4, bits_per_cycle=4,
+                     weights=["memory", "memory", "memory", "stream"])
+    _silence(top)
+    names = [n for n, _ in top.weight_streams]
+    assert names == ["w4_0", "w4_1", "w4_2", "w4_3"]
+    for name, params in top.weight_streams:
+        assert getattr(top, name).payload.shape().width == 16 and params.weights == "stream"
+        assert f"{name}__payload" in top.port_doc
+    plain = NetworkTop(export, lanes=4, bits_per_cycle=4)
+    _silence(plain)
+    assert plain.weight_streams == [] and not any(k.startswith("w4_") for k in plain.port_doc)
+    with pytest.raises(BincountError, match="weights needs one value or 4"):
+        NetworkTop(export, weights=["stream"] * 3)
+    with pytest.raises(BincountError, match="weights must be 'memory' or 'stream'"):
+        NetworkTop(export, weights="rom")
+
+
 def test_network_top_refuses_real_downsample():
     export, _ = small_network("binarized")
     ex = dict(export)
