@@ -30,7 +30,8 @@ bitstream) that the host fills once after the bitstream is loaded, through a sec
 
 ``args``: ``board`` (``kv260`` or ``zcu104``), ``export`` (path or None: a ReActNet-18 at full
 width, calibrated on the bundled sample images, not trained), ``lanes`` / ``bits_per_cycle``
-(None: the network's defaults), ``clock_mhz`` (None: :data:`DEFAULT_CLOCK_MHZ`), ``force``;
+(an int, 4 ints, the text ``"P"`` or ``"P1,P2,P3,P4"`` as ``generate network`` takes it; None:
+the network's defaults), ``clock_mhz`` (None: :data:`DEFAULT_CLOCK_MHZ`), ``force``;
 optional ``resources`` (default True: run the Yosys resource count; cached by content).
 """
 
@@ -44,6 +45,7 @@ from bincount.errors import BincountError
 from bincount.fileio import check_outputs
 from bincount.hw.axis_emit import TOP_MODULE, axis_design
 from bincount.hw.cache import default_cache_dir
+from bincount.hw.network_cli import _ints as parse_ints
 from bincount.hw.output_dir import check_output_dir, write_all_or_none
 from bincount.hw.zynq_resources import CLASSES, DEVICES, design_resources, fit_table
 
@@ -87,6 +89,8 @@ def _check_args(args):
     knobs = {}
     for key in ("lanes", "bits_per_cycle"):
         v = getattr(args, key, None)
+        if isinstance(v, str):              # as typed: "8" or "8,8,8,8"
+            v = parse_ints(key.replace("_", "-"), v)
         if v is not None:
             knobs[key] = v
     return board, clock, knobs

@@ -96,7 +96,8 @@ def test_reference_results(built, export_path):
 
 
 def test_zcu104_part(export_path, tmp_path):
-    build_board(args(export_path, "zcu104", clock_mhz=150), tmp_path)
+    build_board(args(export_path, "zcu104", clock_mhz=150, lanes="4", bits_per_cycle="4"),
+                tmp_path)
     tcl = (tmp_path / "build.tcl").read_text()
     assert "xczu7ev-ffvc1156-2-e" in tcl and "set clock_mhz 150" in tcl
     assert "board_connections" not in tcl
@@ -106,6 +107,8 @@ def test_zcu104_part(export_path, tmp_path):
     ({"board": "ulx3s"}, "board 'ulx3s' is not a Zynq UltraScale\\+ board"),
     ({"clock_mhz": 900}, "--clock-mhz 900 is out of range"),
     ({"export": "missing.npz"}, "--export 'missing.npz' does not exist"),
+    ({"lanes": "4,4"}, "--lanes needs 1 or 4 values"),
+    ({"lanes": "x"}, "--lanes needs an integer or 4 comma-separated integers"),
 ])
 def test_refusals_write_nothing(export_path, tmp_path, change, match):
     out = tmp_path / "out"
