@@ -18,6 +18,7 @@ weight_words`, stage order, block order).
 """
 
 import json
+import re
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def axis_design(export, knobs=None, stream_stages=(4,), cache_dir=None):
     header = [f"bincount {__version__}: AXI4-Stream wrapper of {name}",
               f"image {nbytes} bytes in {nbytes // 4} words; result {wrapper.result_words} "
               f"words; streamed weights {json.dumps([list(s) for s in streams])}"]
-    wtext = verilog_text(wrapper, wname, header=header)
+    wtext = ultra_store(verilog_text(wrapper, wname, header=header), f"{wname}.store")
     words = np.array(load_image(blocks, streams[0][2], WORD_BITS) if streams else [],
                      dtype=np.uint32)
     return {"network_verilog": text, "network_manifest": manifest, "wrapper_verilog": wtext,
@@ -81,6 +82,22 @@ def axis_design(export, knobs=None, stream_stages=(4,), cache_dir=None):
             "weight_streams": streams, "load_words": words, "image_bytes": nbytes,
             "result_words": wrapper.result_words, "classes": head.classes,
             "logit_bits": head.logit_bits}
+
+
+_ZERO_INIT = re.compile(r"^  initial begin\n(?:    (\w+)\[\d+\] = \d+'h0+;\n)+  end\n", re.M)
+_MEM_REG = re.compile(r"^(  )(reg \[\d+:0\] mem\d+ \[\d+:0\];)$", re.M)
+
+
+def ultra_store(text, module):
+    """The Verilog ``text`` with the weight store's memories (in ``module``) marked
+    ``(* ram_style = "ultra" *)`` and their all-zero initial blocks removed: an UltraRAM has no
+    initial contents, and Vivado maps a memory with an ``initial`` block to block RAM. The
+    store is never read before it is loaded, so nothing depends on the removed zeros."""
+    start = text.index(f"module \\{module} ")
+    end = text.index("endmodule", start)
+    body = _ZERO_INIT.sub("", text[start:end])
+    body = _MEM_REG.sub(r'\1(* ram_style = "ultra" *)\n\1\2', body)
+    return text[:start] + body + text[end:]
 
 
 def _axis(prefix, slave, ports):

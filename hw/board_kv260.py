@@ -262,7 +262,7 @@ def _resources_md(board, res, fits, design):
     unit = {"lut": "LUT", "ff": "FF", "bram36": "BRAM36", "uram": "URAM288", "dsp": "DSP48E2"}
     lines = [f"# Resources (Yosys `synth_xilinx -family xcup -uram`, out of context, by part)",
              "",
-             "| part | LUT | FF | CARRY8 | BRAM36 | URAM288 | DSP48E2 | Yosys s |",
+             "| part | LUT | FF | CARRY | BRAM36 | URAM288 | DSP48E2 | Yosys s |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for part, r in res["parts"].items():
         lines.append(f"| {part} | {r['lut']:,} | {r['ff']:,} | {r['carry']:,} | "

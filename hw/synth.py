@@ -18,7 +18,8 @@ registers (SRL16E, SRLC32E: Yosys packs short delay lines into them instead of f
 LUTs used as distributed RAM (RAM64M = 4 ...); ``lut_logic`` is the logic part alone.
 ``bram`` counts 18 Kb blocks on xc7 (a RAMB36E1 is two of them) and on ECP5 (DP16KD), and
 4 Kb blocks on iCE40. ``xcup`` (Zynq UltraScale+, ``synth_xilinx -family xcup -uram``) counts as
-xc7 with the UltraScale+ primitives (CARRY8, DSP48E2, RAMB18E2 / RAMB36E2) and a sixth class,
+xc7 with the UltraScale+ primitives (CARRY8, or CARRY4 as Yosys maps them; DSP48E2; RAMB18E2 /
+RAMB36E2) and a sixth class,
 ``uram`` (URAM288), that only memories without initial contents can use. ``lut_equiv`` is the LUT count in units of the family's LUT, carry logic
 included where the carry occupies LUTs: on ECP5 each CCU2C is two LUT4s of a slice, so
 ``lut_equiv = LUT4 + 2 * CCU2C``; on xc7 CARRY4 is a separate slice primitive and on iCE40
@@ -89,7 +90,8 @@ TARGETS = {
                     "RAM512X1S": 8, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8},
             "ff": {"FDRE": 1, "FDSE": 1, "FDCE": 1, "FDPE": 1, "FDRE_1": 1, "FDSE_1": 1,
                    "FDCE_1": 1, "FDPE_1": 1},
-            "carry": {"CARRY8": 1},
+            # Yosys 0.70 maps xcup adders to CARRY4 (Vivado retargets them to CARRY8)
+            "carry": {"CARRY8": 1, "CARRY4": 1},
             "dsp": {"DSP48E2": 1},
             "bram": {"RAMB18E2": 1, "RAMB36E2": 2},
             "uram": {"URAM288": 1},
@@ -98,7 +100,7 @@ TARGETS = {
         "lut_logic": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV"),
         "lut_equiv": {"lut": 1},
         "units": {"lut": "LUT6 sites (LUT1..LUT6 and INV; SRL16E/SRLC32E; LUT RAM)",
-                  "carry": "CARRY8 (8 bits)", "dsp": "DSP48E2",
+                  "carry": "CARRY4 (4 bits) / CARRY8 (8 bits) cells", "dsp": "DSP48E2",
                   "bram": "18 Kb blocks (RAMB18E2; RAMB36E2 = 2)",
                   "uram": "URAM288 (288 Kb)"},
     },

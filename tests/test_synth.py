@@ -131,7 +131,8 @@ def test_targets_match_cli_choices():
 
 
 def test_xcup_counts_uram_and_ultrascale_primitives():
-    r = count_resources({"LUT6": 3, "RAM64M8": 1, "FDRE": 5, "CARRY8": 2, "DSP48E2": 1,
+    r = count_resources({"LUT6": 3, "RAM64M8": 1, "FDRE": 5, "CARRY8": 1, "CARRY4": 1,
+                         "DSP48E2": 1,
                          "RAMB36E2": 2, "RAMB18E2": 1, "URAM288": 7, "MUXF7": 4}, "xcup")
     assert (r["lut"], r["ff"], r["carry"], r["dsp"], r["bram"], r["uram"]) == (11, 5, 2, 1, 5, 7)
     assert r["other_cells"] == {"MUXF7": 4} and "uram" not in count_resources({}, "xc7")
