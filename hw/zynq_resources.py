@@ -37,11 +37,13 @@ _MODULE = re.compile(r"^module\s+(\\?\S+?)\s*\(", re.M)
 
 
 def _modules(text):
-    """``[(name, text)]`` of every module of a Verilog text (comments before the first one
-    dropped)."""
-    starts = [(m.start(), m.group(1).lstrip("\\")) for m in _MODULE.finditer(text)]
-    return [(name, text[pos:starts[j + 1][0] if j + 1 < len(starts) else len(text)])
-            for j, (pos, name) in enumerate(starts)]
+    """``[(name, text)]`` of every module of a Verilog text, ``module`` to ``endmodule`` (the
+    attributes written before a module are dropped)."""
+    out = []
+    for m in _MODULE.finditer(text):
+        end = text.index("endmodule", m.start()) + len("endmodule")
+        out.append((m.group(1).lstrip("\\"), text[m.start():end] + "\n"))
+    return out
 
 
 def network_parts(text, top):

@@ -121,3 +121,28 @@ def test_existing_files_need_force(built, export_path):
     with pytest.raises(BincountError, match="already exists; pass --force"):
         build_board(args(export_path), built)
     build_board(args(export_path, force=True), built)
+
+
+def test_resource_parts_split_the_network(built):
+    from bincount.hw.zynq_resources import network_parts, total_of, fit_table, wrapper_alone
+
+    man = json.loads((built / "manifest.json").read_text())
+    top = man["network_module"]
+    text = (built / f"{top}.v").read_text()
+    parts = network_parts(text, top)
+    assert sorted(parts) == ["head", "stage1", "stage2", "stage3", "stage4", "stem"]
+    for part, (module, ptext) in parts.items():
+        assert module == f"part_{part}" and ptext.startswith(f"module part_{part}(")
+        names = [ln.split()[1] for ln in ptext.splitlines() if ln.startswith("module ")]
+        assert all(n.startswith(f"\\{top}.{part}.") for n in names[1:])
+        assert ptext.count("endmodule") == len(names) and ptext.rstrip().endswith("endmodule")
+    alone = wrapper_alone((built / f"{man['wrapper_module']}.v").read_text(), text, top)
+    stub = alone[alone.index("(* blackbox *)"):]
+    assert f"module {top}(" in stub and "output o__valid;" in stub and "assign" not in stub
+    total = total_of({"a": {"lut": 10, "ff": 4, "carry": 1, "dsp": 2, "bram": 3, "uram": 1},
+                      "b": {"lut": 5, "ff": 1, "carry": 0, "dsp": 0, "bram": 2, "uram": 0}})
+    assert total == {"lut": 15, "ff": 5, "carry": 1, "dsp": 2, "bram": 5, "uram": 1,
+                     "bram36": 2.5}
+    fits = fit_table(dict(total, bram36=145), boards=("kv260", "zcu104"))
+    assert fits["kv260"]["bram36"] == (145, 144, 100.7) and not fits["kv260"]["fits"]
+    assert fits["zcu104"]["fits"]
