@@ -46,13 +46,23 @@ def parse(argv=None):
 def section(summary, manifest, md, wall, started):
     t = summary["total"]
     dev = summary["devices"]
+    cached = sum(1 for p in summary["parts"].values() if p.get("cached"))
+    verdict = []
+    for b, d in dev.items():
+        over = [k for k in d["used"] if d["used"][k] > d["capacity"][k]]
+        verdict.append(f"**{b}: " + ("fits** (largest use: " + max(
+            d["percent"], key=d["percent"].get) + f" {max(d['percent'].values()):g} %)"
+            if d["fits"] else "does not fit**: " + ", ".join(
+                f"{k} {d['used'][k]:g} of {d['capacity'][k]:g}" for k in over)))
     lines = [
         BEGIN,
         "## Zynq UltraScale+ board design: resources",
         "",
         f"`python bench/zynq_resources.py` ({started}, commit {commit()}, {wall:.0f} s "
-        f"wall, of which Yosys "
-        f"{sum(p['seconds'] or 0 for p in summary['parts'].values()):.0f} s): the design of "
+        f"wall; {cached} of {len(summary['parts'])} parts from the synthesis cache, the Yosys "
+        f"runs behind the figures took "
+        f"{sum(p['seconds'] or 0 for p in summary['parts'].values()):.0f} s wall on 2 shared "
+        f"cores): the design of "
         f"`bincount build --board {summary['board']}` (full-width ReActNet-18, binarized "
         f"counting, concat shortcut, calibrated random weights; default knobs P = "
         f"{manifest['parts'][1]['lanes']}, B = {manifest['parts'][1]['bits_per_cycle']}; "
@@ -68,9 +78,10 @@ def section(summary, manifest, md, wall, started):
         "",
         f"Reading: the full-width weights are {manifest['weight_bits_total']:,} bits "
         f"({manifest['weight_bits_total'] / 2**20:.2f} Mibit); stage 4 holds "
-        f"{manifest['weight_bits_stage4']:,} of them, in {t['uram']} URAM288 here. "
-        + "; ".join(f"{b}: {'fits' if d['fits'] else 'does not fit'}"
-                    for b, d in dev.items()) + ".",
+        f"{manifest['weight_bits_stage4']:,} of them, in {t['uram']} URAM288 (loaded at run "
+        f"time: an UltraRAM has no initial contents); the rest of the design (the initialised "
+        f"weights and constants of the stem, stages 1-3 and the head, and every line buffer) "
+        f"takes {t['bram36']:g} BRAM36. " + "; ".join(verdict) + ".",
         END,
     ]
     return "\n".join(lines) + "\n"

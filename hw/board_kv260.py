@@ -337,7 +337,7 @@ def build_board(args, out_dir):
                    "yosys": next(iter(res["parts"].values()))["yosys"],
                    "parts": {p: {k: r.get(k) for k in ("lut", "ff", "carry", "dsp", "bram",
                                                        "uram", "lut_logic", "other_cells",
-                                                       "seconds", "cpu_seconds")}
+                                                       "seconds", "cpu_seconds", "cached")}
                              for p, r in res["parts"].items()},
                    "total": res["total"],
                    "devices": {b: {"capacity": {k: DEVICES[b][k] for k, _ in CLASSES},
