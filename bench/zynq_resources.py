@@ -43,10 +43,12 @@ def parse(argv=None):
     return p.parse_args(argv)
 
 
-def section(summary, manifest, md, wall, started):
+def section(summary, manifest, res, wall, started):
+    from bincount.hw.board_kv260 import resources_table
+    from bincount.hw.zynq_resources import fit_table
+
     t = summary["total"]
     dev = summary["devices"]
-    cached = sum(1 for p in summary["parts"].values() if p.get("cached"))
     verdict = []
     for b, d in dev.items():
         over = [k for k in d["used"] if d["used"][k] > d["capacity"][k]]
@@ -59,9 +61,9 @@ def section(summary, manifest, md, wall, started):
         "## Zynq UltraScale+ board design: resources",
         "",
         f"`python bench/zynq_resources.py` ({started}, commit {commit()}, {wall:.0f} s "
-        f"wall; {cached} of {len(summary['parts'])} parts from the synthesis cache, the Yosys "
-        f"runs behind the figures took "
-        f"{sum(p['seconds'] or 0 for p in summary['parts'].values()):.0f} s wall on 2 shared "
+        f"wall, synthesis taken from the build store where it held it; the Yosys runs behind "
+        f"the figures took "
+        f"{sum(p['seconds'] or 0 for p in res['parts'].values()):.0f} s wall on 2 shared "
         f"cores): the design of "
         f"`bincount build --board {summary['board']}` (full-width ReActNet-18, binarized "
         f"counting, concat shortcut, calibrated random weights; default knobs P = "
@@ -73,7 +75,7 @@ def section(summary, manifest, md, wall, started):
         "RAMB18E2 / 2. Yosys counts, not Vivado's: no place and route was run.",
         "",
     ]
-    lines += md.splitlines()[2:]
+    lines += resources_table(res, fit_table(res["total"]), seconds=True).splitlines()
     lines += [
         "",
         f"Reading: the full-width weights are {manifest['weight_bits_total']:,} bits "
@@ -103,7 +105,18 @@ def main(argv=None):
     parts = {p["name"]: p for p in manifest["parts"]}
     manifest["weight_bits_total"] = sum(p["weight_bits"] for p in manifest["parts"])
     manifest["weight_bits_stage4"] = parts["stage4"]["weight_bits"]
-    text = section(summary, manifest, (out / "resources.md").read_text(), wall, started)
+    # the per-part Yosys times (not in the build's files): the same runs, from the cache
+    from bincount.hw.axis_emit import axis_design
+    from bincount.hw.board_kv260 import STREAM_STAGES
+    from bincount.hw.cache import default_cache_dir
+    from bincount.hw.zynq_resources import design_resources
+    from bincount.model.network_golden import network_golden
+
+    export, _ = network_golden("binarized", 1.0, seed=1, test_images=1)
+    design = axis_design(export, {}, STREAM_STAGES, cache_dir=default_cache_dir("verilog"))
+    res = design_resources(design)
+    assert res["total"] == summary["total"], "the build's resources differ from the rerun's"
+    text = section(summary, manifest, res, wall, started)
     print(text)
     if args.output != "-":
         replace_marked_section(args.output, BEGIN, END, text)

@@ -50,7 +50,7 @@ from bincount.hw.output_dir import check_output_dir, write_all_or_none
 from bincount.hw.zynq_resources import CLASSES, DEVICES, design_resources, fit_table
 
 __all__ = ["build_board", "BOARDS", "STREAM_STAGES", "DEFAULT_CLOCK_MHZ", "build_tcl",
-           "constraints_xdc", "SAMPLE_IMAGES"]
+           "constraints_xdc", "resources_table", "SAMPLE_IMAGES"]
 
 #: Stages whose weights go to the loadable store.
 STREAM_STAGES = (4,)
@@ -258,19 +258,23 @@ def build_tcl(board, clock_mhz, rtl_files, weights):
     return "\n".join(lines) + "\n"
 
 
-def _resources_md(board, res, fits, design):
+def resources_table(res, fits, seconds=False):
+    """Markdown tables of :func:`~bincount.hw.zynq_resources.design_resources` ``res`` (per
+    part and total) and of ``fits`` (:func:`~bincount.hw.zynq_resources.fit_table`);
+    ``seconds`` adds each part's Yosys wall time (not in the build's files: they are the same
+    bytes whether or not the synthesis came from the cache)."""
     unit = {"lut": "LUT", "ff": "FF", "bram36": "BRAM36", "uram": "URAM288", "dsp": "DSP48E2"}
-    lines = [f"# Resources (Yosys `synth_xilinx -family xcup -uram`, out of context, by part)",
-             "",
-             "| part | LUT | FF | CARRY | BRAM36 | URAM288 | DSP48E2 | Yosys s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| part | LUT | FF | CARRY | BRAM36 | URAM288 | DSP48E2 |" +
+             (" Yosys s |" if seconds else ""),
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if seconds else "")]
     for part, r in res["parts"].items():
         lines.append(f"| {part} | {r['lut']:,} | {r['ff']:,} | {r['carry']:,} | "
-                     f"{r['bram'] / 2:g} | {r.get('uram', 0)} | {r['dsp']} | "
-                     f"{r.get('seconds', 0):.0f} |")
+                     f"{r['bram'] / 2:g} | {r.get('uram', 0)} | {r['dsp']} |" +
+                     (f" {r.get('seconds') or 0:.0f} |" if seconds else ""))
     t = res["total"]
     lines.append(f"| **total** | **{t['lut']:,}** | **{t['ff']:,}** | {t['carry']:,} | "
-                 f"**{t['bram36']:g}** | **{t['uram']}** | **{t['dsp']}** | |")
+                 f"**{t['bram36']:g}** | **{t['uram']}** | **{t['dsp']}** |" +
+                 (" |" if seconds else ""))
     lines += ["", "| device | " + " | ".join(unit[k] for k, _ in CLASSES) + " | fits |",
               "| --- | " + " | ".join("---:" for _ in CLASSES) + " | --- |"]
     for b, row in fits.items():
@@ -337,7 +341,7 @@ def build_board(args, out_dir):
                    "yosys": next(iter(res["parts"].values()))["yosys"],
                    "parts": {p: {k: r.get(k) for k in ("lut", "ff", "carry", "dsp", "bram",
                                                        "uram", "lut_logic", "other_cells",
-                                                       "seconds", "cpu_seconds", "cached")}
+                                                       )}
                              for p, r in res["parts"].items()},
                    "total": res["total"],
                    "devices": {b: {"capacity": {k: DEVICES[b][k] for k, _ in CLASSES},
@@ -345,7 +349,9 @@ def build_board(args, out_dir):
                                    "percent": {k: fits[b][k][2] for k, _ in CLASSES},
                                    "fits": fits[b]["fits"]} for b in fits}}
         files["resources.json"] = json.dumps(summary, indent=1) + "\n"
-        files["resources.md"] = _resources_md(board, res, fits, design)
+        files["resources.md"] = ("# Resources (Yosys `synth_xilinx -family xcup -uram`, out of "
+                                 "context, one run per part; the total is their sum)\n\n" +
+                                 resources_table(res, fits))
     files["README.md"] = _readme(board, clock, manifest, design, fits)
     write_all_or_none(out_dir, files)
     return [Path(out_dir) / n for n in files]
