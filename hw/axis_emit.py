@@ -30,6 +30,7 @@ from bincount.gateware.network_instance import NetworkInstance
 from bincount.gateware.weight_store import load_image
 from bincount.hw.designs import network_design
 from bincount.hw.emit import verilog_text
+from bincount.model.network_file import export_meta
 
 __all__ = ["axis_design", "vivado_top", "TOP_MODULE", "image_bytes"]
 
@@ -39,8 +40,6 @@ TOP_MODULE = "bincount_axis_top"
 
 def image_bytes(export):
     """Input bytes per image: ``H * W * 3`` of the export's input."""
-    from bincount.model.network_file import export_meta
-
     inp = export_meta(export)["input"]
     return int(inp["size"]) ** 2 * int(inp["channels"])
 
