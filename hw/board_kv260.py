@@ -68,7 +68,7 @@ SAMPLE_IMAGES = 4
 BOARDS = {
     "kv260": {"part": "xck26-sfvc784-2LV-c", "board_part": "xilinx.com:kv260_som:part0",
               "connection": ("som240_1_connector", "xilinx.com:kv260_carrier:som240_1_connector"),
-              "name": "Kria KV260 Vision AI Starter Kit"},
+              "name": "Kria KV260 Starter Kit"},
     "zcu104": {"part": "xczu7ev-ffvc1156-2-e", "board_part": "xilinx.com:zcu104:part0",
                "connection": None, "name": "Zynq UltraScale+ MPSoC ZCU104"},
 }
