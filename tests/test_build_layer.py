@@ -127,6 +127,8 @@ LAZY_IMPORTS = {
     "network_cli.py": None,
     # matplotlib (about a second) only for the engines' figure
     "engine_report.py": {"matplotlib", "matplotlib.pyplot"},
+    # dask.distributed (an optional dependency) only for --scheduler
+    "executor.py": {"dask.distributed"},
 }
 
 
