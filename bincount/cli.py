@@ -19,6 +19,7 @@ import importlib
 import signal
 import sys
 import threading
+import warnings
 
 from bincount import __version__
 from bincount.errors import BincountError, Terminated
@@ -81,7 +82,13 @@ def main(argv=None):
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return int(args._module.run(args) or 0)
+        try:
+            return int(args._module.run(args) or 0)
+        except BaseException:
+            # the components a failed verb had built are never elaborated; Amaranth's
+            # "created but never used" warnings would add lines to the one-line error
+            warnings.filterwarnings("ignore", message=r".* created but never used$")
+            raise
     except BincountError as exc:
         print(f"{verb}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -90,26 +90,18 @@ class NetworkTop(wiring.Component):
     def __init__(self, export, lanes=None, bits_per_cycle=None, stem_lanes=None,
                  head_lanes=None, taps=False):
         self.stem, self.stages, self.head = None, [], None
-        try:
-            dl, db = default_knobs(export)
-            lanes = _per_stage("lanes", lanes, dl)
-            bits = _per_stage("bits_per_cycle", bits_per_cycle, db)
-            if not layer_names(export):
-                raise BincountError("the export has no binary layers")
-            stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
-            head_lanes = lanes[-1] if head_lanes is None else head_lanes
-            self.stem = StemEngine(export, stem_lanes)
-            for s in STAGES:
-                self.stages.append(StageEngine(export, s, lanes=lanes[s - 1],
-                                               bits_per_cycle=bits[s - 1]))
-            self.head = HeadEngine(export, head_lanes)
-        except BaseException:
-            # parts already built will never be used: no "never used" warnings on the error
-            for obj in [self, self.stem, *self.stages] + [b for st in self.stages
-                                                          for b in st.blocks]:
-                if obj is not None:
-                    obj._MustUse__silence = True
-            raise
+        dl, db = default_knobs(export)
+        lanes = _per_stage("lanes", lanes, dl)
+        bits = _per_stage("bits_per_cycle", bits_per_cycle, db)
+        if not layer_names(export):
+            raise BincountError("the export has no binary layers")
+        stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
+        head_lanes = lanes[-1] if head_lanes is None else head_lanes
+        self.stem = StemEngine(export, stem_lanes)
+        for s in STAGES:
+            self.stages.append(StageEngine(export, s, lanes=lanes[s - 1],
+                                           bits_per_cycle=bits[s - 1]))
+        self.head = HeadEngine(export, head_lanes)
         self.lanes, self.bits_per_cycle = lanes, bits
         self.stem_lanes, self.head_lanes = stem_lanes, head_lanes
         self.taps = bool(taps)

@@ -93,10 +93,8 @@ def test_streamed_weights_are_a_port_and_no_memory():
     ex = tiny_export(8, 8, 1, 3, "binarized", True, "pow2", 1)
     p = block_params(ex, "stage1.conv1", 4, 8, weights="stream")
     dut = BinaryBlockEngine(p)
-    dut._MustUse__silence = True
     assert dut.w.payload.shape().width == 32 and "w__payload" in dut.port_doc
     plain = BinaryBlockEngine(block_params(ex, "stage1.conv1", 4, 8))
-    plain._MustUse__silence = True
     assert "w" not in plain.signature.members
     with pytest.raises(BincountError, match="weights must be 'memory' or 'stream', got 'rom'"):
         block_params(ex, "stage1.conv1", 4, 8, weights="rom")

@@ -45,17 +45,10 @@ def test_width_converter_refuses_bad_lanes():
         WidthConverter(4, 4)
 
 
-def _silence(top):
-    for obj in [top, top.stem, top.head, *top.stages, *(b for s in top.stages for b in s.blocks),
-                *(c for c in top.converters if c is not None)]:
-        obj._MustUse__silence = True
-
-
 def test_network_top_knobs_and_converters():
     export, _ = small_network("binarized")
     assert default_knobs(export) == ([4, 4, 4, 4], [4, 4, 4, 4])
     top = NetworkTop(export, lanes=[4, 4, 8, 4], bits_per_cycle=4, stem_lanes=2, head_lanes=8)
-    _silence(top)
     assert [(c.lanes_in, c.lanes_out) if c else None for c in top.converters] == \
         [(2, 4), None, (4, 8), (8, 4), (4, 8)]
     assert top.part_cycles == {"stem": 18432, "stage1": 9216, "stage2": 9216, "stage3": 4608,
