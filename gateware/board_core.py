@@ -5,7 +5,7 @@ pins.
 ::
 
     uart_rx -> UartRx -> FIFO (64 bytes) -> FrameReceiver -> image bytes -> NetworkTop
-                                                  | tickets (FIFO, 8)           | results
+                                                  | tickets (FIFO, 16)           | results
                                                   +------> ReplyTransmitter <---+
                                                                    | bytes
                                                            UartTx -> uart_tx
@@ -53,7 +53,7 @@ DEFAULT_DIVISOR = 217
 #: Received bytes buffered in front of the frame receiver.
 RX_FIFO_DEPTH = 64
 #: Replies waiting to be sent.
-TICKET_DEPTH = 8
+TICKET_DEPTH = 16
 #: Largest accepted mismatch between ``clock / divisor`` and the baud rate.
 MAX_BAUD_ERROR = 0.02
 
