@@ -4,7 +4,7 @@ pins.
 
 ::
 
-    uart_rx -> UartRx -> FIFO (64 bytes) -> FrameReceiver -> image bytes -> NetworkTop
+    uart_rx -> UartRx -> FIFO (2048 B) -> FrameReceiver -> image bytes -> NetworkTop
                                                   | tickets (FIFO, 16)           | results
                                                   +------> ReplyTransmitter <---+
                                                                    | bytes
@@ -22,9 +22,9 @@ Clock domain ``sync`` (the board's clock; ``rst`` resets everything, the network
 
 ``divisor`` is the number of clock cycles per UART bit (``clock / baud``, rounded:
 :func:`divisor_for`). The network must take an image faster than the UART brings one:
-``10 * divisor * (image_bytes + 8) >= network cycles per image``, checked here; then the
-receive FIFO only has to absorb the network's short input stalls, and a board fed back to back
-by the host never loses a byte. ``timeout_bytes``: byte times without a byte that end a frame
+``10 * divisor * (image_bytes + 8) >= network cycles per image``, checked here; the
+receive FIFO (:data:`RX_FIFO_DEPTH`) absorbs the network's input stalls, so a board fed back to
+back by the host loses no byte (if one is lost all the same, the frame is answered ``overrun``). ``timeout_bytes``: byte times without a byte that end a frame
 (:class:`FrameReceiver`).
 """
 
@@ -50,8 +50,10 @@ __all__ = ["BoardCore", "divisor_for", "DEFAULT_DIVISOR", "RX_FIFO_DEPTH", "TICK
 
 #: 115,200 baud from a 25 MHz clock.
 DEFAULT_DIVISOR = 217
-#: Received bytes buffered in front of the frame receiver.
-RX_FIFO_DEPTH = 64
+#: Received bytes buffered in front of the frame receiver: two thirds of an image (one 18-kbit
+#: block RAM of 2048 x 9 bits), so a network that keeps pace with the line only on average
+#: (input stalls, a few per cent of overhead over its ideal cycles) loses nothing.
+RX_FIFO_DEPTH = 2048
 #: Replies waiting to be sent.
 TICKET_DEPTH = 16
 #: Largest accepted mismatch between ``clock / divisor`` and the baud rate.
@@ -129,6 +131,12 @@ class BoardCore(wiring.Component):
                                        self.divisor)
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1),
                           "leds": Out(8)})
+
+    @property
+    def latency(self):
+        """None: a reply follows its request after the network's and the UART's time, which
+        depend on the other images in flight (``docs/protocol.md``, "Timing")."""
+        return None
 
     @property
     def cycles_per_image(self):
