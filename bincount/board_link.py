@@ -118,9 +118,28 @@ class BoardLink:
         self.port.write(request)
         deadline = time.monotonic() + self.timeout + self._line_seconds(
             len(request) + P.FRAME_OVERHEAD + P.INFO_LENGTH)
-        frame = self._next_frame("INFO", deadline)
-        if frame.type == P.REPLY_ERROR:
-            self._error_reply(frame, "INFO")
+        retried = False
+        while True:
+            frame = self._next_frame("INFO", deadline)
+            if frame.type == P.REPLY_RESULT:
+                continue            # a late result of an earlier run: not ours
+            if frame.type == P.REPLY_ERROR:
+                try:
+                    err = P.parse_error(frame.payload)
+                except ValueError:
+                    err = None
+                if err is not None and err.command != P.CMD_INFO \
+                        and err.code != P.ERR_BAD_VERSION:
+                    if err.code == P.ERR_TIMEOUT and not retried:
+                        # an earlier run stopped inside a frame, which swallowed our INFO
+                        # until the board's frame timeout: ask again
+                        self.port.write(request)
+                        deadline = time.monotonic() + self.timeout + self._line_seconds(
+                            len(request) + P.FRAME_OVERHEAD + P.INFO_LENGTH)
+                        retried = True
+                    continue        # the answer to an earlier run's frame
+                self._error_reply(frame, "INFO")
+            break
         if frame.type != P.REPLY_INFO:
             raise BincountError(f"the board on {self.name} answered INFO with a frame of type "
                                 f"0x{frame.type:02x}; expected the INFO reply 0x{P.REPLY_INFO:02x}")

@@ -292,3 +292,20 @@ def test_protocol_doc_examples_are_what_the_code_sends(network):
         assert hx(example) in doc, hx(example)
     assert f"{hx(grey[:9])} ... {hx(grey[-2:])}" in doc and len(grey) == 3080
     assert export_digest(export)[:16] in doc
+
+
+def test_hello_skips_an_earlier_runs_replies_and_asks_again(network):
+    export, _ = network
+    stale = (P.frame(P.REPLY_RESULT, P.result_payload(3, 1, range(10)))
+             + P.frame(P.REPLY_ERROR, P.error_payload(P.ERR_TIMEOUT, P.CMD_CLASSIFY, 4)))
+    port = ScriptedPort([stale, P.frame(P.REPLY_INFO, info_for(export))])
+    port.writes = 0
+    write = port.write
+
+    def counting(data):
+        port.writes += 1
+        write(data)
+
+    port.write = counting
+    link = BoardLink(port, "fake", 115200, 0.5)
+    assert link.hello().classes == 10 and port.writes == 2
