@@ -76,6 +76,15 @@ def divisor_for(clock_hz, baud):
     return d
 
 
+def _silence(net):
+    """Mark a network that will not be used, and its parts, so that Amaranth adds no "created
+    but never used" warnings to the one-line error."""
+    parts = [net, net.stem, net.head, *net.stages, *[c for c in net.converters if c]]
+    parts += [b for st in net.stages for b in st.blocks]
+    for obj in parts:
+        obj._MustUse__silence = True
+
+
 class BoardCore(wiring.Component):
     """The network of ``export`` behind the board protocol on a UART (module docstring).
 
@@ -119,6 +128,7 @@ class BoardCore(wiring.Component):
             self.network = NetworkTop(export, lanes, bits_per_cycle, stem_lanes)
             uart_cycles = 10 * self.divisor * (self.image_bytes + P.FRAME_OVERHEAD + 1)
             if uart_cycles < self.network.ideal_cycles:
+                _silence(self.network)
                 need = math.ceil(self.network.ideal_cycles
                                  / (10 * (self.image_bytes + P.FRAME_OVERHEAD + 1)))
                 raise BincountError(

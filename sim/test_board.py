@@ -6,9 +6,9 @@ golden file: two real CIFAR-10 test images from the bundled sample, run by the i
 reference), written out as an export file. The board core is built with a UART divisor of
 :data:`DIVISOR` clock cycles per bit. The cocotb test
 
-1. sends INFO and a frame with an unknown command through ``uart_rx`` bit by bit and checks
-   the replies read bit by bit from ``uart_tx`` (INFO = what the build says, the error reply
-   byte for byte);
+1. sends garbage, INFO and a frame with an unknown command through ``uart_rx`` bit by bit and
+   checks the replies read bit by bit from ``uart_tx`` (INFO = what the build says, the error
+   reply byte for byte);
 2. opens a pseudo-terminal pair and runs the real command line, ``bincount infer --port <the
    pty> --export <the export> --json test:I test:J``, as a subprocess; a coroutine moves bytes
    between the pty and the UART pins, bit by bit at the divisor, both ways;
@@ -123,7 +123,7 @@ async def board_end_to_end(dut):
 
     # 1. INFO and an unknown command, straight through the pins
     decoder = P.FrameDecoder()
-    pins.to_board += P.info_request() + P.frame(0x5A, b"\x01\x02\x03")
+    pins.to_board += b"\x00\xb1\x42\xb1" + P.info_request() + P.frame(0x5A, b"\x01\x02\x03")
     frames = await read_frames(pins, decoder, 2, 200 * byte_ns)
     assert (frames[0].type, frames[0].payload) == (P.REPLY_INFO, bytes.fromhex(manifest["info"]))
     assert (frames[1].type, frames[1].payload) == (P.REPLY_ERROR, P.error_payload(
