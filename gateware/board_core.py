@@ -24,7 +24,8 @@ Clock domain ``sync`` (the board's clock; ``rst`` resets everything, the network
 :func:`divisor_for`). The network must take an image faster than the UART brings one:
 ``10 * divisor * (image_bytes + 8) >= network cycles per image``, checked here; the
 receive FIFO (:data:`RX_FIFO_DEPTH`) absorbs the network's input stalls, so a board fed back to
-back by the host loses no byte (if one is lost all the same, the frame is answered ``overrun``). ``timeout_bytes``: byte times without a byte that end a frame
+back by the host loses no byte (if one is lost all the same, the frame is answered
+``overrun``). ``timeout_bytes``: byte times without a byte that end a frame
 (:class:`FrameReceiver`).
 """
 
@@ -45,8 +46,8 @@ from .reply_transmitter import ReplyTransmitter
 from .uart_rx import DIVISOR_RANGE, UartRx
 from .uart_tx import UartTx
 
-__all__ = ["BoardCore", "divisor_for", "DEFAULT_DIVISOR", "RX_FIFO_DEPTH", "TICKET_DEPTH",
-           "MAX_BAUD_ERROR"]
+__all__ = ["BoardCore", "divisor_for", "silence_network", "DEFAULT_DIVISOR", "RX_FIFO_DEPTH",
+           "TICKET_DEPTH", "MAX_BAUD_ERROR"]
 
 #: 115,200 baud from a 25 MHz clock.
 DEFAULT_DIVISOR = 217
@@ -76,7 +77,7 @@ def divisor_for(clock_hz, baud):
     return d
 
 
-def _silence(net):
+def silence_network(net):
     """Mark a network that will not be used, and its parts, so that Amaranth adds no "created
     but never used" warnings to the one-line error."""
     parts = [net, net.stem, net.head, *net.stages, *[c for c in net.converters if c]]
@@ -128,7 +129,7 @@ class BoardCore(wiring.Component):
             self.network = NetworkTop(export, lanes, bits_per_cycle, stem_lanes)
             uart_cycles = 10 * self.divisor * (self.image_bytes + P.FRAME_OVERHEAD + 1)
             if uart_cycles < self.network.ideal_cycles:
-                _silence(self.network)
+                silence_network(self.network)
                 need = math.ceil(self.network.ideal_cycles
                                  / (10 * (self.image_bytes + P.FRAME_OVERHEAD + 1)))
                 raise BincountError(

@@ -30,9 +30,9 @@ room for the tickets of accepted images; beyond that a reply is dropped (the boa
 with requests faster than it answers them).
 
 Latency (:attr:`FrameReceiver.latency`): an image byte passes from ``i`` to ``image`` in the
-same cycle; a frame's ticket is offered in the cycle after its CHECK byte is taken (the header
-checks take one cycle more). Clock domain ``sync``; ``rst`` returns to hunting and forgets the images in flight (reset the
-network with it).
+cycle it is taken; a frame's ticket is offered in the cycle its CHECK byte is taken (a header
+error's in the cycle after the second LEN byte). Clock domain ``sync``; ``rst`` returns to
+hunting and forgets the images in flight (reset the network with it).
 """
 
 from amaranth.hdl import Module, Signal

@@ -18,9 +18,9 @@ Each taken result pulses ``result_taken`` for one cycle.
 Board status: ``last_class`` (the class of the last RESULT sent), ``results`` (toggles with
 each RESULT) and ``last_error`` (the last reply was an ERROR).
 
-Latency (:attr:`ReplyTransmitter.latency`): a ticket is taken the cycle after the previous reply's last byte was accepted; its
-first byte is offered on ``o`` 1 cycle after the ticket (INFO, ERROR) or after the network
-result (RESULT) was taken. Clock domain ``sync``.
+Latency (:attr:`ReplyTransmitter.latency`): a ticket is taken in the cycle after the previous
+reply's last byte was accepted; the reply's first byte is offered on ``o`` 1 cycle after the
+ticket (INFO, ERROR) or the network result (RESULT) was taken. Clock domain ``sync``.
 """
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed
