@@ -57,7 +57,7 @@ class BoardLink:
 
     def __init__(self, port, name, baud, timeout):
         self.port, self.name, self.baud, self.timeout = port, name, baud, timeout
-        self.decoder = P.FrameDecoder()
+        self.decoder = P.FrameDecoder(accept=P.plausible_reply)
         self.frames = []
         self.info = None
 

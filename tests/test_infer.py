@@ -309,3 +309,12 @@ def test_hello_skips_an_earlier_runs_replies_and_asks_again(network):
     port.write = counting
     link = BoardLink(port, "fake", 115200, 0.5)
     assert link.hello().classes == 10 and port.writes == 2
+
+
+def test_a_false_magic_in_garbage_does_not_hide_the_reply(network):
+    export, _ = network
+    info = P.frame(P.REPLY_INFO, info_for(export))
+    # B1 C0 01 81 with LEN 4000: no INFO reply is that long, so it is skipped at once
+    link = BoardLink(ScriptedPort([bytes.fromhex("b1c00181a00f") + info]), "fake", 115200, 0.2)
+    assert link.hello().classes == 10
+    assert link.decoder.skipped == 6
