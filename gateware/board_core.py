@@ -23,9 +23,8 @@ Clock domain ``sync`` (the board's clock; ``rst`` resets everything, the network
 ``divisor`` is the number of clock cycles per UART bit (``clock / baud``, rounded:
 :func:`divisor_for`). The network must take an image faster than the UART brings one:
 ``10 * divisor * (image_bytes + 8) >= network cycles per image``, checked here; the
-receive FIFO (:data:`RX_FIFO_DEPTH`) absorbs the network's input stalls, so a board fed back to
-back by the host loses no byte (if one is lost all the same, the frame is answered
-``overrun``). ``timeout_bytes``: byte times without a byte that end a frame
+receive FIFO (:data:`RX_FIFO_DEPTH` bytes) absorbs the network's input stalls within and
+between images; a byte lost all the same makes the frame's answer ``overrun``. ``timeout_bytes``: byte times without a byte that end a frame
 (:class:`FrameReceiver`).
 """
 
