@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(session, config, items):
         if "stage" in params:       # a stage engine: minutes of emission and build each
             return -100000 - 10 * params["stage"]
         if item.originalname == "test_board":   # the board core: a network build, a long run
-            return -50000
+            return -50000 - 10 * (params.get("form") == "trained")
         return -(params.get("n") or 0) * _COST.get(item.originalname, 0.1)
 
     ordered = sorted((items[i] for i in slots), key=cost)

@@ -17,6 +17,10 @@ reference), written out as an export file. The board core is built with a UART d
 
 Results (the CLI's JSON, simulated cycles, wall times) go to ``board_results.json`` in the
 build folder.
+
+With ``BINCOUNT_FULL=1`` the same runs on the project's trained default network
+(``networks/reactnet18_w0.25.npz``, at the knobs ``bincount generate network`` picks, checked
+with ``--export`` on that file) and its two test images of ``sim/test_network.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import time
 import tty
 
 import cocotb
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 from cocotb.utils import get_sim_time
@@ -44,7 +49,8 @@ DIVISOR = 4
 #: Clock period in the simulation (ns).
 PERIOD_NS = 10
 #: Longest wall time of the whole exchange (s).
-WALL_LIMIT = 300
+WALL_LIMIT = 1200
+FULL = os.environ.get("BINCOUNT_FULL") == "1"
 
 
 class UartPins:
@@ -187,15 +193,20 @@ async def board_end_to_end(dut):
     assert pins.framing_errors == 0
 
 
-def test_board(request):
+@pytest.mark.parametrize("form", [
+    "binarized",
+    pytest.param("trained", marks=pytest.mark.skipif(
+        not FULL, reason="BINCOUNT_FULL=1: the trained default network (width 0.25)"))])
+def test_board(request, form):
     from bincount.hw.designs import board_design
     from bincount.infer_cli import load_images
-    from bincount.model.network_file import save_export
+    from bincount.model.network_file import DEFAULT_EXPORT, save_export
     from bincount.model.network_golden import load_network_golden
 
-    from .test_network import KNOBS, network_golden_path
+    from .test_network import KNOBS, TRAINED_KNOBS, network_golden_path
 
-    golden = network_golden_path("binarized")
+    golden = network_golden_path(form)
+    knobs = TRAINED_KNOBS if form == "trained" else KNOBS
     build_dir = simlib.build_root() / simlib.test_dir_name(request.node.name)
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir / ".lock", "w") as lock:
@@ -207,9 +218,12 @@ def test_board(request):
         # the command line loads these test images itself: the same bytes as the reference's
         loaded = load_images([f"test:{i}" for i in indices])
         assert [b for _, b in loaded] == [p.tobytes() for p in gold["pixels"]]
-        export_path = build_dir / "export.npz"
-        save_export(export_path, {k: v for k, v in export.items() if k != "meta"})
-        text, manifest = board_design(export, dict(KNOBS), DIVISOR,
+        if form == "trained":
+            export_path = DEFAULT_EXPORT      # the project's file, as a user would name it
+        else:
+            export_path = build_dir / "export.npz"
+            save_export(export_path, {k: v for k, v in export.items() if k != "meta"})
+        text, manifest = board_design(export, dict(knobs), DIVISOR,
                                       cache_dir=simlib.verilog_cache_dir())
         vpath = simlib.write_design(build_dir, text, manifest)
         times["emit_s"] = time.perf_counter() - t0
