@@ -54,9 +54,6 @@ def parts(divisor):
 
     export = load_export(DEFAULT_EXPORT)
     core = BoardCore(export, divisor=divisor)
-    core._MustUse__silence = True
-    from bincount.gateware.board_core import silence_network
-    silence_network(core.network)
     head = core.network.head
     return [
         ("UartRx", UartRx(divisor)),

@@ -38,14 +38,14 @@ from amaranth.lib.wiring import In, Out
 from bincount import protocol as P
 from bincount.errors import BincountError
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 from .frame_receiver import RX_LAYOUT, FrameReceiver
 from .network_top import NetworkTop
 from .reply_transmitter import ReplyTransmitter
 from .uart_rx import DIVISOR_RANGE, UartRx
 from .uart_tx import UartTx
 
-__all__ = ["BoardCore", "divisor_for", "silence_network", "DEFAULT_DIVISOR", "RX_FIFO_DEPTH",
+__all__ = ["BoardCore", "divisor_for", "DEFAULT_DIVISOR", "RX_FIFO_DEPTH",
            "TICKET_DEPTH", "MAX_BAUD_ERROR"]
 
 #: 115,200 baud from a 25 MHz clock.
@@ -76,15 +76,6 @@ def divisor_for(clock_hz, baud):
     return d
 
 
-def silence_network(net):
-    """Mark a network that will not be used, and its parts, so that Amaranth adds no "created
-    but never used" warnings to the one-line error."""
-    parts = [net, net.stem, net.head, *net.stages, *[c for c in net.converters if c]]
-    parts += [b for st in net.stages for b in st.blocks]
-    for obj in parts:
-        obj._MustUse__silence = True
-
-
 class BoardCore(wiring.Component):
     """The network of ``export`` behind the board protocol on a UART (module docstring).
 
@@ -112,33 +103,31 @@ class BoardCore(wiring.Component):
         from bincount.model.network_file import export_meta
 
         self.network = None
-        with quiet_on_error(self):
-            self.divisor = check_int("UART divisor", divisor, DIVISOR_RANGE)
-            self.timeout_bytes = check_int("timeout bytes", timeout_bytes, (1, 1 << 24))
-            meta = export_meta(export)
-            size, channels = int(meta["input"]["size"]), int(meta["input"]["channels"])
-            self.image_bytes = size * size * channels
-            self.classes = int(meta["head"]["classes"])
-            fmt = meta["formats"]
-            self.logit_bits, logit_frac = int(fmt["logit_bits"]), int(fmt["logit_frac"])
-            if self.logit_bits > 8 * P.LOGIT_BYTES or self.classes > 255:
-                raise BincountError(f"the board protocol carries at most 255 classes of "
-                                    f"{8 * P.LOGIT_BYTES}-bit logits; the export has "
-                                    f"{self.classes} of {self.logit_bits} bits")
-            self.network = NetworkTop(export, lanes, bits_per_cycle, stem_lanes)
-            uart_cycles = 10 * self.divisor * (self.image_bytes + P.FRAME_OVERHEAD + 1)
-            if uart_cycles < self.network.ideal_cycles:
-                silence_network(self.network)
-                need = math.ceil(self.network.ideal_cycles
-                                 / (10 * (self.image_bytes + P.FRAME_OVERHEAD + 1)))
-                raise BincountError(
-                    f"UART divisor {self.divisor} brings an image in {uart_cycles} cycles, "
-                    f"faster than the network takes one ({self.network.ideal_cycles} cycles); "
-                    f"bytes would be lost: use a divisor >= {need} (a lower baud rate)")
-            self.digest = bytes.fromhex(export_digest(export))[:P.DIGEST_BYTES]
-            self.info = P.info_payload(size, size, channels, self.classes, self.logit_bits,
-                                       logit_frac, self.digest, self.network.ideal_cycles,
-                                       self.divisor)
+        self.divisor = check_int("UART divisor", divisor, DIVISOR_RANGE)
+        self.timeout_bytes = check_int("timeout bytes", timeout_bytes, (1, 1 << 24))
+        meta = export_meta(export)
+        size, channels = int(meta["input"]["size"]), int(meta["input"]["channels"])
+        self.image_bytes = size * size * channels
+        self.classes = int(meta["head"]["classes"])
+        fmt = meta["formats"]
+        self.logit_bits, logit_frac = int(fmt["logit_bits"]), int(fmt["logit_frac"])
+        if self.logit_bits > 8 * P.LOGIT_BYTES or self.classes > 255:
+            raise BincountError(f"the board protocol carries at most 255 classes of "
+                                f"{8 * P.LOGIT_BYTES}-bit logits; the export has "
+                                f"{self.classes} of {self.logit_bits} bits")
+        self.network = NetworkTop(export, lanes, bits_per_cycle, stem_lanes)
+        uart_cycles = 10 * self.divisor * (self.image_bytes + P.FRAME_OVERHEAD + 1)
+        if uart_cycles < self.network.ideal_cycles:
+            need = math.ceil(self.network.ideal_cycles
+                             / (10 * (self.image_bytes + P.FRAME_OVERHEAD + 1)))
+            raise BincountError(
+                f"UART divisor {self.divisor} brings an image in {uart_cycles} cycles, "
+                f"faster than the network takes one ({self.network.ideal_cycles} cycles); "
+                f"bytes would be lost: use a divisor >= {need} (a lower baud rate)")
+        self.digest = bytes.fromhex(export_digest(export))[:P.DIGEST_BYTES]
+        self.info = P.info_payload(size, size, channels, self.classes, self.logit_bits,
+                                   logit_frac, self.digest, self.network.ideal_cycles,
+                                   self.divisor)
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1),
                           "leds": Out(8)})
 

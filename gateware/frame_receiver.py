@@ -41,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from bincount import protocol as P
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 
 __all__ = ["FrameReceiver", "TICKET_LAYOUT", "RX_LAYOUT", "KIND_INFO", "KIND_RESULT",
            "KIND_ERROR"]
@@ -60,12 +60,11 @@ class FrameReceiver(wiring.Component):
 
     def __init__(self, image_bytes, timeout_cycles, max_in_flight=P.MAX_IN_FLIGHT,
                  ticket_depth=8):
-        with quiet_on_error(self):
-            self.image_bytes = check_int("image bytes", image_bytes, (1, 0xFFFE))
-            self.timeout_cycles = check_int("timeout cycles", timeout_cycles, (2, 1 << 40))
-            self.max_in_flight = check_int("images in flight", max_in_flight, (1, 255))
-            self.ticket_depth = check_int("ticket depth", ticket_depth,
-                                          (max_in_flight + 1, 1 << 16))
+        self.image_bytes = check_int("image bytes", image_bytes, (1, 0xFFFE))
+        self.timeout_cycles = check_int("timeout cycles", timeout_cycles, (2, 1 << 40))
+        self.max_in_flight = check_int("images in flight", max_in_flight, (1, 255))
+        self.ticket_depth = check_int("ticket depth", ticket_depth,
+                                      (max_in_flight + 1, 1 << 16))
         super().__init__({
             "i": In(stream.Signature(RX_LAYOUT)),
             "overrun": In(1),

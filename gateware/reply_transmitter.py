@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from bincount import protocol as P
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 from .frame_receiver import KIND_ERROR, KIND_INFO, KIND_RESULT, TICKET_LAYOUT
 
 __all__ = ["ReplyTransmitter"]
@@ -53,15 +53,14 @@ class ReplyTransmitter(wiring.Component):
 
     def __init__(self, info_payload, result_layout, classes, logit_bits, image_bytes,
                  max_in_flight=P.MAX_IN_FLIGHT):
-        with quiet_on_error(self):
-            self.info = bytes(info_payload)
-            if len(self.info) != P.INFO_LENGTH:
-                raise ValueError(f"INFO payload of {len(self.info)} bytes; expected "
-                                 f"{P.INFO_LENGTH}")
-            self.classes = check_int("classes", classes, (1, 255))
-            self.logit_bits = check_int("logit bits", logit_bits, (1, 8 * P.LOGIT_BYTES))
-            self.image_bytes = image_bytes
-            self.max_in_flight = max_in_flight
+        self.info = bytes(info_payload)
+        if len(self.info) != P.INFO_LENGTH:
+            raise ValueError(f"INFO payload of {len(self.info)} bytes; expected "
+                             f"{P.INFO_LENGTH}")
+        self.classes = check_int("classes", classes, (1, 255))
+        self.logit_bits = check_int("logit bits", logit_bits, (1, 8 * P.LOGIT_BYTES))
+        self.image_bytes = image_bytes
+        self.max_in_flight = max_in_flight
         self.result_layout = result_layout
         super().__init__({
             "ticket": In(stream.Signature(TICKET_LAYOUT)),

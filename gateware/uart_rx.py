@@ -32,7 +32,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 
 __all__ = ["UartRx", "DIVISOR_RANGE"]
 
@@ -44,8 +44,7 @@ class UartRx(wiring.Component):
     """UART receiver at ``divisor`` clock cycles per bit (module docstring)."""
 
     def __init__(self, divisor):
-        with quiet_on_error(self):
-            self.divisor = check_int("UART divisor", divisor, DIVISOR_RANGE)
+        self.divisor = check_int("UART divisor", divisor, DIVISOR_RANGE)
         super().__init__({"rx": In(1, init=1), "o": Out(stream.Signature(8)),
                           "framing_error": Out(1), "overrun": Out(1)})
 

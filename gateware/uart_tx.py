@@ -19,7 +19,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 from .uart_rx import DIVISOR_RANGE
 
 __all__ = ["UartTx"]
@@ -29,8 +29,7 @@ class UartTx(wiring.Component):
     """UART transmitter at ``divisor`` clock cycles per bit (module docstring)."""
 
     def __init__(self, divisor):
-        with quiet_on_error(self):
-            self.divisor = check_int("UART divisor", divisor, DIVISOR_RANGE)
+        self.divisor = check_int("UART divisor", divisor, DIVISOR_RANGE)
         super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
 
     @property
