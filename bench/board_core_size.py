@@ -33,7 +33,7 @@ def parts(divisor):
     from bincount.gateware.reply_transmitter import ReplyTransmitter
     from bincount.gateware.uart_rx import UartRx
     from bincount.gateware.uart_tx import UartTx
-    from bincount.model.network_file import DEFAULT_EXPORT, load_export
+    from bincount.model.export.network_file import DEFAULT_EXPORT, load_export
 
     class Fifo(wiring.Component):
         """A SyncFIFOBuffered with ports (for the Verilog conversion)."""

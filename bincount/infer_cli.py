@@ -76,7 +76,7 @@ def load_images(specs):
                                 f"a {IMAGE_SIZE}x{IMAGE_SIZE} image (CIFAR-10 size)")
         out.append((spec, arr.tobytes()))
     if tests:
-        from bincount.model.cifar import load_test_images
+        from bincount.model.data.cifar import load_test_images
 
         pixels, _ = load_test_images(indices=[i for _, i in tests])
         for (pos, _), px in zip(tests, pixels):
@@ -88,7 +88,7 @@ def _export_identity(path):
     """``(digest prefix, classes, logit_bits, image size)`` of the export at ``path``."""
     from bincount import protocol as P
     from bincount.hw.network_emit import export_digest
-    from bincount.model.network_file import load_export
+    from bincount.model.export.network_file import load_export
 
     export = load_export(path)
     meta = export["meta"]
@@ -115,7 +115,7 @@ def _check_board(info, args, expected, image_bytes):
 
 
 def _class_name(k, classes):
-    from bincount.model.cifar import CLASSES
+    from bincount.model.data.cifar import CLASSES
 
     return CLASSES[k] if classes == len(CLASSES) and 0 <= k < classes else f"class {k}"
 

@@ -100,7 +100,7 @@ class BoardCore(wiring.Component):
     def __init__(self, export, lanes=None, bits_per_cycle=None, stem_lanes=None,
                  divisor=DEFAULT_DIVISOR, *, timeout_bytes=16384):
         from bincount.hw.network_emit import export_digest
-        from bincount.model.network_file import export_meta
+        from bincount.model.export.network_file import export_meta
 
         self.network = None
         self.divisor = check_int("UART divisor", divisor, DIVISOR_RANGE)

@@ -52,7 +52,7 @@ class HeadParams:
     """The head of an export and the lanes of its input stream, checked."""
 
     def __init__(self, export, lanes):
-        from bincount.model.network_file import export_meta
+        from bincount.model.export.network_file import export_meta
 
         meta = export_meta(export)
         hd, fmt = meta["head"], meta["formats"]

@@ -50,7 +50,7 @@ def _per_stage(name, value, default):
 
 
 def _stage_cins(export, stage):
-    from bincount.model.network_file import export_meta
+    from bincount.model.export.network_file import export_meta
 
     layers = {m["name"]: m for m in export_meta(export)["layers"]}
     return [int(layers[n]["cin"]) for n in stage_layers(export, stage)], \

@@ -61,7 +61,7 @@ class StemParams:
     """The stem of an export and its parallelism, checked (see :func:`stem_params`)."""
 
     def __init__(self, export, lanes):
-        from bincount.model.network_file import export_meta
+        from bincount.model.export.network_file import export_meta
 
         meta = export_meta(export)
         st, fmt = meta["stem"], meta["formats"]

@@ -46,7 +46,7 @@ def run_network(args):
     from bincount.errors import BincountError
     from bincount.fileio import ensure_dir
     from bincount.hw.emit import write_files
-    from bincount.model.network_file import export_meta, load_export
+    from bincount.model.export.network_file import export_meta, load_export
 
     for option in ("n", "out_bits", "shift", "mul_bits", "off_bits", "form", "stage", "weights"):
         if getattr(args, option, None) is not None:
@@ -54,7 +54,7 @@ def run_network(args):
                                 f"options are: --export --lanes --bits-per-cycle --stem-lanes "
                                 f"--device --target-fps --clock-mhz")
     if args.export is None:
-        from bincount.model.network_file import DEFAULT_EXPORT
+        from bincount.model.export.network_file import DEFAULT_EXPORT
         args.export = str(DEFAULT_EXPORT)
     planned = args.device is not None or args.target_fps is not None
     knobs = {}

@@ -86,7 +86,7 @@ def _engine_knobs(args):
     """The engine knobs of the command line, refused with one line (bad knobs, unreadable
     exports) before any synthesis."""
     from bincount.hw.knobs import EngineKnobs
-    from bincount.model.network_file import load_export
+    from bincount.model.export.network_file import load_export
 
     knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
                         options={"lanes": "--engine-lanes",

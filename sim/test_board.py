@@ -200,8 +200,8 @@ async def board_end_to_end(dut):
 def test_board(request, form):
     from bincount.hw.designs import board_design
     from bincount.infer_cli import load_images
-    from bincount.model.network_file import DEFAULT_EXPORT, save_export
-    from bincount.model.network_golden import load_network_golden
+    from bincount.model.export.network_file import DEFAULT_EXPORT, save_export
+    from bincount.model.export.network_golden import load_network_golden
 
     from .test_network import KNOBS, TRAINED_KNOBS, network_golden_path
 

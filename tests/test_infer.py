@@ -19,9 +19,9 @@ from bincount.cli import main
 from bincount.errors import BincountError
 from bincount.hw.network_emit import export_digest
 from bincount.infer_cli import load_images
-from bincount.model.cifar import CLASSES, load_test_images
-from bincount.model.network_file import DEFAULT_EXPORT, load_export
-from bincount.model.network_reference import NetworkReference, quantize_input
+from bincount.model.data.cifar import CLASSES, load_test_images
+from bincount.model.export.network_file import DEFAULT_EXPORT, load_export
+from bincount.model.export.network_reference import NetworkReference, quantize_input
 
 TESTS = [3, 1002]       # two test images of the bundled sample
 
