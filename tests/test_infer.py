@@ -208,8 +208,14 @@ def test_board_failures_are_one_line(board, network, capsys, behaviour, message)
     assert re.search(message, one_line(rc, err)), err
 
 
-def test_bad_images_before_the_port(capsys, tmp_path):
+def test_bad_images_before_the_port(capsys, tmp_path, monkeypatch):
     from PIL import Image
+
+    from bincount.model.data import cifar
+
+    # as in a bare clone: no data folder beside the repository, only the bundled sample
+    monkeypatch.delenv(cifar.ENV_VAR, raising=False)
+    monkeypatch.setattr(cifar, "_REPO", tmp_path / "clone")
 
     big = tmp_path / "big.png"
     Image.new("RGB", (64, 48)).save(big)
