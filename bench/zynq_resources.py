@@ -110,7 +110,7 @@ def main(argv=None):
     from bincount.hw.board_kv260 import STREAM_STAGES
     from bincount.hw.cache import default_cache_dir
     from bincount.hw.zynq_resources import design_resources
-    from bincount.model.network_golden import network_golden
+    from bincount.model.export.network_golden import network_golden
 
     export, _ = network_golden("binarized", 1.0, seed=1, test_images=1)
     design = axis_design(export, {}, STREAM_STAGES, cache_dir=default_cache_dir("verilog"))

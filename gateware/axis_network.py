@@ -50,7 +50,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 from .weight_store import WeightStore
 
 __all__ = ["AxisNetwork", "FLAG_DEPTH", "RESULT_FLAGS", "WORD_BITS", "decode_result"]
@@ -90,20 +90,19 @@ class AxisNetwork(wiring.Component):
     """
 
     def __init__(self, core, result_layout, image_bytes=3072, weight_streams=()):
-        with quiet_on_error(self):
-            self.image_bytes = check_int("image bytes", image_bytes, (4, 1 << 24))
-            if self.image_bytes % 4:
-                raise ValueError(f"image bytes must be a multiple of 4, got {image_bytes}")
-            self.result_layout = result_layout
-            self.classes = result_layout.members["logits"].length
-            self.logit_bits = result_layout.members["logits"].elem_shape.width
-            if self.classes + 1 > 255 or self.logit_bits > WORD_BITS:
-                raise ValueError("at most 254 classes of at most 32-bit logits")
-            self.weight_streams = [(str(n), int(d), int(w)) for n, d, w in weight_streams]
-            widths = {w for _, _, w in self.weight_streams}
-            if len(widths) > 1:
-                raise ValueError(f"streamed blocks of one store need one word width, got "
-                                 f"{sorted(widths)}")
+        self.image_bytes = check_int("image bytes", image_bytes, (4, 1 << 24))
+        if self.image_bytes % 4:
+            raise ValueError(f"image bytes must be a multiple of 4, got {image_bytes}")
+        self.result_layout = result_layout
+        self.classes = result_layout.members["logits"].length
+        self.logit_bits = result_layout.members["logits"].elem_shape.width
+        if self.classes + 1 > 255 or self.logit_bits > WORD_BITS:
+            raise ValueError("at most 254 classes of at most 32-bit logits")
+        self.weight_streams = [(str(n), int(d), int(w)) for n, d, w in weight_streams]
+        widths = {w for _, _, w in self.weight_streams}
+        if len(widths) > 1:
+            raise ValueError(f"streamed blocks of one store need one word width, got "
+                             f"{sorted(widths)}")
         self.core = core
         self.store = (WeightStore([d for _, d, _ in self.weight_streams], widths.pop(), WORD_BITS)
                       if self.weight_streams else None)

@@ -26,7 +26,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 
 __all__ = ["BankedRAM", "BANK_DEPTH"]
 
@@ -39,13 +39,12 @@ class BankedRAM(wiring.Component):
     """``depth`` words of ``width`` bits in banks of ``bank_depth`` words (module docstring)."""
 
     def __init__(self, width, depth, init=(), bank_depth=BANK_DEPTH, writable=True):
-        with quiet_on_error(self):
-            self._width = check_int("width", width, (1, 1 << 20))
-            self._depth = check_int("depth", depth, (1, 1 << 24))
-            self._bank_depth = check_int("bank_depth", bank_depth, (1, 1 << 24))
-            self._init = [int(v) for v in init]
-            if len(self._init) > depth:
-                check_int("len(init)", len(self._init), (0, depth))
+        self._width = check_int("width", width, (1, 1 << 20))
+        self._depth = check_int("depth", depth, (1, 1 << 24))
+        self._bank_depth = check_int("bank_depth", bank_depth, (1, 1 << 24))
+        self._init = [int(v) for v in init]
+        if len(self._init) > depth:
+            check_int("len(init)", len(self._init), (0, depth))
         ab = ceil_log2(max(depth, 2))
         members = {"r_addr": In(ab), "r_data": Out(width)}
         if writable:

@@ -49,7 +49,7 @@ import numpy as np
 from amaranth.lib import data
 
 from bincount.errors import BincountError
-from bincount.model.bits import unpack_bits
+from bincount.model.export.bits import unpack_bits
 
 from .baseline_scale import BaselineScale
 from .rprelu_unit import RPReLUUnit
@@ -115,7 +115,7 @@ def layer_names(export):
 
 
 def _meta(export):
-    from bincount.model.network_file import export_meta
+    from bincount.model.export.network_file import export_meta
     return export_meta(export)
 
 
@@ -281,7 +281,7 @@ WEIGHT_SOURCES = ("memory", "stream")
 def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
                  weights="memory"):
     """:class:`BlockParams` of binary layer ``name`` of ``export`` (a dict from
-    :func:`bincount.model.network_file.load_export` or ``export_arrays``), checked;
+    :func:`bincount.model.export.network_file.load_export` or ``export_arrays``), checked;
     ``weights`` is ``"memory"`` or ``"stream"`` (module docstring)."""
     if weights not in WEIGHT_SOURCES:
         raise BincountError(f"weights must be 'memory' or 'stream', got {weights!r}")

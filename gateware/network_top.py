@@ -54,7 +54,7 @@ def _per_stage(name, value, default):
 
 
 def _stage_cins(export, stage):
-    from bincount.model.network_file import export_meta
+    from bincount.model.export.network_file import export_meta
 
     layers = {m["name"]: m for m in export_meta(export)["layers"]}
     return [int(layers[n]["cin"]) for n in stage_layers(export, stage)], \
@@ -96,32 +96,24 @@ class NetworkTop(wiring.Component):
     def __init__(self, export, lanes=None, bits_per_cycle=None, stem_lanes=None,
                  head_lanes=None, taps=False, weights=None):
         self.stem, self.stages, self.head = None, [], None
-        try:
-            dl, db = default_knobs(export)
-            lanes = _per_stage("lanes", lanes, dl)
-            bits = _per_stage("bits_per_cycle", bits_per_cycle, db)
-            weights = ["memory"] * len(STAGES) if weights is None else (
-                [weights] * len(STAGES) if isinstance(weights, str) else list(weights))
-            if len(weights) != len(STAGES):
-                raise BincountError(f"weights needs one value or {len(STAGES)} (one per stage), "
-                                    f"got {len(weights)}")
-            if not layer_names(export):
-                raise BincountError("the export has no binary layers")
-            stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
-            head_lanes = lanes[-1] if head_lanes is None else head_lanes
-            self.stem = StemEngine(export, stem_lanes)
-            for s in STAGES:
-                self.stages.append(StageEngine(export, s, lanes=lanes[s - 1],
-                                               bits_per_cycle=bits[s - 1],
-                                               weights=weights[s - 1]))
-            self.head = HeadEngine(export, head_lanes)
-        except BaseException:
-            # parts already built will never be used: no "never used" warnings on the error
-            for obj in [self, self.stem, *self.stages] + [b for st in self.stages
-                                                          for b in st.blocks]:
-                if obj is not None:
-                    obj._MustUse__silence = True
-            raise
+        dl, db = default_knobs(export)
+        lanes = _per_stage("lanes", lanes, dl)
+        bits = _per_stage("bits_per_cycle", bits_per_cycle, db)
+        weights = ["memory"] * len(STAGES) if weights is None else (
+            [weights] * len(STAGES) if isinstance(weights, str) else list(weights))
+        if len(weights) != len(STAGES):
+            raise BincountError(f"weights needs one value or {len(STAGES)} (one per stage), "
+                                f"got {len(weights)}")
+        if not layer_names(export):
+            raise BincountError("the export has no binary layers")
+        stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
+        head_lanes = lanes[-1] if head_lanes is None else head_lanes
+        self.stem = StemEngine(export, stem_lanes)
+        for s in STAGES:
+            self.stages.append(StageEngine(export, s, lanes=lanes[s - 1],
+                                           bits_per_cycle=bits[s - 1],
+                                           weights=weights[s - 1]))
+        self.head = HeadEngine(export, head_lanes)
         self.lanes, self.bits_per_cycle, self.weights = lanes, bits, weights
         self.stem_lanes, self.head_lanes = stem_lanes, head_lanes
         self.taps = bool(taps)

@@ -32,7 +32,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 
 __all__ = ["WeightStore", "load_image", "chunks_per_word"]
 
@@ -67,12 +67,11 @@ class WeightStore(wiring.Component):
     """
 
     def __init__(self, depths, width, load_bits=32):
-        with quiet_on_error(self):
-            self.depths = [check_int("weight store depth", d, (1, 1 << 24)) for d in depths]
-            if not self.depths:
-                raise ValueError("a weight store needs at least one block")
-            self.width = check_int("weight store width", width, (1, 1 << 16))
-            self.load_bits = check_int("load word bits", load_bits, (1, 1024))
+        self.depths = [check_int("weight store depth", d, (1, 1 << 24)) for d in depths]
+        if not self.depths:
+            raise ValueError("a weight store needs at least one block")
+        self.width = check_int("weight store width", width, (1, 1 << 16))
+        self.load_bits = check_int("load word bits", load_bits, (1, 1024))
         members = {"load": In(stream.Signature(self.load_bits)), "loaded": Out(1)}
         for j in range(len(self.depths)):
             members[f"w{j}"] = Out(stream.Signature(self.width))

@@ -30,7 +30,7 @@ from bincount.gateware.network_instance import NetworkInstance
 from bincount.gateware.weight_store import load_image
 from bincount.hw.designs import network_design
 from bincount.hw.emit import verilog_text
-from bincount.model.network_file import export_meta
+from bincount.model.export.network_file import export_meta
 
 __all__ = ["axis_design", "vivado_top", "TOP_MODULE", "image_bytes"]
 

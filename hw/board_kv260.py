@@ -48,10 +48,10 @@ from bincount.hw.cache import default_cache_dir
 from bincount.hw.network_cli import _ints as parse_ints
 from bincount.hw.output_dir import check_output_dir, write_all_or_none
 from bincount.hw.zynq_resources import CLASSES, DEVICES, design_resources, fit_table
-from bincount.model.cifar import load_test_images
-from bincount.model.network_file import load_export
-from bincount.model.network_golden import network_golden
-from bincount.model.network_reference import NetworkReference
+from bincount.model.data.cifar import load_test_images
+from bincount.model.export.network_file import load_export
+from bincount.model.export.network_golden import network_golden
+from bincount.model.export.network_reference import NetworkReference
 
 __all__ = ["build_board", "BOARDS", "STREAM_STAGES", "DEFAULT_CLOCK_MHZ", "build_tcl",
            "constraints_xdc", "resources_table", "SAMPLE_IMAGES"]

@@ -25,7 +25,7 @@ from bincount import __version__
 from bincount.gateware.network_top import PARTS, NetworkTop
 from bincount.hw.emit import verilog_text
 from bincount.hw.engine_emit import engine_ports
-from bincount.model.network_file import export_meta
+from bincount.model.export.network_file import export_meta
 
 __all__ = ["export_digest", "build_network", "emit_network", "verilog_parts"]
 

@@ -71,6 +71,12 @@ def add_arguments(parser):
                               "engine-golden networks)")
     engines.add_argument("--engine-no-fmax", action="store_true",
                          help="skip place and route of the engines")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="run the Yosys / nextpnr jobs on the workers of a Dask "
+                             "scheduler (e.g. tcp://HOST:8786; needs bincount[dask] and the "
+                             "same tool packages on the workers); the cache and the progress "
+                             "lines stay on this machine; --jobs defaults to the cluster's "
+                             "threads")
     parser.add_argument("--no-cache", action="store_true",
                         help="ignore cached results (they are still refreshed)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
@@ -80,7 +86,7 @@ def _engine_knobs(args):
     """The engine knobs of the command line, refused with one line (bad knobs, unreadable
     exports) before any synthesis."""
     from bincount.hw.knobs import EngineKnobs
-    from bincount.model.network_file import load_export
+    from bincount.model.export.network_file import load_export
 
     knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
                         options={"lanes": "--engine-lanes",
@@ -93,6 +99,7 @@ def _engine_knobs(args):
 
 def run(args):
     from bincount.errors import BincountError
+    from bincount.hw.executor import connect, using
     from bincount.hw.limits import MAX_N, N_HELP
     from bincount.hw.output_dir import check_output_dir
     from bincount.hw.report import build_report, write_report
@@ -110,9 +117,14 @@ def run(args):
     if args.engines:
         engines = {"stages": args.engine_stages or [1, 2, 3, 4], "knobs": _engine_knobs(args),
                    "exports": args.engine_export, "fmax": not args.engine_no_fmax}
-    report = build_report(args.target, args.widths, lanes=args.lanes, jobs=args.jobs,
-                          fmax=args.fmax, use_cache=not args.no_cache,
-                          progress=None if args.quiet else sys.stderr, engines=engines)
+    runner = connect(args.scheduler)    # one line if no scheduler answers, before any work
+    try:
+        with using(runner):
+            report = build_report(args.target, args.widths, lanes=args.lanes, jobs=args.jobs,
+                                  fmax=args.fmax, use_cache=not args.no_cache,
+                                  progress=None if args.quiet else sys.stderr, engines=engines)
+    finally:
+        runner.close()
     j_path, m_path = write_report(report, args.output)
     print(f"wrote {m_path} and {j_path}" + (" and engines.png" if engines is not None else ""))
     return 0

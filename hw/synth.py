@@ -43,10 +43,11 @@ import time
 from pathlib import Path
 
 from bincount.errors import BincountError
+from bincount.hw import executor
 from bincount.hw.cache import cache_key, default_cache_dir, read_entry, write_entry
 from bincount.hw.tools import SynthesisError, read_cpu_seconds, run_yosys, yosys_package_version
 
-__all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_script",
+__all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_job", "synth_script",
            "check_top", "count_resources", "parse_stat", "yosys_failure", "cached_result",
            "store_result"]
 
@@ -240,6 +241,25 @@ def parse_stat(text):
     return cells, version
 
 
+def synth_job(verilog_text, top, target, script, timeout=None):
+    """One Yosys run (a job of :mod:`bincount.hw.executor`): ``script`` on ``verilog_text``
+    in a temporary folder. Returns ``{"cells", "yosys", "yosys_package", "seconds",
+    "cpu_seconds"}`` (plain values); raises :class:`SynthesisError` when Yosys fails."""
+    with tempfile.TemporaryDirectory(prefix="bincount-synth-") as workdir:
+        Path(workdir, "design.v").write_text(verilog_text, encoding="utf-8")
+        Path(workdir, "synth.ys").write_text(script, encoding="utf-8")
+        t0 = time.monotonic()
+        proc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], workdir, timeout=timeout)
+        seconds = time.monotonic() - t0
+        stat_path = Path(workdir, "stat.json")
+        if proc.returncode != 0 or not stat_path.exists():
+            raise yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
+        cells, version = parse_stat(stat_path.read_text(encoding="utf-8"))
+        cpu = read_cpu_seconds(workdir)
+    return {"cells": cells, "yosys": version, "yosys_package": yosys_package_version(),
+            "seconds": seconds, "cpu_seconds": cpu}
+
+
 def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True, timeout=None):
     """Synthesise ``verilog_text`` (top module ``top``) for ``target``; return resources.
 
@@ -264,17 +284,9 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
     if hit is not None:
         return hit
 
-    with tempfile.TemporaryDirectory(prefix="bincount-synth-") as workdir:
-        Path(workdir, "design.v").write_text(verilog_text, encoding="utf-8")
-        Path(workdir, "synth.ys").write_text(script, encoding="utf-8")
-        t0 = time.monotonic()
-        proc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], workdir, timeout=timeout)
-        seconds = time.monotonic() - t0
-        stat_path = Path(workdir, "stat.json")
-        if proc.returncode != 0 or not stat_path.exists():
-            raise yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
-        cells, version = parse_stat(stat_path.read_text(encoding="utf-8"))
-        cpu = read_cpu_seconds(workdir)
+    job = executor.current().call(synth_job, verilog_text, top, target, script, timeout)
+    executor.check_versions(f"Yosys synthesis of {top!r}", job["yosys_package"], pkg)
+    cells, version, seconds, cpu = job["cells"], job["yosys"], job["seconds"], job["cpu_seconds"]
 
     result = {"cache_format": CACHE_FORMAT, "top": top, "target": target,
               "family": spec["family"]}

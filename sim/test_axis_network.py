@@ -44,7 +44,7 @@ async def axis_image(dut):
     from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
     from bincount.gateware.axis_network import decode_result
-    from bincount.model.network_golden import load_network_golden
+    from bincount.model.export.network_golden import load_network_golden
 
     case = simlib.load_case()
     _, gold = load_network_golden(case["golden"], check=False)
@@ -95,7 +95,7 @@ def _golden(full):
         return network_golden_path("binarized")
 
     def make(path):
-        from bincount.model.network_golden import save_network_golden
+        from bincount.model.export.network_golden import save_network_golden
         save_network_golden(path, "binarized", 1.0, seed=1, test_images=1)
 
     return simlib._cached_vectors("network_binarized_w1.0_s1_1img", make)
@@ -108,7 +108,7 @@ def _golden(full):
                               "(a very long Verilator build and run)"))])
 def test_axis_network(request, width):
     from bincount.hw.axis_emit import axis_design
-    from bincount.model.network_golden import load_network_golden
+    from bincount.model.export.network_golden import load_network_golden
 
     golden = _golden(width == "full")
     export, gold = load_network_golden(golden, check=False)

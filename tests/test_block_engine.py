@@ -93,10 +93,8 @@ def test_streamed_weights_are_a_port_and_no_memory():
     ex = tiny_export(8, 8, 1, 3, "binarized", True, "pow2", 1)
     p = block_params(ex, "stage1.conv1", 4, 8, weights="stream")
     dut = BinaryBlockEngine(p)
-    dut._MustUse__silence = True
     assert dut.w.payload.shape().width == 32 and "w__payload" in dut.port_doc
     plain = BinaryBlockEngine(block_params(ex, "stage1.conv1", 4, 8))
-    plain._MustUse__silence = True
     assert "w" not in plain.signature.members
     with pytest.raises(BincountError, match="weights must be 'memory' or 'stream', got 'rom'"):
         block_params(ex, "stage1.conv1", 4, 8, weights="rom")
@@ -154,7 +152,7 @@ def test_unknown_layer_and_real_downsample_are_rejected():
 def test_weight_words_follow_the_bit_order():
     ex = tiny_export(8, 8, 1, 4, seed=3)
     p = block_params(ex, "stage1.conv1", 4, 8)
-    from bincount.model.bits import unpack_bits
+    from bincount.model.export.bits import unpack_bits
     bits = unpack_bits(ex["stage1.conv1.weight_bits"], p.n)
     words = p.weight_words()
     assert len(words) == p.out_groups * p.folds
@@ -198,8 +196,8 @@ def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread
     with the concat downsample, then three stride-1 blocks), files and manifest; bad input is
     one line and writes nothing."""
     from bincount.cli import main
-    from bincount.model.calibrate import calibrated_network
-    from bincount.model.network_export import export_network
+    from bincount.model.nets.calibrate import calibrated_network
+    from bincount.model.export.network_export import export_network
 
     model, _ = calibrated_network("reactnet18", "qat_cn_times_alpha", 0.125, seed=1, count=8,
                                   shortcut="concat", slopes="pow2")

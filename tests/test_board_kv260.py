@@ -12,8 +12,8 @@ import pytest
 from bincount.errors import BincountError
 from bincount.gateware.block_params import block_params
 from bincount.hw.board_kv260 import BOARDS, build_board
-from bincount.model.network_file import save_export
-from bincount.model.network_reference import NetworkReference
+from bincount.model.export.network_file import save_export
+from bincount.model.export.network_reference import NetworkReference
 from network_cases import small_network
 
 KNOBS = {"lanes": 4, "bits_per_cycle": 4}
@@ -54,7 +54,7 @@ def test_files_and_determinism(built, export_path, tmp_path):
 
 
 def test_weight_image_is_stage4_words(built, export_path):
-    from bincount.model.network_file import load_export
+    from bincount.model.export.network_file import load_export
 
     export = load_export(export_path)
     man = json.loads((built / "manifest.json").read_text())
@@ -86,7 +86,7 @@ def test_tcl_has_the_block_design(built):
 
 
 def test_reference_results(built, export_path):
-    from bincount.model.network_file import load_export
+    from bincount.model.export.network_file import load_export
 
     ref = json.loads((built / "reference.json").read_text())
     pix = np.fromfile(built / "reference_images.bin", dtype=np.uint8).reshape(-1, 32, 32, 3)

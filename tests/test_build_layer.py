@@ -127,6 +127,11 @@ LAZY_IMPORTS = {
     "network_cli.py": None,
     # matplotlib (about a second) only for the engines' figure
     "engine_report.py": {"matplotlib", "matplotlib.pyplot"},
+    # dask.distributed (an optional dependency) only for --scheduler
+    "executor.py": {"dask.distributed"},
+    # the PYNQ host script of the Zynq board build runs on the board: pynq (only there) and
+    # Pillow (only for image files) when used, so that --help and bad input need neither
+    "classify.py": {"pynq", "PIL"},
 }
 
 

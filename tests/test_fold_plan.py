@@ -6,7 +6,7 @@ import pytest
 from bincount.errors import BincountError
 from bincount.hw.fold_plan import (CYCLE_MARGIN, DEVICES, MAX_IDLE, MODEL, _blocks, format_plan,
                                    plan_network, block_resources)
-from bincount.model.net_format import DEFAULT_FORMAT
+from bincount.model.export.net_format import DEFAULT_FORMAT
 
 
 def geometry_meta(width=1, form="binarized", rprelu="pow2"):
