@@ -1,0 +1,169 @@
+"""``bincount build --board ulx3s-85f``: the network on a ULX3S (LFE5U-85F, CABGA381) as a
+bitstream, built with the PyPI tools alone (:mod:`bincount.hw.ecp5_board_flow`).
+
+The design is :class:`~bincount.gateware.ulx3s_top.Ulx3sTop` around
+:class:`~bincount.gateware.board_core.BoardCore` (UART in, the network, UART and LEDs out),
+with
+
+- the clock: ``--clock-mhz`` (default :data:`DEFAULT_CLOCK_MHZ`) made by the PLL from the
+  25 MHz oscillator (:func:`~bincount.gateware.ecp5_pll.pll_params`; the PLL's nearest frequency
+  is the one used and reported);
+- the UART: ``--baud`` (default :data:`DEFAULT_BAUD`), clock cycles per bit
+  ``divisor = round(f_clk / baud)``, refused when the bit rate it gives is more than
+  :data:`BAUD_TOLERANCE` off (a UART frame of 10 bits tolerates a few per cent in all);
+- the knobs: ``--lanes`` / ``--bits-per-cycle`` / ``--stem-lanes`` as ``generate network``, or
+  else the fold planner's choice for ``ecp5-85f`` at the clock and at the image rate the UART can
+  feed (``baud / 10 / 3072`` images per second: 3,072 image bytes of 10 line bits each), which
+  is the slowest, smallest folding that keeps pace with the line.
+
+Every option is checked (and the export read, and the knobs checked on the network) before any
+tool runs. Writes the files of :data:`~bincount.hw.ecp5_board_flow.PRODUCTS` into the output
+folder and prints the timing and utilisation lines.
+"""
+
+import sys
+
+from bincount.errors import BincountError
+
+__all__ = ["build_board", "build_ulx3s", "uart_divisor", "planned_knobs", "DEFAULT_CLOCK_MHZ",
+           "DEFAULT_BAUD", "BAUD_TOLERANCE", "IMAGE_BYTES", "TOP_NAME", "BOARD"]
+
+BOARD = "ulx3s-85f"
+#: Default clock of the network (MHz): well below the Fmax the placed design reaches
+#: (docs/benchmarks.md, "ULX3S bitstream"); the UART, not the clock, bounds the image rate.
+DEFAULT_CLOCK_MHZ = 50
+#: Default UART bit rate (8N1).
+DEFAULT_BAUD = 115200
+#: Largest relative error of the bit rate the divisor gives.
+BAUD_TOLERANCE = 0.01
+#: Smallest divisor (clock cycles per bit) accepted.
+MIN_DIVISOR = 4
+#: Bytes of one image on the line (32 x 32 pixels, R G B).
+IMAGE_BYTES = 32 * 32 * 3
+TOP_NAME = "bincount_ulx3s"
+
+
+def uart_divisor(clock_hz, baud):
+    """``(divisor, actual baud)``: clock cycles per UART bit; :class:`BincountError` when the
+    rate is more than :data:`BAUD_TOLERANCE` off or the divisor below :data:`MIN_DIVISOR`."""
+    divisor = max(1, round(clock_hz / baud))
+    actual = clock_hz / divisor
+    if divisor < MIN_DIVISOR:
+        raise BincountError(f"--baud {baud} is too fast for a {clock_hz / 1e6:g} MHz clock "
+                            f"({divisor} cycles per bit); at most "
+                            f"{int(clock_hz // MIN_DIVISOR):,} baud at this clock")
+    if abs(actual - baud) > BAUD_TOLERANCE * baud:
+        raise BincountError(f"--baud {baud} is not reachable from a {clock_hz / 1e6:g} MHz "
+                            f"clock: {divisor} cycles per bit give {actual:,.0f} baud, "
+                            f"{abs(actual - baud) / baud:.1%} off (at most "
+                            f"{BAUD_TOLERANCE:.0%}); choose a rate that divides the clock, e.g. "
+                            f"{round(clock_hz / divisor)}")
+    return divisor, actual
+
+
+def planned_knobs(export, clock_mhz, baud):
+    """``(knobs, plan)``: the fold planner's knobs for ``ecp5-85f`` at ``clock_mhz`` and the
+    image rate of a ``baud`` line (module docstring)."""
+    from bincount.hw.fold_plan import plan_network
+    from bincount.model.network_file import export_meta
+
+    fps = baud / 10 / IMAGE_BYTES
+    plan = plan_network(export_meta(export), "ecp5-85f", fps, clock_mhz)
+    streamed = [p["name"] for p in plan["parts"] if p.get("weights") == "stream"]
+    if streamed:
+        raise BincountError(f"the ecp5-85f plan streams the weights of {', '.join(streamed)}; "
+                            f"the board holds every weight on chip; give a narrower export")
+    stages = [p for p in plan["parts"] if p["name"].startswith("stage")]
+    knobs = {"lanes": [p["lanes"] for p in stages],
+             "bits_per_cycle": [p["bits_per_cycle"] for p in stages],
+             "stem_lanes": plan["parts"][0]["lanes"]}
+    return knobs, plan
+
+
+def _given_knobs(args):
+    from bincount.hw.network_cli import _ints
+
+    knobs = {}
+    if args.lanes is not None:
+        knobs["lanes"] = _ints("lanes", args.lanes)
+    if args.bits_per_cycle is not None:
+        knobs["bits_per_cycle"] = _ints("bits-per-cycle", args.bits_per_cycle)
+    if args.stem_lanes is not None:
+        knobs["stem_lanes"] = _ints("stem-lanes", args.stem_lanes)
+        if isinstance(knobs["stem_lanes"], list):
+            raise BincountError("--stem-lanes needs one integer")
+    return knobs
+
+
+def build_ulx3s(core, pll, out_dir, *, seed=1, info=None, stream=sys.stdout):
+    """Build ``core`` (ports ``uart_rx``, ``uart_tx``, ``leds``) on the ULX3S-85F with the PLL
+    setting ``pll`` into ``out_dir``; return the summary (raises on a failure or missed
+    timing, :mod:`bincount.hw.ecp5_board_flow`)."""
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from bincount.gateware.ulx3s_top import Ulx3sTop
+    from bincount.hw.ecp5_board_flow import build_ecp5_bitstream
+
+    info = {"board": BOARD, **(info or {}), "pll": pll.as_dict()}
+    return build_ecp5_bitstream(ULX3S_85F_Platform(), Ulx3sTop(core, pll), TOP_NAME, out_dir,
+                                seed=seed, info=info, expect_mhz=float(pll.f_out),
+                                stream=stream)
+
+
+def build_board(args, out_dir):
+    from bincount.gateware.ecp5_pll import pll_params
+    from bincount.gateware.ulx3s_top import OSCILLATOR_MHZ
+    from bincount.model.network_file import DEFAULT_EXPORT, load_export
+
+    clock_mhz = DEFAULT_CLOCK_MHZ if args.clock_mhz is None else args.clock_mhz
+    pll = pll_params(OSCILLATOR_MHZ, clock_mhz)
+    clock_hz = float(pll.f_out) * 1e6
+    baud = DEFAULT_BAUD if args.baud is None else args.baud
+    divisor, actual_baud = uart_divisor(clock_hz, baud)
+    seed = 1 if args.seed is None else args.seed
+    knobs = _given_knobs(args)
+    export_path = str(DEFAULT_EXPORT) if args.export is None else args.export
+    export = load_export(export_path)
+    plan = None
+    if not knobs:
+        knobs, plan = planned_knobs(export, float(pll.f_out), baud)
+    try:
+        from bincount.gateware.board_core import BoardCore
+    except ModuleNotFoundError as exc:
+        if exc.name != "bincount.gateware.board_core":
+            raise
+        raise BincountError("the board core (bincount.gateware.board_core) is not part of this "
+                            "installation; install bincount with it") from None
+    core = BoardCore(export, divisor=divisor, **knobs)      # knobs checked before any tool
+    from bincount.hw.network_emit import export_digest
+
+    info = {"network": f"{export_path} (digest {export_digest(export)[:10]})",
+            "knobs": {"stem_lanes": core.network.stem_lanes, "lanes": core.network.lanes,
+                      "bits_per_cycle": core.network.bits_per_cycle},
+            "cycles_per_image": core.network.ideal_cycles,
+            "clock": f"{float(pll.f_out):g} MHz (PLL from {OSCILLATOR_MHZ} MHz: CLKI_DIV "
+                     f"{pll.clki_div}, CLKFB_DIV {pll.clkfb_div}, CLKOP_DIV {pll.clkop_div}, "
+                     f"VCO {float(pll.f_vco):g} MHz)",
+            "uart": f"{baud} baud requested, {actual_baud:,.0f} baud ({divisor} cycles per bit)",
+            "clock_mhz": float(pll.f_out), "baud": baud, "uart_divisor": divisor}
+    if plan is not None:
+        info["plan"] = plan
+    if float(pll.f_out) != clock_mhz:
+        print(f"clock: {clock_mhz:g} MHz asked, the PLL gives {float(pll.f_out):g} MHz")
+    summary = build_ulx3s(core, pll, out_dir, seed=seed, info=info)
+    for line in summary_lines(summary):
+        print(line)
+    return 0
+
+
+def summary_lines(summary):
+    """The lines ``build`` prints after a successful build."""
+    lines = []
+    for clk, v in sorted(summary["fmax"].items()):
+        lines.append(f"timing {summary['timing']}: {clk} {v['achieved_mhz']:.2f} MHz achieved, "
+                     f"{v['constraint_mhz']:.2f} MHz constraint")
+    u = summary["utilisation"]
+    parts = [f"{bel} {u[bel]['used']:,}/{u[bel]['available']:,}"
+             for bel in ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D") if bel in u]
+    lines.append("utilisation: " + ", ".join(parts))
+    return lines
