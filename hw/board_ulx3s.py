@@ -9,8 +9,8 @@ with
   25 MHz oscillator (:func:`~bincount.gateware.ecp5_pll.pll_params`; the PLL's nearest frequency
   is the one used and reported);
 - the UART: ``--baud`` (default :data:`DEFAULT_BAUD`), clock cycles per bit
-  ``divisor = round(f_clk / baud)``, refused when the bit rate it gives is more than
-  :data:`BAUD_TOLERANCE` off (a UART frame of 10 bits tolerates a few per cent in all);
+  ``divisor = round(f_clk / baud)`` (:func:`~bincount.gateware.board_core.divisor_for`, which
+  refuses a rate the divisor misses by more than its tolerance);
 - the knobs: ``--lanes`` / ``--bits-per-cycle`` / ``--stem-lanes`` as ``generate network``, or
   else the fold planner's choice for ``ecp5-85f`` at the clock and at the image rate the UART can
   feed (``baud / 10 / 3072`` images per second: 3,072 image bytes of 10 line bits each), which
@@ -25,8 +25,8 @@ import sys
 
 from bincount.errors import BincountError
 
-__all__ = ["build_board", "build_ulx3s", "uart_divisor", "planned_knobs", "DEFAULT_CLOCK_MHZ",
-           "DEFAULT_BAUD", "BAUD_TOLERANCE", "IMAGE_BYTES", "TOP_NAME", "BOARD"]
+__all__ = ["build_board", "build_ulx3s", "planned_knobs", "summary_lines", "DEFAULT_CLOCK_MHZ",
+           "DEFAULT_BAUD", "IMAGE_BYTES", "TOP_NAME", "BOARD"]
 
 BOARD = "ulx3s-85f"
 #: Default clock of the network (MHz): well below the Fmax the placed design reaches
@@ -34,31 +34,9 @@ BOARD = "ulx3s-85f"
 DEFAULT_CLOCK_MHZ = 50
 #: Default UART bit rate (8N1).
 DEFAULT_BAUD = 115200
-#: Largest relative error of the bit rate the divisor gives.
-BAUD_TOLERANCE = 0.01
-#: Smallest divisor (clock cycles per bit) accepted.
-MIN_DIVISOR = 4
 #: Bytes of one image on the line (32 x 32 pixels, R G B).
 IMAGE_BYTES = 32 * 32 * 3
 TOP_NAME = "bincount_ulx3s"
-
-
-def uart_divisor(clock_hz, baud):
-    """``(divisor, actual baud)``: clock cycles per UART bit; :class:`BincountError` when the
-    rate is more than :data:`BAUD_TOLERANCE` off or the divisor below :data:`MIN_DIVISOR`."""
-    divisor = max(1, round(clock_hz / baud))
-    actual = clock_hz / divisor
-    if divisor < MIN_DIVISOR:
-        raise BincountError(f"--baud {baud} is too fast for a {clock_hz / 1e6:g} MHz clock "
-                            f"({divisor} cycles per bit); at most "
-                            f"{int(clock_hz // MIN_DIVISOR):,} baud at this clock")
-    if abs(actual - baud) > BAUD_TOLERANCE * baud:
-        raise BincountError(f"--baud {baud} is not reachable from a {clock_hz / 1e6:g} MHz "
-                            f"clock: {divisor} cycles per bit give {actual:,.0f} baud, "
-                            f"{abs(actual - baud) / baud:.1%} off (at most "
-                            f"{BAUD_TOLERANCE:.0%}); choose a rate that divides the clock, e.g. "
-                            f"{round(clock_hz / divisor)}")
-    return divisor, actual
 
 
 def planned_knobs(export, clock_mhz, baud):
@@ -119,7 +97,10 @@ def build_board(args, out_dir):
     pll = pll_params(OSCILLATOR_MHZ, clock_mhz)
     clock_hz = float(pll.f_out) * 1e6
     baud = DEFAULT_BAUD if args.baud is None else args.baud
-    divisor, actual_baud = uart_divisor(clock_hz, baud)
+    from bincount.gateware.board_core import BoardCore, divisor_for
+
+    divisor = divisor_for(clock_hz, baud)
+    actual_baud = clock_hz / divisor
     seed = 1 if args.seed is None else args.seed
     knobs = _given_knobs(args)
     export_path = str(DEFAULT_EXPORT) if args.export is None else args.export
@@ -127,13 +108,6 @@ def build_board(args, out_dir):
     plan = None
     if not knobs:
         knobs, plan = planned_knobs(export, float(pll.f_out), baud)
-    try:
-        from bincount.gateware.board_core import BoardCore
-    except ModuleNotFoundError as exc:
-        if exc.name != "bincount.gateware.board_core":
-            raise
-        raise BincountError("the board core (bincount.gateware.board_core) is not part of this "
-                            "installation; install bincount with it") from None
     core = BoardCore(export, divisor=divisor, **knobs)      # knobs checked before any tool
     from bincount.hw.network_emit import export_digest
 
@@ -153,6 +127,12 @@ def build_board(args, out_dir):
     summary = build_ulx3s(core, pll, out_dir, seed=seed, info=info)
     for line in summary_lines(summary):
         print(line)
+    from pathlib import Path
+
+    from bincount.hw.ecp5_board_flow import PRODUCTS
+
+    for name in PRODUCTS:
+        print(Path(out_dir) / name.format(name=TOP_NAME))
     return 0
 
 
