@@ -18,7 +18,9 @@ block with ``P`` lanes of ``B`` bits:
            line buffers (the per-group constant ROMs, at most Cout/P words, go to LUTs: with
            that rule the model gives exactly the measured ECP5 DP16KD counts of stages 1, 2
            and 3, 100 / 104 / 163; xc7 measured fewer, 40 / 89 / 163, as Yosys puts some
-           small memories in LUT RAM there, so the model is an upper bound for xc7)
+           small memories in LUT RAM there, so the model is an upper bound for xc7; every
+           bank of a weight memory holds as many words as one block RAM at the word's width,
+           :func:`~bincount.gateware.banked_ram.block_depth`, as the BankedRAM builds it)
     DSP  = P * ((form == baseline) + (rprelu == trained))
 
 and for the stem ``LUT_PER_LANE * P0`` (not measured: the per-lane figure of a block is taken),
