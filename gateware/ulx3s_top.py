@@ -56,7 +56,7 @@ class Ulx3sTop(Elaboratable):
         m.submodules.button_buf = button_buf = io.Buffer("i", button)
         m.submodules.reset_sync = ResetSynchronizer(~pll.locked | button_buf.i, domain="sync")
 
-        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-", "rts": "-", "dtr": "-"})
         m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
         m.submodules.core = core = self.core

@@ -204,3 +204,17 @@ def test_default_network_bitstream(tmp_path, capsys):
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert summary["timing"] == "PASS"
     assert (tmp_path / "b" / f"{board_ulx3s.TOP_NAME}.bit").stat().st_size > 0
+
+
+def test_board_verilog_and_constraints_are_deterministic():
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from bincount.gateware.ulx3s_top import Ulx3sTop
+
+    texts = [ecp5_board_flow._plan_files(ULX3S_85F_Platform(),
+                                         Ulx3sTop(UartEchoCore(), pll_params(25, 50)), "t")
+             for _ in range(2)]
+    assert texts[0] == texts[1]
+    verilog, lpf = texts[0]
+    assert "EHXPLLL" in verilog and "CLKOP_DIV" in verilog
+    assert 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ;' in lpf
