@@ -22,8 +22,19 @@ folder and prints the timing and utilisation lines.
 """
 
 import sys
+from pathlib import Path
+
+from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from bincount.errors import BincountError
+from bincount.gateware.board_core import BoardCore, divisor_for
+from bincount.gateware.ecp5_pll import pll_params
+from bincount.gateware.ulx3s_top import OSCILLATOR_MHZ, Ulx3sTop
+from bincount.hw.ecp5_board_flow import PRODUCTS, build_ecp5_bitstream
+from bincount.hw.fold_plan import plan_network
+from bincount.hw.network_cli import _ints
+from bincount.hw.network_emit import export_digest
+from bincount.model.network_file import DEFAULT_EXPORT, export_meta, load_export
 
 __all__ = ["build_board", "build_ulx3s", "planned_knobs", "summary_lines", "DEFAULT_CLOCK_MHZ",
            "DEFAULT_BAUD", "IMAGE_BYTES", "TOP_NAME", "BOARD"]
@@ -42,9 +53,6 @@ TOP_NAME = "bincount_ulx3s"
 def planned_knobs(export, clock_mhz, baud):
     """``(knobs, plan)``: the fold planner's knobs for ``ecp5-85f`` at ``clock_mhz`` and the
     image rate of a ``baud`` line (module docstring)."""
-    from bincount.hw.fold_plan import plan_network
-    from bincount.model.network_file import export_meta
-
     fps = baud / 10 / IMAGE_BYTES
     plan = plan_network(export_meta(export), "ecp5-85f", fps, clock_mhz)
     streamed = [p["name"] for p in plan["parts"] if p.get("weights") == "stream"]
@@ -59,8 +67,6 @@ def planned_knobs(export, clock_mhz, baud):
 
 
 def _given_knobs(args):
-    from bincount.hw.network_cli import _ints
-
     knobs = {}
     if args.lanes is not None:
         knobs["lanes"] = _ints("lanes", args.lanes)
@@ -77,11 +83,6 @@ def build_ulx3s(core, pll, out_dir, *, seed=1, info=None, stream=sys.stdout):
     """Build ``core`` (ports ``uart_rx``, ``uart_tx``, ``leds``) on the ULX3S-85F with the PLL
     setting ``pll`` into ``out_dir``; return the summary (raises on a failure or missed
     timing, :mod:`bincount.hw.ecp5_board_flow`)."""
-    from amaranth_boards.ulx3s import ULX3S_85F_Platform
-
-    from bincount.gateware.ulx3s_top import Ulx3sTop
-    from bincount.hw.ecp5_board_flow import build_ecp5_bitstream
-
     info = {"board": BOARD, **(info or {}), "pll": pll.as_dict()}
     return build_ecp5_bitstream(ULX3S_85F_Platform(), Ulx3sTop(core, pll), TOP_NAME, out_dir,
                                 seed=seed, info=info, expect_mhz=float(pll.f_out),
@@ -89,16 +90,10 @@ def build_ulx3s(core, pll, out_dir, *, seed=1, info=None, stream=sys.stdout):
 
 
 def build_board(args, out_dir):
-    from bincount.gateware.ecp5_pll import pll_params
-    from bincount.gateware.ulx3s_top import OSCILLATOR_MHZ
-    from bincount.model.network_file import DEFAULT_EXPORT, load_export
-
     clock_mhz = DEFAULT_CLOCK_MHZ if args.clock_mhz is None else args.clock_mhz
     pll = pll_params(OSCILLATOR_MHZ, clock_mhz)
     clock_hz = float(pll.f_out) * 1e6
     baud = DEFAULT_BAUD if args.baud is None else args.baud
-    from bincount.gateware.board_core import BoardCore, divisor_for
-
     divisor = divisor_for(clock_hz, baud)
     actual_baud = clock_hz / divisor
     seed = 1 if args.seed is None else args.seed
@@ -109,8 +104,6 @@ def build_board(args, out_dir):
     if not knobs:
         knobs, plan = planned_knobs(export, float(pll.f_out), baud)
     core = BoardCore(export, divisor=divisor, **knobs)      # knobs checked before any tool
-    from bincount.hw.network_emit import export_digest
-
     info = {"network": f"{export_path} (digest {export_digest(export)[:10]})",
             "knobs": {"stem_lanes": core.network.stem_lanes, "lanes": core.network.lanes,
                       "bits_per_cycle": core.network.bits_per_cycle},
@@ -127,10 +120,6 @@ def build_board(args, out_dir):
     summary = build_ulx3s(core, pll, out_dir, seed=seed, info=info)
     for line in summary_lines(summary):
         print(line)
-    from pathlib import Path
-
-    from bincount.hw.ecp5_board_flow import PRODUCTS
-
     for name in PRODUCTS:
         print(Path(out_dir) / name.format(name=TOP_NAME))
     return 0

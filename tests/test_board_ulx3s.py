@@ -91,7 +91,7 @@ def test_pll_formula_and_ranges():
 def _no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the work started before the input was checked")
-    monkeypatch.setattr(ecp5_board_flow, "build_ecp5_bitstream", forbidden)
+    monkeypatch.setattr(board_ulx3s, "build_ecp5_bitstream", forbidden)
 
 
 def test_registry_and_missing_board_module(monkeypatch, capsys):
