@@ -217,3 +217,15 @@ def test_board_verilog_and_constraints_are_deterministic():
     rtlil, verilog, lpf = texts[0]
     assert "EHXPLLL" in verilog and "CLKOP_DIV" in verilog
     assert 'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ;' in lpf
+
+
+def test_yosys_trap_is_named(tmp_path):
+    from subprocess import CompletedProcess
+
+    from bincount.hw.synth import yosys_failure
+
+    proc = CompletedProcess([], 1, "", "wasmtime._trap.Trap: error while executing\n"
+                                       "Caused by: thrown Wasm exception\n")
+    msg = str(yosys_failure("Yosys synthesis of 't'", tmp_path, proc))
+    assert msg.startswith("Yosys synthesis of 't' failed: exit status 1 (Yosys stopped on an "
+                          "uncaught exception inside WebAssembly, most likely out of its 4 GiB")
