@@ -38,6 +38,7 @@ VERBS = {
     "eval": ("bincount.model.eval_cli", "top-1 / top-5 accuracy of a checkpoint on CIFAR-10"),
     "convert-ptq": ("bincount.model.ptq_cli", "PTQ-binarized counting of a trained baseline"),
     "data": ("bincount.model.data_cli", "fetch the CIFAR-10 binary release (checked, resumable)"),
+    "infer": ("bincount.infer_cli", "classify images on a board over its serial port"),
 }
 
 

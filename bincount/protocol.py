@@ -20,7 +20,8 @@ __all__ = [
     "ERR_TIMEOUT", "ERR_FRAMING", "INFO_LENGTH", "ERROR_LENGTH", "LOGIT_BYTES", "DIGEST_BYTES",
     "MAX_IN_FLIGHT", "checksum", "frame", "info_request", "classify_request", "result_length",
     "classify_length", "Frame", "Info", "Result", "BoardError", "FrameDecoder", "parse_info",
-    "parse_result", "parse_error", "info_payload", "result_payload", "error_payload",
+    "parse_result", "parse_error", "plausible_reply", "info_payload", "result_payload",
+    "error_payload",
 ]
 
 #: Start of every frame.
@@ -185,6 +186,20 @@ def error_payload(code, command=0, tag=0, detail=0):
     return struct.pack("<BBBH", code, command, tag, detail)
 
 
+def plausible_reply(version, type_, length):
+    """Whether a reply header can be a board's reply (any length for another protocol version:
+    the driver reports the version)."""
+    if version != VERSION:
+        return True
+    if type_ == REPLY_INFO:
+        return length == INFO_LENGTH
+    if type_ == REPLY_ERROR:
+        return length == ERROR_LENGTH
+    if type_ == REPLY_RESULT:
+        return length >= 2 and (length - 2) % LOGIT_BYTES == 0
+    return False
+
+
 def parse_info(payload):
     if len(payload) != INFO_LENGTH:
         raise ValueError(f"INFO reply of {len(payload)} bytes; expected {INFO_LENGTH}")
@@ -213,14 +228,17 @@ class FrameDecoder:
 
     Bytes outside frames (before a magic, or a frame whose CHECK fails) are skipped and
     counted in :attr:`skipped`, the first of them kept in :attr:`garbage` (for messages). A
-    frame announcing more than ``max_length`` payload bytes is treated as garbage too.
+    header announcing more than ``max_length`` payload bytes, or one that ``accept(version,
+    type, length)`` refuses, is treated as garbage at once (so a false magic in garbage cannot
+    make the decoder wait for a long payload that hides the next real frame).
     """
 
-    def __init__(self, max_length=4096):
+    def __init__(self, max_length=4096, accept=None):
         self.buf = bytearray()
         self.skipped = 0
         self.garbage = bytearray()
         self.max_length = max_length
+        self.accept = accept
 
     def _skip(self, n):
         if len(self.garbage) < 32:
@@ -243,7 +261,9 @@ class FrameDecoder:
             if len(self.buf) < HEADER_BYTES:
                 return out
             length = struct.unpack_from("<H", self.buf, 4)[0]
-            if length > self.max_length:
+            if length > self.max_length or (self.accept is not None
+                                            and not self.accept(self.buf[2], self.buf[3],
+                                                                length)):
                 self._skip(1)
                 continue
             end = HEADER_BYTES + length + 1

@@ -29,8 +29,10 @@ fewer than ``ticket_depth - max_in_flight`` tickets wait (``ticket_level``), so 
 room for the tickets of accepted images; beyond that a reply is dropped (the board is flooded
 with requests faster than it answers them).
 
-Clock domain ``sync``; ``rst`` returns to hunting and forgets the images in flight (reset the
-network with it).
+Latency (:attr:`FrameReceiver.latency`): an image byte passes from ``i`` to ``image`` in the
+cycle it is taken; a frame's ticket is offered in the cycle its CHECK byte is taken (a header
+error's in the cycle after the second LEN byte). Clock domain ``sync``; ``rst`` returns to
+hunting and forgets the images in flight (reset the network with it).
 """
 
 from amaranth.hdl import Module, Signal
@@ -74,6 +76,12 @@ class FrameReceiver(wiring.Component):
             "in_frame": Out(1),
             "in_flight": Out(range(self.max_in_flight + 1)),
         })
+
+    @property
+    def latency(self):
+        """Cycles from an image byte on ``i`` to the same byte on ``image``: 0 (it passes
+        through in the cycle it is taken)."""
+        return 0
 
     def elaborate(self, platform):
         m = Module()

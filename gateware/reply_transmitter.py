@@ -18,9 +18,9 @@ Each taken result pulses ``result_taken`` for one cycle.
 Board status: ``last_class`` (the class of the last RESULT sent), ``results`` (toggles with
 each RESULT) and ``last_error`` (the last reply was an ERROR).
 
-Latency: a ticket is taken the cycle after the previous reply's last byte was accepted; its
-first byte is offered on ``o`` 1 cycle after the ticket (INFO, ERROR) or after the network
-result (RESULT) was taken. Clock domain ``sync``.
+Latency (:attr:`ReplyTransmitter.latency`): a ticket is taken in the cycle after the previous
+reply's last byte was accepted; the reply's first byte is offered on ``o`` 1 cycle after the
+ticket (INFO, ERROR) or the network result (RESULT) was taken. Clock domain ``sync``.
 """
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed
@@ -72,6 +72,12 @@ class ReplyTransmitter(wiring.Component):
             "results": Out(1),
             "last_error": Out(1),
         })
+
+    @property
+    def latency(self):
+        """Cycles from taking a ticket (INFO, ERROR) or a network result (RESULT) to the reply's
+        first byte on ``o``: 1."""
+        return 1
 
     def _frame(self, type_, payload):
         """Header and payload bytes (the CHECK byte is computed while sending)."""

@@ -224,3 +224,34 @@ def test_timeout_pads_the_image_and_recovers():
                              result_frame(7, image(8)),
                              error_frame(P.ERR_TIMEOUT, P.CMD_INFO),
                              (P.REPLY_INFO, INFO)]
+
+
+def test_board_core_ports_info_and_rate_check():
+    import pytest
+
+    from bincount.errors import BincountError
+    from bincount.gateware.board_core import BoardCore, divisor_for
+    from bincount.hw.network_emit import export_digest
+    from network_cases import small_network
+
+    export, _ = small_network()
+    core = BoardCore(export, 4, 4, divisor=4)
+    assert sorted(core.signature.members.keys()) == ["leds", "uart_rx", "uart_tx"]
+    info = P.parse_info(core.info)
+    assert (info.height, info.width, info.channels, info.classes, info.logit_bits,
+            info.logit_frac) == (32, 32, 3, 10, 32, 16)
+    assert info.digest.hex() == export_digest(export)[:16]
+    assert (info.cycles_per_image, info.divisor) == (core.network.ideal_cycles, 4)
+    core._MustUse__silence = True
+    from bincount.gateware.board_core import silence_network
+    silence_network(core.network)
+    # one lane everywhere: 147,456 cycles per image, more than 10 * 4 * 3080 on the line
+    with pytest.raises(BincountError, match=r"UART divisor 4 brings an image in 123200 cycles, "
+                                            r"faster than the network takes one \(147456 "
+                                            r"cycles\); .* use a divisor >= 5"):
+        BoardCore(export, 1, 1, 1, divisor=4)
+    assert divisor_for(25e6, 115200) == 217 and divisor_for(50e6, 3_000_000) == 17
+    with pytest.raises(BincountError, match="divisor 4 gives 250000 baud, 12.5% off"):
+        divisor_for(1e6, 1e6 / 4.5)
+    with pytest.raises(BincountError, match="needs 3 cycles per bit"):
+        divisor_for(12e6, 4_000_000)
