@@ -1,5 +1,6 @@
-"""``bincount build``: a board design of an exported network, from the export to what the
-board's tools take.
+"""Build an exported network for a board: a bitstream, or a project for the board's tools.
+
+``bincount build`` turns the export into what the board's own tools take.
 
     bincount build --board BOARD [--export FILE] [-o DIR] [--clock-mhz M] [--seed N]
                    [--baud N] [--lanes P[,P,P,P]] [--bits-per-cycle B[,B,B,B]]
