@@ -104,7 +104,9 @@ def build_board(args, out_dir):
     if not knobs:
         knobs, plan = planned_knobs(export, float(pll.f_out), baud)
     core = BoardCore(export, divisor=divisor, **knobs)      # knobs checked before any tool
-    info = {"network": f"{export_path} (digest {export_digest(export)[:10]})",
+    shown = export_path if args.export is not None else \
+        f"networks/{DEFAULT_EXPORT.name} (the default)"
+    info = {"network": f"{shown} (digest {export_digest(export)[:10]})",
             "knobs": {"stem_lanes": core.network.stem_lanes, "lanes": core.network.lanes,
                       "bits_per_cycle": core.network.bits_per_cycle},
             "cycles_per_image": core.network.ideal_cycles,
