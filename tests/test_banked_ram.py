@@ -48,7 +48,8 @@ def test_default_banks_fill_one_block_ram():
 
     assert [block_depth(w) for w in (1, 2, 3, 4, 5, 9, 10, 18, 19, 36, 37, 512)] == \
         [16384, 8192, 4096, 4096, 2048, 2048, 1024, 1024, 512, 512, 512, 512]
-    assert BankedRAM(4, 18432, writable=False).banks == 5         # 4,096 words of 4 bits each
-    assert BankedRAM(64, 1024, writable=False).banks == 2         # 512 words of > 36 bits
-    for dut in (BankedRAM(4, 18432, writable=False), BankedRAM(64, 1024, writable=False)):
-        dut._MustUse__silence = True
+    narrow, wide = BankedRAM(4, 18432, writable=False), BankedRAM(64, 1024, writable=False)
+    for dut in (narrow, wide):
+        dut._MustUse__silence = True                                # built, not elaborated
+    assert narrow.banks == 5                                         # 4,096 words of 4 bits each
+    assert wide.banks == 2                                           # 512 words of > 36 bits
