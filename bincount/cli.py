@@ -30,6 +30,7 @@ __all__ = ["main", "VERBS", "build_parser"]
 VERBS = {
     "generate": ("bincount.hw.generate_cli", "emit Verilog + JSON port manifest for one block"),
     "ops": ("bincount.model.cli.ops_cli", "post-popcount operation count per layer of a network"),
+    "build": ("bincount.hw.build_cli", "a board design of a network: bitstream or vendor project"),
     "report": ("bincount.hw.report_cli", "synthesise lanes in both forms; write report.md/.json"),
     "export-layer": ("bincount.model.cli.export_cli", "export one calibrated binary conv layer to .npz"),
     "export": ("bincount.model.cli.network_export_cli", "export a trained network checkpoint as integers (.npz)"),

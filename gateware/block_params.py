@@ -51,6 +51,7 @@ from amaranth.lib import data
 from bincount.errors import BincountError
 from bincount.model.export.bits import unpack_bits
 
+from .banked_ram import BRAM_MODES, block_depth
 from .baseline_scale import BaselineScale
 from .rprelu_unit import RPReLUUnit
 from .rsign_compare import RSignCompare
@@ -68,16 +69,13 @@ DEFAULT_BITS_PER_CYCLE = 64
 RES_BITS = 16
 
 
-#: Block RAM aspect ratios (depth, width): ECP5 DP16KD (the 7-series RAMB18 has the same).
-BRAM_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-#: Words per bank of a :class:`~bincount.gateware.banked_ram.BankedRAM`.
-BRAM_BANK_DEPTH = 512
-
-
-def bram_blocks(width, depth, bank_depth=BRAM_BANK_DEPTH):
+def bram_blocks(width, depth, bank_depth=None):
     """18 Kbit block RAMs of a read-only ``BankedRAM`` of ``depth`` words of ``width`` bits:
-    each bank of at most ``bank_depth`` words in its cheapest aspect ratio (a model of the
-    synthesis tool's choice, used to decide the weight memory layout)."""
+    each bank of at most ``bank_depth`` words (default: the BankedRAM's,
+    :func:`~bincount.gateware.banked_ram.block_depth`) in its cheapest aspect ratio (a model of
+    the synthesis tool's choice, used to decide the weight memory layout)."""
+    if bank_depth is None:
+        bank_depth = block_depth(width)
     total = 0
     for start in range(0, depth, bank_depth):
         d = min(bank_depth, depth - start)

@@ -199,6 +199,9 @@ def yosys_failure(what, workdir, proc):
     if "bad_alloc" in tail or "out of memory" in tail.lower():
         hint = (" (Yosys ran out of its WebAssembly address space; synthesise a smaller "
                 "design)")
+    elif "thrown wasm exception" in tail.lower():
+        hint = (" (Yosys stopped on an uncaught exception inside WebAssembly, most likely "
+                "out of its 4 GiB address space; synthesise a smaller design)")
     first = next((ln for ln in reversed(tail.splitlines()) if "ERROR" in ln), None)
     summary = first.strip() if first else f"exit status {proc.returncode}"
     return SynthesisError(f"{what} failed: {summary}{hint}\n--- end of Yosys log ---\n{tail}")

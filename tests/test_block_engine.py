@@ -106,7 +106,10 @@ def test_weights_split_where_it_saves_block_rams():
     assert bram_blocks(512, 1152) == 45
     assert bram_blocks(512, 1024) + bram_blocks(64, 1024) == 34
     assert bram_blocks(18, 512) == 1 and bram_blocks(512, 72) == 15
-    assert bram_blocks(18, 1024) == 2                 # banks of at most 512 words
+    assert bram_blocks(36, 1024) == 2                 # banks of at most 512 words of 36 bits
+    assert bram_blocks(18, 1024) == 1                 # ... 1,024 of 18 bits
+    assert bram_blocks(4, 18432) == 5                 # ... 4,096 of 4 bits
+    assert bram_blocks(4, 18432, bank_depth=512) == 36
     for cin, split in ((64, False), (128, False), (256, True)):
         ex = tiny_export(cin, cin, 1, 2, "binarized", True, "pow2", 1)
         p = block_params(ex, "stage1.conv1", 8, 64)
