@@ -1,8 +1,8 @@
 """Zynq UltraScale+ board build (Kria KV260, ZCU104): the whole network behind AXI4-Stream with
 an AXI DMA to the processing system, as a Vivado project made by one Tcl script.
 
-``build_board(args, out_dir)`` writes into ``out_dir`` (all files or none; existing files only
-with ``args.force``):
+``build_board(args, out_dir)`` writes into ``out_dir`` (all files or none; files of an earlier
+build are replaced, as for every board):
 
 ==========================  ===================================================================
 ``<network>.v``             the network (:mod:`bincount.hw.network_emit`; stage 4 in its
@@ -31,8 +31,8 @@ bitstream) that the host fills once after the bitstream is loaded, through a sec
 ``args``: ``board`` (``kv260`` or ``zcu104``), ``export`` (path or None: a ReActNet-18 at full
 width, calibrated on the bundled sample images, not trained), ``lanes`` / ``bits_per_cycle``
 (an int, 4 ints, the text ``"P"`` or ``"P1,P2,P3,P4"`` as ``generate network`` takes it; None:
-the network's defaults), ``clock_mhz`` (None: :data:`DEFAULT_CLOCK_MHZ`), ``force``;
-optional ``resources`` (default True: run the Yosys resource count; cached by content).
+the network's defaults), ``clock_mhz`` (None: :data:`DEFAULT_CLOCK_MHZ`); ``seed``,
+``baud`` and ``stem_lanes`` (options of the ULX3S) must be None; optional ``resources`` (default True: run the Yosys resource count; cached by content).
 """
 
 import json
@@ -81,6 +81,11 @@ def _check_args(args):
     if board not in BOARDS:
         raise BincountError(f"board {board!r} is not a Zynq UltraScale+ board of this build; "
                             f"expected one of {', '.join(BOARDS)}")
+    for option in ("seed", "baud", "stem_lanes"):
+        if getattr(args, option, None) is not None:
+            raise BincountError(f"--{option.replace('_', '-')} does not apply to --board "
+                                f"{board} (a Vivado project, the host talks AXI DMA); its "
+                                f"options are --export --clock-mhz --lanes --bits-per-cycle -o")
     clock = getattr(args, "clock_mhz", None)
     clock = DEFAULT_CLOCK_MHZ if clock is None else clock
     try:
@@ -282,8 +287,15 @@ def resources_table(res, fits, seconds=False):
 
 
 def build_board(args, out_dir):
-    """Write the board build of ``args`` into ``out_dir`` (module docstring); returns the
-    list of written paths."""
+    """Write the board build of ``args`` into ``out_dir`` (module docstring; its files are
+    replaced, as every board's), print the written paths; returns the exit status 0."""
+    for path in write_board(args, out_dir):
+        print(path)
+    return 0
+
+
+def write_board(args, out_dir):
+    """The work of :func:`build_board`; returns the list of written paths."""
     board, clock, knobs = _check_args(args)
     out_dir = check_output_dir(out_dir)
     export_path = getattr(args, "export", None)
@@ -299,8 +311,7 @@ def build_board(args, out_dir):
     do_res = getattr(args, "resources", True)
     if do_res:
         names += ["resources.json", "resources.md"]
-    check_outputs([("-o", Path(out_dir) / n) for n in names],
-                  force=bool(getattr(args, "force", False)),
+    check_outputs([("-o", Path(out_dir) / n) for n in names], force=True,
                   inputs=[("--export", export_path)])
     pixels, ref = _reference(export)
     weights = bool(design["weight_streams"])

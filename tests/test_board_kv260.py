@@ -4,6 +4,7 @@ block design, the reference results, refusals before any file is written. The Yo
 count (``args.resources``) is exercised on the full-width design by bench/zynq_resources.py."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from bincount.errors import BincountError
 from bincount.gateware.block_params import block_params
+from bincount.cli import main
 from bincount.hw.board_kv260 import BOARDS, build_board
 from bincount.model.export.network_file import save_export
 from bincount.model.export.network_reference import NetworkReference
@@ -29,7 +31,7 @@ def export_path(tmp_path_factory):
 
 def args(export_path, board="kv260", **kw):
     base = {"board": board, "export": str(export_path), "lanes": 4, "bits_per_cycle": 4,
-            "clock_mhz": None, "force": False, "resources": False}
+            "clock_mhz": None, "resources": False}
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -117,10 +119,22 @@ def test_refusals_write_nothing(export_path, tmp_path, change, match):
     assert not out.exists()
 
 
-def test_existing_files_need_force(built, export_path):
-    with pytest.raises(BincountError, match="already exists; pass --force"):
-        build_board(args(export_path), built)
-    build_board(args(export_path, force=True), built)
+def test_a_second_build_replaces_the_files(built, export_path, capsys):
+    before = {p.name: p.read_bytes() for p in built.iterdir()}
+    assert build_board(args(export_path), built) == 0
+    printed = capsys.readouterr().out.split()
+    assert sorted(Path(p).name for p in printed) == sorted(before)
+    assert {p.name: p.read_bytes() for p in built.iterdir()} == before
+
+
+@pytest.mark.parametrize("option", [["--seed", "3"], ["--baud", "9600"], ["--stem-lanes", "2"]])
+def test_command_line_refuses_ulx3s_options(export_path, tmp_path, capsys, option):
+    out = tmp_path / "out"
+    assert main(["build", "--board", "kv260", "--export", str(export_path), "-o", str(out),
+                 *option]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{option[0]} does not apply to --board kv260" in err[0]
+    assert not out.exists()
 
 
 def test_resource_parts_split_the_network(built):
