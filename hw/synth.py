@@ -44,7 +44,7 @@ from bincount.hw.cache import cache_key, default_cache_dir, read_entry, write_en
 from bincount.hw.tools import SynthesisError, read_cpu_seconds, run_yosys, yosys_package_version
 
 __all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_script",
-           "check_top", "count_resources", "parse_stat", "yosys_failure", "cached_result",
+           "check_top", "count_resources", "parse_stat", "parse_hierarchy", "yosys_failure", "cached_result",
            "store_result"]
 
 CACHE_FORMAT = 2
@@ -53,6 +53,7 @@ CACHE_FORMAT = 2
 TARGETS = {
     "xc7": {
         "synth": "synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top {top}",
+        "synth_hierarchy": "synth_xilinx -family xc7 -noiopad -noclkbuf -top {top}",
         "family": "AMD/Xilinx 7-series",
         "classes": {
             # every LUT6 site in use: logic (LUT1..LUT6, INV = LUT1), shift registers in
@@ -76,6 +77,7 @@ TARGETS = {
     },
     "ecp5": {
         "synth": "synth_ecp5 -top {top}",
+        "synth_hierarchy": "synth_ecp5 -noflatten -top {top}",
         "family": "Lattice ECP5",
         "classes": {
             "lut": {"LUT4": 1},
@@ -92,6 +94,7 @@ TARGETS = {
     },
     "ice40": {
         "synth": "synth_ice40 -dsp -top {top}",
+        "synth_hierarchy": "synth_ice40 -dsp -noflatten -top {top}",
         "family": "Lattice iCE40 (UltraPlus DSP cells allowed)",
         "classes": {
             "lut": {"SB_LUT4": 1},
@@ -125,13 +128,14 @@ def check_top(top):
         raise BincountError(f"top module name {top!r} is not a plain Verilog identifier")
 
 
-def synth_script(target, top):
-    """The Yosys script :func:`synthesize` runs for ``target`` (reads ``design.v``)."""
+def synth_script(target, top, hierarchy=False):
+    """The Yosys script :func:`synthesize` runs for ``target`` (reads ``design.v``);
+    ``hierarchy``: the modules are kept (not flattened)."""
     spec = _check_target(target)
     check_top(top)
     return "\n".join([
         "read_verilog design.v",
-        spec["synth"].format(top=top),
+        spec["synth_hierarchy" if hierarchy else "synth"].format(top=top),
         "tee -q -o stat.json stat -json",
     ]) + "\n"
 
@@ -209,7 +213,42 @@ def parse_stat(text):
     return cells, version
 
 
-def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True, timeout=None):
+def parse_hierarchy(text, top):
+    """``{module: {"cells": own cells, "instances": n}}`` of a ``stat -json`` output of a
+    design whose modules were kept: a module's own cells (instances of other modules left
+    out) and how many times it is instantiated below ``top`` (``top``: 1; modules not below
+    it are left out)."""
+    mods = {str(k).lstrip("\\"): {str(c): int(n) for c, n in
+                                   v.get("num_cells_by_type", {}).items()}
+            for k, v in json.loads(text).get("modules", {}).items()}
+    if top not in mods:
+        raise SynthesisError(f"stat has no module {top!r}")
+    count = {top: 1}
+    for name in _topological(mods, top):
+        for cell, n in mods[name].items():
+            if cell in mods:
+                count[cell] = count.get(cell, 0) + count[name] * n
+    return {name: {"cells": {c: n for c, n in mods[name].items() if c not in mods},
+                   "instances": count[name]} for name in count}
+
+
+def _topological(mods, top):
+    """Modules below ``top`` (``top`` first), every module after all modules using it."""
+    seen, post = set(), []
+
+    def visit(name):
+        seen.add(name)
+        for cell in mods[name]:
+            if cell in mods and cell not in seen:
+                visit(cell)
+        post.append(name)
+
+    visit(top)
+    return post[::-1]
+
+
+def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True, timeout=None,
+               hierarchy=False):
     """Synthesise ``verilog_text`` (top module ``top``) for ``target``; return resources.
 
     ``target`` is one of :data:`TARGETS` (``xc7``, ``ecp5``, ``ice40``). The returned dict has
@@ -220,11 +259,16 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
     the run that produced the numbers), ``cache_key`` and ``cached`` (True when the numbers
     came from the cache).
 
+    With ``hierarchy`` the modules are kept (``synth_xilinx`` without ``-flatten``,
+    ``synth_ecp5`` / ``synth_ice40`` with ``-noflatten``): ``cells`` is then the sum over the
+    modules below ``top`` and ``modules`` has each module's own cells and instance count
+    (:func:`parse_hierarchy`).
+
     Raises :class:`BincountError` for an unknown target and :class:`SynthesisError` when Yosys
     fails.
     """
     spec = _check_target(target)
-    script = synth_script(target, top)
+    script = synth_script(target, top, hierarchy)
     pkg = yosys_package_version()
     key = cache_key("synth", verilog_text, top, target, script, pkg)
     if cache_dir == "default":
@@ -242,11 +286,19 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
         stat_path = Path(workdir, "stat.json")
         if proc.returncode != 0 or not stat_path.exists():
             raise yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
-        cells, version = parse_stat(stat_path.read_text(encoding="utf-8"))
+        stat = stat_path.read_text(encoding="utf-8")
+        cells, version = parse_stat(stat)
+        modules = parse_hierarchy(stat, top) if hierarchy else None
         cpu = read_cpu_seconds(workdir)
 
     result = {"cache_format": CACHE_FORMAT, "top": top, "target": target,
               "family": spec["family"]}
+    if modules is not None:
+        cells = {}
+        for m in modules.values():
+            for c, n in m["cells"].items():
+                cells[c] = cells.get(c, 0) + n * m["instances"]
+        result["modules"] = modules
     result.update(count_resources(cells, target))
     result.update({"cells": cells, "yosys": version, "yosys_package": pkg, "script": script,
                    "seconds": round(seconds, 2), "cpu_seconds": cpu, "cache_key": key})
