@@ -6,11 +6,11 @@ For each form (binarized counting, multiply baseline) the network is generated a
 knobs (the same for both forms: the fold planner's choice, :mod:`bincount.hw.fold_plan`, for a
 device and target frame rate, or given lanes / bits per cycle), then
 
-- synthesised with Yosys for the report's target with the modules kept (``synth_xilinx``
-  without ``-flatten``): the cells of every module are summed per part (``stem``,
-  ``stage1`` .. ``stage4``, ``head``; the width converters and the top's own cells are
-  ``glue``), so the DSPs each part uses are read from the synthesis, not estimated; the
-  whole-design figures are the sum over all modules;
+- synthesised with Yosys for the report's target (the flow of the lanes and engines) with
+  the six parts kept as modules (``keep_hierarchy`` on ``stem``, ``stage1`` .. ``stage4``,
+  ``head``; each part flattened inside, the width converters flattened into the top, which
+  counts as ``glue``), so the DSPs each part uses are read from the synthesis, not
+  estimated; the whole-design figures are the sum over the parts and the glue;
 - placed and routed with nextpnr-ecp5 on an LFE5U-85F out of context (``synth_ecp5``
   flattened, inputs and outputs registered, as the stage engines), once per seed; the Fmax is
   the median over the seeds (every seed is kept). A design that does not fit is reported as
@@ -199,10 +199,11 @@ def build_network_section(target, *, exports=None, knobs=None, target_fps=DEFAUL
 
     def synth_one(form):
         text, manifest = designs[form]
-        label = f"network {form} {target} (modules kept)"
+        label = f"network {form} {target} (parts kept)"
         prog.start(label)
-        r = synthesize(text, manifest["module"], target, cache_dir=synth_cache,
-                       use_cache=use_cache, hierarchy=True)
+        top = manifest["module"]
+        r = synthesize(text, top, target, cache_dir=synth_cache, use_cache=use_cache,
+                       keep=[f"{top}.{part}" for part in PARTS])
         prog.finish(label, r["seconds"], r["cached"],
                     "" if r["cached"] else f" ({r['lut']} LUT, {r['dsp']} DSP)")
         results[("synth", form)] = r
@@ -342,9 +343,9 @@ def network_markdown(section, target):
     out = ["## Whole network", "",
            f"The whole design (stem, the four stage engines, head: image bytes in, class and "
            f"logits out; gateware/network_top.py) at width {width:g} in both forms, at one "
-           f"fold for both ({how}): {knobs}. Resources: Yosys for `{target}` with the modules "
-           f"kept, cells summed per part (converters and the top's own cells: glue), out of "
-           f"context. Fmax: nextpnr-ecp5 on an LFE5U-85F, out of context, registered I/O, "
+           f"fold for both ({how}): {knobs}. Resources: Yosys for `{target}`, out of context, "
+           f"each part kept as a module (flattened inside; the converters and the top's own "
+           f"cells: glue). Fmax: nextpnr-ecp5 on an LFE5U-85F, out of context, registered I/O, "
            f"{seeds}. Images per second = Fmax / cycles per image.", "",
            _summary(section, by), "",
            "| form | LUT | FF | CARRY | DSP | BRAM | ECP5 LUT4 | ECP5 FF | DP16KD | MULT18 | "

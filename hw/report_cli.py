@@ -75,7 +75,7 @@ def add_arguments(parser):
     network = parser.add_argument_group(
         "whole network", "--network adds the whole design (stem, the four stage engines, head) "
         "in both forms at one fold: resources and DSP per part synthesised for --target with "
-        "the modules kept, Fmax on an ECP5-85F (nextpnr, out of context, median of "
+        "each part kept as a module, Fmax on an ECP5-85F (nextpnr, out of context, median of "
         "--network-seeds), cycles and images per second, and the post-popcount multiplies of "
         "both forms. Knobs: --network-lanes / --network-bits-per-cycle / --network-stem-lanes, "
         "or the fold planner's choice for ecp5-85f at --network-target-fps. Slow when not "

@@ -53,7 +53,6 @@ CACHE_FORMAT = 2
 TARGETS = {
     "xc7": {
         "synth": "synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top {top}",
-        "synth_hierarchy": "synth_xilinx -family xc7 -noiopad -noclkbuf -top {top}",
         "family": "AMD/Xilinx 7-series",
         "classes": {
             # every LUT6 site in use: logic (LUT1..LUT6, INV = LUT1), shift registers in
@@ -77,7 +76,6 @@ TARGETS = {
     },
     "ecp5": {
         "synth": "synth_ecp5 -top {top}",
-        "synth_hierarchy": "synth_ecp5 -noflatten -top {top}",
         "family": "Lattice ECP5",
         "classes": {
             "lut": {"LUT4": 1},
@@ -94,7 +92,6 @@ TARGETS = {
     },
     "ice40": {
         "synth": "synth_ice40 -dsp -top {top}",
-        "synth_hierarchy": "synth_ice40 -dsp -noflatten -top {top}",
         "family": "Lattice iCE40 (UltraPlus DSP cells allowed)",
         "classes": {
             "lut": {"SB_LUT4": 1},
@@ -128,14 +125,21 @@ def check_top(top):
         raise BincountError(f"top module name {top!r} is not a plain Verilog identifier")
 
 
-def synth_script(target, top, hierarchy=False):
-    """The Yosys script :func:`synthesize` runs for ``target`` (reads ``design.v``);
-    ``hierarchy``: the modules are kept (not flattened)."""
+def synth_script(target, top, keep=None):
+    """The Yosys script :func:`synthesize` runs for ``target`` (reads ``design.v``); ``keep``:
+    names of modules that stay modules (``keep_hierarchy``; everything else is flattened)."""
     spec = _check_target(target)
     check_top(top)
-    return "\n".join([
-        "read_verilog design.v",
-        spec["synth_hierarchy" if hierarchy else "synth"].format(top=top),
+    lines = ["read_verilog design.v"]
+    if keep:
+        for name in keep:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.$]*", name):
+                raise BincountError(f"module name {name!r} cannot be kept: not a plain "
+                                    f"Verilog identifier with dots")
+        lines += [f"hierarchy -top {top}",
+                  "setattr -mod -set keep_hierarchy 1 " + " ".join(keep)]
+    return "\n".join(lines + [
+        spec["synth"].format(top=top),
         "tee -q -o stat.json stat -json",
     ]) + "\n"
 
@@ -248,7 +252,7 @@ def _topological(mods, top):
 
 
 def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True, timeout=None,
-               hierarchy=False):
+               keep=None):
     """Synthesise ``verilog_text`` (top module ``top``) for ``target``; return resources.
 
     ``target`` is one of :data:`TARGETS` (``xc7``, ``ecp5``, ``ice40``). The returned dict has
@@ -259,16 +263,16 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
     the run that produced the numbers), ``cache_key`` and ``cached`` (True when the numbers
     came from the cache).
 
-    With ``hierarchy`` the modules are kept (``synth_xilinx`` without ``-flatten``,
-    ``synth_ecp5`` / ``synth_ice40`` with ``-noflatten``): ``cells`` is then the sum over the
-    modules below ``top`` and ``modules`` has each module's own cells and instance count
+    ``keep`` names modules that stay modules (Yosys ``keep_hierarchy``; the rest of the design
+    is flattened into them and into ``top``): ``cells`` is then the sum over the modules below
+    ``top`` and ``modules`` has each module's own cells and instance count
     (:func:`parse_hierarchy`).
 
     Raises :class:`BincountError` for an unknown target and :class:`SynthesisError` when Yosys
     fails.
     """
     spec = _check_target(target)
-    script = synth_script(target, top, hierarchy)
+    script = synth_script(target, top, keep)
     pkg = yosys_package_version()
     key = cache_key("synth", verilog_text, top, target, script, pkg)
     if cache_dir == "default":
@@ -288,7 +292,7 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
             raise yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
         stat = stat_path.read_text(encoding="utf-8")
         cells, version = parse_stat(stat)
-        modules = parse_hierarchy(stat, top) if hierarchy else None
+        modules = parse_hierarchy(stat, top) if keep else None
         cpu = read_cpu_seconds(workdir)
 
     result = {"cache_format": CACHE_FORMAT, "top": top, "target": target,
