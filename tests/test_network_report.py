@@ -1,10 +1,9 @@
 """``bincount report --network``: resources and DSP per part, Fmax, cycles, images per second,
 the multiplies of both forms, the report.json layout, and bad options refused before any tool.
 
-The default suite runs the report path with real Yosys and nextpnr runs on a stand-in design
-(a few small modules named and shaped like the parts of a network: converting a whole network
-to Verilog takes minutes); ``BINCOUNT_FULL=1`` adds the same on a real whole network at width
-0.0625 in both forms."""
+The report path runs with real Yosys and nextpnr runs on a stand-in design (a few small modules
+named and shaped like the parts of a network, in place of the network's Verilog, which takes
+minutes to convert), as tests/test_report.py stands in for a lane's Verilog."""
 
 import json
 import os
@@ -16,7 +15,6 @@ import pytest
 from bincount.cli import main
 from bincount.gateware.network_top import PARTS
 from bincount.hw import network_report
-from bincount.hw.designs import network_design
 from bincount.hw.measured_cycles import network_cycles, record_network_cycles
 from bincount.hw.network_emit import build_network
 from bincount.hw.network_report import (GLUE, RESOURCES, network_knobs, part_of,
@@ -28,7 +26,6 @@ from bincount.model.ops import export_ops, network_ops
 sys.path.insert(0, str(Path(__file__).parent))
 from network_cases import small_network  # noqa: E402
 
-FULL = os.environ.get("BINCOUNT_FULL") == "1"
 KNOBS = ["--network-lanes", "4", "--network-bits-per-cycle", "4"]
 SECTION_KEYS = {"knobs", "plan", "device", "target_fps", "clock_mhz", "width_mult", "seeds",
                 "fmax", "rows", "pnr", "multiplies", "wall_seconds"}
@@ -104,6 +101,7 @@ def test_network_report_path_on_a_stand_in_design(tmp_path, monkeypatch):
     assert list(rows) == ["binarized", "baseline"]
     for r in rows.values():
         assert ROW_KEYS <= set(r) and [p["name"] for p in r["parts"]] == list(PARTS)
+        assert all(PART_KEYS <= set(p) for p in r["parts"])
         for k in RESOURCES:   # the whole design is the sum of its parts and the glue
             assert r["total"][k] == sum(p[k] for p in r["parts"]) + r["glue"][k]
         assert r["glue"]["carry"] > 0 and r["glue"]["dsp"] == 0       # the converter
@@ -125,59 +123,6 @@ def test_network_report_path_on_a_stand_in_design(tmp_path, monkeypatch):
     md = (out / "report.md").read_text()
     assert "## Whole network" in md and "### DSP per part" in md and "557,056" in md
     assert "34,816" in md and "seed 3:" in md and "300 (ideal)" in md
-    # a second run is answered from the build store
-    assert main(argv + ["-q"]) == 0
-    assert json.loads((out / "report.json").read_text())["whole_network"]["rows"] == \
-        sec["rows"]
-
-
-@pytest.mark.skipif(not FULL, reason="BINCOUNT_FULL=1: converts two whole networks (minutes)")
-def test_network_report_on_a_small_network(tmp_path, monkeypatch):
-    monkeypatch.setenv("BINCOUNT_CACHE_DIR", str(tmp_path / "cache"))
-    exports = _write_exports(tmp_path)
-    # a Verilator measurement of the binarized network at these knobs, as sim/test_network.py
-    # records it (with the observation taps on: they do not change the timing)
-    _, simulated = network_design(load_export(exports[0]),
-                                  {"lanes": 4, "bits_per_cycle": 4}, taps=True)
-    record_network_cycles(simulated, {"interval": 12345, "stall": 0.3})
-    out = tmp_path / "rep"
-    argv = ["report", "--widths", "9", "-o", str(out), "--network", "--network-seeds", "1",
-            *KNOBS, "--network-export", str(exports[0]), "--network-export", str(exports[1])]
-    assert main(argv) == 0
-    rep = json.loads((out / "report.json").read_text())
-    sec = rep["whole_network"]
-    assert set(sec) == SECTION_KEYS and sec["width_mult"] == 0.0625 and sec["seeds"] == [1]
-    assert sec["plan"] is None and sec["knobs"] == {"lanes": 4, "bits_per_cycle": 4}
-    rows = {r["form"]: r for r in sec["rows"]}
-    assert list(rows) == ["binarized", "baseline"]
-    for r in rows.values():
-        assert ROW_KEYS <= set(r)
-        assert [p["name"] for p in r["parts"]] == ["stem", "stage1", "stage2", "stage3",
-                                                     "stage4", "head"]
-        for p in r["parts"]:
-            assert PART_KEYS <= set(p)
-        for k in RESOURCES:   # the whole design is the sum of its parts and the glue
-            assert r["total"][k] == sum(p[k] for p in r["parts"]) + r["glue"][k]
-        assert r["total"]["lut"] > 0 and r["total"]["ff"] > 0
-        assert r["ideal_cycles"] == max(p["cycles_per_image"] for p in r["parts"])
-        (run,) = r["fmax_runs"]
-        assert run["seed"] == 1 and run["fmax_mhz"] == r["fmax_mhz"] > 20
-        assert r["ecp5"]["lut"] > 0
-        assert r["images_per_s"] == round(r["fmax_mhz"] * 1e6 / r["cycles_per_image"], 1)
-    b, m = rows["binarized"], rows["baseline"]
-    # binarized counting: no DSP in any binary stage; the baseline's stages multiply
-    for j in range(1, 5):
-        assert b["parts"][j]["dsp"] == 0 and b["parts"][j]["verilog_multipliers"] == 0
-        assert m["parts"][j]["dsp"] >= m["parts"][j]["lanes"] > 0
-    assert b["cycles_per_image"] == 12345 and b["measured_interval"] == 12345
-    assert m["measured_interval"] is None and m["cycles_per_image"] == m["ideal_cycles"]
-    mul = sec["multiplies"]
-    assert mul["full_width"]["baseline"] == 557056 and mul["full_width"]["binarized"] == 0
-    assert mul["export_width"] == {"width_mult": 0.0625, "baseline": 557056 // 16,
-                                   "binarized": 0}
-    md = (out / "report.md").read_text()
-    assert "## Whole network" in md and "### DSP per part" in md and "557,056" in md
-    assert "seed 1:" in md and "(ideal)" in md
     # a second run is answered from the build store
     assert main(argv + ["-q"]) == 0
     assert json.loads((out / "report.json").read_text())["whole_network"]["rows"] == \
