@@ -100,7 +100,10 @@ def network_exports(exports=None, progress=None):
 
 def _geometry(meta):
     keys = ("name", "cin", "cout", "stride", "in_size", "out_size", "downsample")
-    return ([{k: m[k] for k in keys} for m in meta["layers"]], meta["stem"], meta["head"])
+    stem, head = meta["stem"], meta["head"]
+    return ([{k: m[k] for k in keys} for m in meta["layers"]],
+            {k: stem[k] for k in ("cin", "cout", "k", "size")},
+            {k: head[k] for k in ("cin", "classes", "pool")})
 
 
 def network_knobs(meta, knobs=None, *, device=DEFAULT_DEVICE, target_fps=DEFAULT_TARGET_FPS,

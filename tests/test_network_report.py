@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bincount.cli import main
+from bincount.errors import BincountError
 from bincount.gateware.network_top import PARTS
 from bincount.hw import network_report
 from bincount.hw.measured_cycles import network_cycles, record_network_cycles
@@ -171,6 +172,17 @@ def test_default_knobs_are_the_planners_and_fit_the_85f():
                      "bits_per_cycle": [p["bits_per_cycle"] for p in stages],
                      "stem_lanes": plan["parts"][0]["lanes"]}
     assert network_knobs(meta, {"lanes": 2}) == ({"lanes": 2}, None)
+
+
+def test_exports_of_both_forms_must_share_one_geometry(tmp_path):
+    # the trained default network (binarized) and a calibrated baseline of the same width:
+    # other values (BN, shifts), one geometry
+    ex, first = network_report.network_exports([DEFAULT_EXPORT])
+    assert first == "binarized" and list(ex) == ["binarized", "baseline"]
+    assert export_meta(ex["baseline"][0])["form"] == "baseline"
+    small = _write_exports(tmp_path)[1]          # a baseline export at width 0.0625
+    with pytest.raises(BincountError, match="different layer shapes"):
+        network_report.network_exports([DEFAULT_EXPORT, small])
 
 
 def test_export_ops_scale_with_the_width():
