@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: report test test-full network venv clean
+.PHONY: board report test test-full network venv clean
+
+board: $(STAMP)
+	$(VENV)/bin/bincount build --board ulx3s-85f
 
 report: $(STAMP)
 	$(VENV)/bin/bincount report

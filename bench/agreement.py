@@ -39,8 +39,8 @@ def measure(model, x, y, label):
     import numpy as np
     import torch
 
-    from bincount.model.network_export import export_arrays
-    from bincount.model.network_reference import NetworkReference, agreement
+    from bincount.model.export.network_export import export_arrays
+    from bincount.model.export.network_reference import NetworkReference, agreement
 
     t0 = time.time()
     export = export_arrays(model)
@@ -69,10 +69,10 @@ def main(argv=None):
     import numpy as np
     import torch
 
-    from bincount.model import cifar
-    from bincount.model.calibrate import calibrate_random
-    from bincount.model.train import load_model
-    from bincount.model.networks import build_network
+    from bincount.model.data import cifar
+    from bincount.model.nets.calibrate import calibrate_random
+    from bincount.model.training.train import load_model
+    from bincount.model.nets.networks import build_network
 
     torch.set_num_threads(args.threads)
     images, labels = cifar.load_split("test", data_dir=args.data_dir)

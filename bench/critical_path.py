@@ -44,7 +44,7 @@ def main(argv=None):
     from bincount.hw.engine_emit import emit_stage
     from bincount.hw.pnr import WRAPPER_TOP, ecp5_flow, register_io_wrapper
     from bincount.hw.tools import run_nextpnr_ecp5, run_yosys
-    from bincount.model.engine_golden import engine_golden
+    from bincount.model.export.engine_golden import engine_golden
 
     export, _ = engine_golden(args.form, seed=0)
     names = stage_layers(export, args.stage)

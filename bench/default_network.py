@@ -77,11 +77,11 @@ def main(argv=None):
     import torch
 
     from bincount.fileio import atomic_write_text, replace_marked_section
-    from bincount.model import cifar
-    from bincount.model.network_export import export_arrays
-    from bincount.model.train import load_model
-    from bincount.model.network_file import save_export
-    from bincount.model.network_reference import NetworkReference
+    from bincount.model.data import cifar
+    from bincount.model.export.network_export import export_arrays
+    from bincount.model.training.train import load_model
+    from bincount.model.export.network_file import save_export
+    from bincount.model.export.network_reference import NetworkReference
 
     torch.set_num_threads(args.threads)
     t0 = time.time()

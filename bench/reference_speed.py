@@ -4,7 +4,7 @@ Both run the same network on the same images in the same process, one after the 
 times; the medians are reported, once with one thread (numpy's BLAS and torch both limited to
 one thread, set before either is imported: each setting runs in its own child process) and once
 with the default thread count. The network is a calibrated random network
-(``bincount.model.calibrate``) unless ``--checkpoint`` is given; its speed does not depend on
+(``bincount.model.nets.calibrate``) unless ``--checkpoint`` is given; its speed does not depend on
 training. The result replaces the "Integer reference vs PyTorch" section of
 docs/benchmarks.md (other sections are left as they are; the file is written atomically).
 
@@ -49,10 +49,10 @@ def child(args):
     import numpy as np
     import torch
 
-    from bincount.model.calibrate import calibrated_network, synthetic_images
-    from bincount.model.network_export import export_arrays
-    from bincount.model.train import load_model
-    from bincount.model.network_reference import NetworkReference
+    from bincount.model.nets.calibrate import calibrated_network, synthetic_images
+    from bincount.model.export.network_export import export_arrays
+    from bincount.model.training.train import load_model
+    from bincount.model.export.network_reference import NetworkReference
 
     if args.child == "1":
         torch.set_num_threads(1)

@@ -7,7 +7,7 @@ cross-entropy, backward, Adam update, loss and accuracy read back), as ``bincoun
 does it:
 
 * **reference**: the loop body of ``train.train`` before the fused path, with
-  ``bincount.model.fastpath.reference_path()`` (the layers' plain tensor expressions), the
+  ``bincount.model.layers.fastpath.reference_path()`` (the layers' plain tensor expressions), the
   default (NCHW) memory format and torch's default (per-parameter) Adam;
 * **fused**: ``train.train_step`` on the fused path, the multi-tensor Adam, the default
   memory format (what ``bincount train`` does; ``--channels-last`` adds a third path with
@@ -65,7 +65,7 @@ def parse(argv=None):
 
 
 def _flags(args):
-    from bincount.model.train_cli import parse_flags
+    from bincount.model.cli.train_cli import parse_flags
 
     return parse_flags(args.flag or ["shortcut=concat", "slopes=pow2", "fixed_point=true"])
 
@@ -74,8 +74,8 @@ class Path_:
     """One training path: a model copy, its Adam, its batch iterator, its step."""
 
     def __init__(self, name, base, images, labels, batch, fused, seed):
-        from bincount.model.data import Batches
-        from bincount.model.train import make_optimizer
+        from bincount.model.data.batches import Batches
+        from bincount.model.training.train import make_optimizer
 
         self.name, self.fused = name, fused
         fmt = torch.channels_last if fused == "cl" else torch.contiguous_format
@@ -94,8 +94,8 @@ class Path_:
             return next(self.it)
 
     def step(self):
-        from bincount.model import fastpath
-        from bincount.model.train import train_step
+        from bincount.model.layers import fastpath
+        from bincount.model.training.train import train_step
 
         x, y = self._next()
         if self.fused:
@@ -117,7 +117,7 @@ class Path_:
 
 
 def measure(args, variant, batch, threads, images, labels):
-    from bincount.model.train import build_model
+    from bincount.model.training.train import build_model
 
     torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
@@ -144,7 +144,7 @@ def profile(args, variant, images, labels):
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as tprofile
 
-    from bincount.model.train import build_model
+    from bincount.model.training.train import build_model
 
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)

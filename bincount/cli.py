@@ -19,6 +19,7 @@ import importlib
 import signal
 import sys
 import threading
+import warnings
 
 from bincount import __version__
 from bincount.errors import BincountError, Terminated
@@ -28,15 +29,17 @@ __all__ = ["main", "VERBS", "build_parser"]
 # verb name -> (module, one-line help)
 VERBS = {
     "generate": ("bincount.hw.generate_cli", "emit Verilog + JSON port manifest for one block"),
-    "ops": ("bincount.model.ops_cli", "post-popcount operation count per layer of a network"),
+    "ops": ("bincount.model.cli.ops_cli", "post-popcount operation count per layer of a network"),
+    "build": ("bincount.hw.build_cli", "a board design of a network: bitstream or vendor project"),
     "report": ("bincount.hw.report_cli", "synthesise lanes in both forms; write report.md/.json"),
-    "export-layer": ("bincount.model.export_cli", "export one calibrated binary conv layer to .npz"),
-    "export": ("bincount.model.network_export_cli", "export a trained network checkpoint as integers (.npz)"),
-    "golden": ("bincount.model.golden_cli", "per-layer golden vectors of an exported network"),
-    "train": ("bincount.model.train_cli", "train a network on CIFAR-10 (resumable checkpoints)"),
-    "eval": ("bincount.model.eval_cli", "top-1 / top-5 accuracy of a checkpoint on CIFAR-10"),
-    "convert-ptq": ("bincount.model.ptq_cli", "PTQ-binarized counting of a trained baseline"),
-    "data": ("bincount.model.data_cli", "fetch the CIFAR-10 binary release (checked, resumable)"),
+    "export-layer": ("bincount.model.cli.export_cli", "export one calibrated binary conv layer to .npz"),
+    "export": ("bincount.model.cli.network_export_cli", "export a trained network checkpoint as integers (.npz)"),
+    "golden": ("bincount.model.cli.golden_cli", "per-layer golden vectors of an exported network"),
+    "train": ("bincount.model.cli.train_cli", "train a network on CIFAR-10 (resumable checkpoints)"),
+    "eval": ("bincount.model.cli.eval_cli", "top-1 / top-5 accuracy of a checkpoint on CIFAR-10"),
+    "convert-ptq": ("bincount.model.cli.ptq_cli", "PTQ-binarized counting of a trained baseline"),
+    "data": ("bincount.model.cli.data_cli", "fetch the CIFAR-10 binary release (checked, resumable)"),
+    "infer": ("bincount.infer_cli", "classify images on a board over its serial port"),
 }
 
 
@@ -81,7 +84,13 @@ def main(argv=None):
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return int(args._module.run(args) or 0)
+        try:
+            return int(args._module.run(args) or 0)
+        except BaseException:
+            # the components a failed verb had built are never elaborated; Amaranth's
+            # "created but never used" warnings would add lines to the one-line error
+            warnings.filterwarnings("ignore", message=r".* created but never used$")
+            raise
     except BincountError as exc:
         print(f"{verb}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -5,13 +5,11 @@ message names the parameter, the bad value and the valid range, so that the comm
 print it as is.
 """
 
-from contextlib import contextmanager
-
-from amaranth.hdl import Elaboratable, Signal
+from amaranth.hdl import Signal
 
 from bincount.errors import BincountError
 
-__all__ = ["check_int", "check_choice", "delay", "delay_valid", "quiet_on_error",
+__all__ = ["check_int", "check_choice", "delay", "delay_valid",
            "N_RANGE", "OUT_BITS_RANGE", "MUL_BITS_RANGE", "OFF_BITS_RANGE", "SHIFT_RANGE"]
 
 #: Valid ranges (inclusive) of the block parameters.
@@ -20,20 +18,6 @@ OUT_BITS_RANGE = (2, 64)
 MUL_BITS_RANGE = (2, 48)
 OFF_BITS_RANGE = (2, 96)
 SHIFT_RANGE = (0, 40)
-
-
-@contextmanager
-def quiet_on_error(component):
-    """Wrap a constructor body: if it raises, mark ``component`` (and the elaboratables it
-    already holds) as deliberately unused, so that Amaranth does not add a "created but never
-    used" warning to the one-line error."""
-    try:
-        yield
-    except BaseException:
-        for obj in (component, *vars(component).values()):
-            if isinstance(obj, Elaboratable):
-                obj._MustUse__silence = True
-        raise
 
 
 def check_int(name, value, valid_range):

@@ -11,6 +11,13 @@ bank is selected after those registers::
     cycle 1: bank data        -> registered, bank index registered
     cycle 2: r_data = bank_reg[bank index]     (combinational after registers)
 
+Bank depth (default): the depth of one 18-Kbit block RAM in the narrowest aspect ratio that holds
+a word (:func:`block_depth`: 512 words of up to 36 bits, 1,024 of up to 18, 2,048 of 9, 4,096
+of 4, 8,192 of 2, 16,384 of 1), so that a bank of narrow words fills its block RAM: in banks of
+512 words, a 4-bit memory would use an eighth of each block, and Yosys builds such small banks
+in logic instead (a 4 x 18,432-bit ROM: 5,946 LUT4 and no block RAM in 512-word banks, 5 DP16KD
+and 40 LUT4 in 4,096-word banks, ``synth_ecp5``).
+
 Latency: 2 cycles from ``r_addr`` to ``r_data``; the memory is read every cycle. The write port
 (``w_addr``, ``w_data``, ``w_en``; absent with ``writable=False``) writes at the clock edge.
 A read of the word being written in the same cycle is not to be relied on: it returns the old
@@ -26,26 +33,36 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 
-__all__ = ["BankedRAM", "BANK_DEPTH"]
+__all__ = ["BankedRAM", "BANK_DEPTH", "BRAM_MODES", "block_depth"]
 
-#: Words per bank: the depth of one block RAM in its widest mode (ECP5 DP16KD 512 x 36,
-#: 7-series RAMB36 512 x 72).
+#: Words per bank of words wider than 36 bits: the depth of one block RAM in its widest mode
+#: (ECP5 DP16KD 512 x 36, 7-series RAMB36 512 x 72).
 BANK_DEPTH = 512
+#: ``(depth, width)`` aspect ratios of an 18-Kbit block RAM (ECP5 DP16KD, 7-series RAMB18E1).
+BRAM_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+def block_depth(width):
+    """Words of ``width`` bits in one 18-Kbit block RAM: the depth of the narrowest
+    :data:`BRAM_MODES` entry at least ``width`` bits wide; :data:`BANK_DEPTH` beyond 36 bits."""
+    return max((d for d, w in BRAM_MODES if w >= width), default=BANK_DEPTH)
 
 
 class BankedRAM(wiring.Component):
-    """``depth`` words of ``width`` bits in banks of ``bank_depth`` words (module docstring)."""
+    """``depth`` words of ``width`` bits in banks of ``bank_depth`` words (default
+    :func:`block_depth` of ``width``; module docstring)."""
 
-    def __init__(self, width, depth, init=(), bank_depth=BANK_DEPTH, writable=True):
-        with quiet_on_error(self):
-            self._width = check_int("width", width, (1, 1 << 20))
-            self._depth = check_int("depth", depth, (1, 1 << 24))
-            self._bank_depth = check_int("bank_depth", bank_depth, (1, 1 << 24))
-            self._init = [int(v) for v in init]
-            if len(self._init) > depth:
-                check_int("len(init)", len(self._init), (0, depth))
+    def __init__(self, width, depth, init=(), bank_depth=None, writable=True):
+        self._width = check_int("width", width, (1, 1 << 20))
+        self._depth = check_int("depth", depth, (1, 1 << 24))
+        if bank_depth is None:
+            bank_depth = block_depth(self._width)
+        self._bank_depth = check_int("bank_depth", bank_depth, (1, 1 << 24))
+        self._init = [int(v) for v in init]
+        if len(self._init) > depth:
+            check_int("len(init)", len(self._init), (0, depth))
         ab = ceil_log2(max(depth, 2))
         members = {"r_addr": In(ab), "r_data": Out(width)}
         if writable:

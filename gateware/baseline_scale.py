@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ._common import (MUL_BITS_RANGE, N_RANGE, OFF_BITS_RANGE, OUT_BITS_RANGE, SHIFT_RANGE,
-                      check_int, delay, delay_valid, quiet_on_error)
+                      check_int, delay, delay_valid)
 from .post_popcount import PostPopcount
 
 __all__ = ["BaselineScale"]
@@ -75,12 +75,11 @@ class BaselineScale(PostPopcount):
     """
 
     def __init__(self, n, shift, out_bits=16, mul_bits=18, off_bits=32):
-        with quiet_on_error(self):
-            self._n = check_int("n", n, N_RANGE)
-            self._shift = check_int("shift", shift, SHIFT_RANGE)
-            self._out_bits = check_int("out_bits", out_bits, OUT_BITS_RANGE)
-            self._mul_bits = check_int("mul_bits", mul_bits, MUL_BITS_RANGE)
-            self._off_bits = check_int("off_bits", off_bits, OFF_BITS_RANGE)
+        self._n = check_int("n", n, N_RANGE)
+        self._shift = check_int("shift", shift, SHIFT_RANGE)
+        self._out_bits = check_int("out_bits", out_bits, OUT_BITS_RANGE)
+        self._mul_bits = check_int("mul_bits", mul_bits, MUL_BITS_RANGE)
+        self._off_bits = check_int("off_bits", off_bits, OFF_BITS_RANGE)
         count_bits = ceil_log2(n + 1)
         super().__init__({
             "count": In(count_bits),

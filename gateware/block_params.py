@@ -49,8 +49,9 @@ import numpy as np
 from amaranth.lib import data
 
 from bincount.errors import BincountError
-from bincount.model.bits import unpack_bits
+from bincount.model.export.bits import unpack_bits
 
+from .banked_ram import BRAM_MODES, block_depth
 from .baseline_scale import BaselineScale
 from .rprelu_unit import RPReLUUnit
 from .rsign_compare import RSignCompare
@@ -68,16 +69,13 @@ DEFAULT_BITS_PER_CYCLE = 64
 RES_BITS = 16
 
 
-#: Block RAM aspect ratios (depth, width): ECP5 DP16KD (the 7-series RAMB18 has the same).
-BRAM_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-#: Words per bank of a :class:`~bincount.gateware.banked_ram.BankedRAM`.
-BRAM_BANK_DEPTH = 512
-
-
-def bram_blocks(width, depth, bank_depth=BRAM_BANK_DEPTH):
+def bram_blocks(width, depth, bank_depth=None):
     """18 Kbit block RAMs of a read-only ``BankedRAM`` of ``depth`` words of ``width`` bits:
-    each bank of at most ``bank_depth`` words in its cheapest aspect ratio (a model of the
-    synthesis tool's choice, used to decide the weight memory layout)."""
+    each bank of at most ``bank_depth`` words (default: the BankedRAM's,
+    :func:`~bincount.gateware.banked_ram.block_depth`) in its cheapest aspect ratio (a model of
+    the synthesis tool's choice, used to decide the weight memory layout)."""
+    if bank_depth is None:
+        bank_depth = block_depth(width)
     total = 0
     for start in range(0, depth, bank_depth):
         d = min(bank_depth, depth - start)
@@ -115,7 +113,7 @@ def layer_names(export):
 
 
 def _meta(export):
-    from bincount.model.network_file import export_meta
+    from bincount.model.export.network_file import export_meta
     return export_meta(export)
 
 
@@ -281,7 +279,7 @@ WEIGHT_SOURCES = ("memory", "stream")
 def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
                  weights="memory"):
     """:class:`BlockParams` of binary layer ``name`` of ``export`` (a dict from
-    :func:`bincount.model.network_file.load_export` or ``export_arrays``), checked;
+    :func:`bincount.model.export.network_file.load_export` or ``export_arrays``), checked;
     ``weights`` is ``"memory"`` or ``"stream"`` (module docstring)."""
     if weights not in WEIGHT_SOURCES:
         raise BincountError(f"weights must be 'memory' or 'stream', got {weights!r}")

@@ -28,7 +28,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._common import check_int, delay_valid, quiet_on_error
+from ._common import check_int, delay_valid
 from .block_params import BlockParams
 
 __all__ = ["BlockSequencer", "fold_layout", "row_span", "ROW_HOLD"]
@@ -78,11 +78,9 @@ class BlockSequencer(wiring.Component):
     """
 
     def __init__(self, params, credits):
-        with quiet_on_error(self):
-            if not isinstance(params, BlockParams):
-                raise TypeError("BlockSequencer takes a BlockParams")
-        with quiet_on_error(self):
-            self._credits = check_int("credits", credits, (1, 1024))
+        if not isinstance(params, BlockParams):
+            raise TypeError("BlockSequencer takes a BlockParams")
+        self._credits = check_int("credits", credits, (1, 1024))
         self.params = p = params
         K, span = 3 + p.stride, row_span(p)
         members = {"loaded": In(range(span)), "out_taken": In(1)}

@@ -24,7 +24,7 @@ from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 
 __all__ = ["ClaimQueue"]
 
@@ -36,8 +36,7 @@ class ClaimQueue(wiring.Component):
     ``data`` the claim-then-take interface (module docstring)."""
 
     def __init__(self, width):
-        with quiet_on_error(self):
-            self._width = check_int("width", width, (1, 1 << 20))
+        self._width = check_int("width", width, (1, 1 << 20))
         super().__init__({"i": In(stream.Signature(width)), "claim": In(1),
                           "claimable": Out(1), "data": Out(width)})
 

@@ -23,7 +23,7 @@ from amaranth.utils import ceil_log2
 
 from bincount.errors import BincountError
 
-from ._common import check_int, delay, quiet_on_error
+from ._common import check_int, delay
 
 __all__ = ["ConstantROM"]
 
@@ -50,13 +50,12 @@ class ConstantROM(wiring.Component):
     LATENCY = 3
 
     def __init__(self, shape, init):
-        with quiet_on_error(self):
-            width = Shape.cast(shape).width
-            check_int("width", width, (1, 1 << 20))
-            self._init = [int(w) for w in init]
-            check_int("len(init)", len(self._init), (1, 1 << 24))
-            if any(not 0 <= w < (1 << width) for w in self._init):
-                raise BincountError(f"init words must be in 0..2**{width}-1")
+        width = Shape.cast(shape).width
+        check_int("width", width, (1, 1 << 20))
+        self._init = [int(w) for w in init]
+        check_int("len(init)", len(self._init), (1, 1 << 24))
+        if any(not 0 <= w < (1 << width) for w in self._init):
+            raise BincountError(f"init words must be in 0..2**{width}-1")
         self._width = width
         super().__init__({"addr": In(ceil_log2(len(self._init))), "data": Out(shape)})
 

@@ -29,7 +29,6 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .baseline_scale import BaselineScale
-from ._common import quiet_on_error
 from .block_params import BlockParams
 from .constant_rom import ConstantROM
 from .threshold_compare import ThresholdCompare
@@ -56,9 +55,8 @@ class ConvOutput(wiring.Component):
     """
 
     def __init__(self, params):
-        with quiet_on_error(self):
-            if not isinstance(params, BlockParams):
-                raise TypeError("ConvOutput takes a BlockParams")
+        if not isinstance(params, BlockParams):
+            raise TypeError("ConvOutput takes a BlockParams")
         self.params = p = params
         self._units = [_post_popcount(p) for _ in range(p.lanes)]
         layout = self._units[0].constants_layout

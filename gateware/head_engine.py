@@ -37,7 +37,7 @@ from amaranth.utils import ceil_log2
 
 from bincount.errors import BincountError
 
-from ._common import check_int, delay, delay_valid, quiet_on_error
+from ._common import check_int, delay, delay_valid
 from .block_params import pack_words, to_unsigned
 from .stream_register import StreamRegister
 
@@ -52,7 +52,7 @@ class HeadParams:
     """The head of an export and the lanes of its input stream, checked."""
 
     def __init__(self, export, lanes):
-        from bincount.model.network_file import export_meta
+        from bincount.model.export.network_file import export_meta
 
         meta = export_meta(export)
         hd, fmt = meta["head"], meta["formats"]
@@ -128,9 +128,8 @@ class HeadEngine(wiring.Component):
     """
 
     def __init__(self, export, lanes=8):
-        with quiet_on_error(self):
-            check_int("head lanes", lanes, (1, 4096))
-            self.params = p = HeadParams(export, lanes)
+        check_int("head lanes", lanes, (1, 4096))
+        self.params = p = HeadParams(export, lanes)
         self.result_layout = p.result_layout
         super().__init__({"i": In(stream.Signature(p.beat_bits)),
                           "o": Out(stream.Signature(self.result_layout))})

@@ -31,7 +31,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import delay, delay_valid, quiet_on_error
+from ._common import delay, delay_valid
 from .block_params import BlockParams
 from .block_sequencer import row_span
 from .constant_rom import ConstantROM
@@ -60,9 +60,8 @@ class InputAssembler(wiring.Component):
     """
 
     def __init__(self, params):
-        with quiet_on_error(self):
-            if not isinstance(params, BlockParams):
-                raise TypeError("InputAssembler takes a BlockParams")
+        if not isinstance(params, BlockParams):
+            raise TypeError("InputAssembler takes a BlockParams")
         self.params = p = params
         K, span, wb = 3 + p.stride, row_span(p), max(p.bits_per_cycle, p.lanes)
         self._in_reg = StreamRegister(p.beat_bits)

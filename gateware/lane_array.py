@@ -23,7 +23,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import check_int, delay, delay_valid, quiet_on_error
+from ._common import check_int, delay, delay_valid
 from .xnor_popcount import XnorPopcount, popcount_latency
 
 __all__ = ["LaneArray"]
@@ -45,10 +45,9 @@ class LaneArray(wiring.Component):
     """
 
     def __init__(self, lanes, bits, folds):
-        with quiet_on_error(self):
-            self._lanes = check_int("lanes", lanes, (1, 1024))
-            self._bits = check_int("bits", bits, (1, 65536))
-            self._folds = check_int("folds", folds, (1, 65536))
+        self._lanes = check_int("lanes", lanes, (1, 1024))
+        self._bits = check_int("bits", bits, (1, 65536))
+        self._folds = check_int("folds", folds, (1, 65536))
         count = unsigned(ceil_log2(bits * folds + 1))
         super().__init__({"act": In(bits), "wgt": In(lanes * bits), "in_valid": In(1),
                           "first": In(1), "last": In(1),

@@ -29,7 +29,7 @@ from amaranth.utils import ceil_log2
 
 from bincount.errors import BincountError
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 from .banked_ram import BankedRAM
 
 __all__ = ["LineBuffer", "write_signature"]
@@ -62,18 +62,17 @@ class LineBuffer(wiring.Component):
     """
 
     def __init__(self, width, rows, word_bits, subwords=1, fill=None):
-        with quiet_on_error(self):
-            self._width = check_int("width", width, (1, 4096))
-            self._rows = check_int("rows", rows, (1, 64))
-            self._word_bits = check_int("word_bits", word_bits, (1, 65536))
-            self._subwords = check_int("subwords", subwords, (1, 4096))
-            if subwords & (subwords - 1):
-                raise BincountError(f"subwords must be a power of two, got {subwords}")
-            if fill is not None and (isinstance(fill, bool) or not isinstance(fill, int)
-                                     or not 0 <= fill < (1 << word_bits)):
-                raise BincountError(f"fill must be an integer in 0..2**{word_bits}-1, "
-                                    f"got {fill!r}")
-            self._fill = fill
+        self._width = check_int("width", width, (1, 4096))
+        self._rows = check_int("rows", rows, (1, 64))
+        self._word_bits = check_int("word_bits", word_bits, (1, 65536))
+        self._subwords = check_int("subwords", subwords, (1, 4096))
+        if subwords & (subwords - 1):
+            raise BincountError(f"subwords must be a power of two, got {subwords}")
+        if fill is not None and (isinstance(fill, bool) or not isinstance(fill, int)
+                                 or not 0 <= fill < (1 << word_bits)):
+            raise BincountError(f"fill must be an integer in 0..2**{word_bits}-1, "
+                                f"got {fill!r}")
+        self._fill = fill
         sb, xb, bb = ceil_log2(max(rows, 2)), ceil_log2(max(width, 2)), ceil_log2(subwords)
         super().__init__({
             "w_slot": In(sb), "w_x": In(xb), "w_sub": In(max(bb, 1)), "w_data": In(word_bits),

@@ -9,6 +9,10 @@ head of one export, joined by streams, images back to back.
 ``[Pa->Pb]`` is a :class:`WidthConverter`, present only where two parts use different lanes.
 Every part reads the export it was built from (on-chip weights and constants); only the concat
 shortcut is implemented (a real 1x1 downsample is refused by the stage engines with one line).
+A stage built with ``weights="stream"`` (per stage, default ``"memory"``) takes its weights from
+one input stream per block instead, ``w{stage}_{j}`` (``P*B`` bits, the words of
+:meth:`~bincount.gateware.block_params.BlockParams.weight_words` once per output pixel): the
+memory behind them (e.g. a loadable UltraRAM store) lies outside the network.
 
 Streams: ``i`` as :class:`~bincount.gateware.stem_engine.StemEngine` ``i`` (R, G, B bytes per
 pixel, raster order); ``o`` as :class:`~bincount.gateware.head_engine.HeadEngine` ``o``. With
@@ -50,7 +54,7 @@ def _per_stage(name, value, default):
 
 
 def _stage_cins(export, stage):
-    from bincount.model.network_file import export_meta
+    from bincount.model.export.network_file import export_meta
 
     layers = {m["name"]: m for m in export_meta(export)["layers"]}
     return [int(layers[n]["cin"]) for n in stage_layers(export, stage)], \
@@ -85,32 +89,32 @@ class NetworkTop(wiring.Component):
         ``P`` of the stem (default: stage 1's) and of the head's input (default: stage 4's).
     taps : bool
         Expose the stem's and every stage's output stream (observation).
+    weights : str or list of 4 str, optional
+        ``"memory"`` (default) or ``"stream"`` per stage (module docstring).
     """
 
     def __init__(self, export, lanes=None, bits_per_cycle=None, stem_lanes=None,
-                 head_lanes=None, taps=False):
+                 head_lanes=None, taps=False, weights=None):
         self.stem, self.stages, self.head = None, [], None
-        try:
-            dl, db = default_knobs(export)
-            lanes = _per_stage("lanes", lanes, dl)
-            bits = _per_stage("bits_per_cycle", bits_per_cycle, db)
-            if not layer_names(export):
-                raise BincountError("the export has no binary layers")
-            stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
-            head_lanes = lanes[-1] if head_lanes is None else head_lanes
-            self.stem = StemEngine(export, stem_lanes)
-            for s in STAGES:
-                self.stages.append(StageEngine(export, s, lanes=lanes[s - 1],
-                                               bits_per_cycle=bits[s - 1]))
-            self.head = HeadEngine(export, head_lanes)
-        except BaseException:
-            # parts already built will never be used: no "never used" warnings on the error
-            for obj in [self, self.stem, *self.stages] + [b for st in self.stages
-                                                          for b in st.blocks]:
-                if obj is not None:
-                    obj._MustUse__silence = True
-            raise
-        self.lanes, self.bits_per_cycle = lanes, bits
+        dl, db = default_knobs(export)
+        lanes = _per_stage("lanes", lanes, dl)
+        bits = _per_stage("bits_per_cycle", bits_per_cycle, db)
+        weights = ["memory"] * len(STAGES) if weights is None else (
+            [weights] * len(STAGES) if isinstance(weights, str) else list(weights))
+        if len(weights) != len(STAGES):
+            raise BincountError(f"weights needs one value or {len(STAGES)} (one per stage), "
+                                f"got {len(weights)}")
+        if not layer_names(export):
+            raise BincountError("the export has no binary layers")
+        stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
+        head_lanes = lanes[-1] if head_lanes is None else head_lanes
+        self.stem = StemEngine(export, stem_lanes)
+        for s in STAGES:
+            self.stages.append(StageEngine(export, s, lanes=lanes[s - 1],
+                                           bits_per_cycle=bits[s - 1],
+                                           weights=weights[s - 1]))
+        self.head = HeadEngine(export, head_lanes)
+        self.lanes, self.bits_per_cycle, self.weights = lanes, bits, weights
         self.stem_lanes, self.head_lanes = stem_lanes, head_lanes
         self.taps = bool(taps)
         chain = [stem_lanes] + lanes + [head_lanes]
@@ -123,6 +127,11 @@ class NetworkTop(wiring.Component):
             for name, part in zip(PARTS[:-1], outs):
                 members[f"tap_{name}_payload"] = Out(part.o.payload.shape())
                 members[f"tap_{name}_fire"] = Out(1)
+        for s, st in zip(STAGES, self.stages):
+            if st.weights == "stream":
+                for j, b in enumerate(st.blocks):
+                    members[f"w{s}_{j}"] = In(stream.Signature(b.params.lanes *
+                                                               b.params.bits_per_cycle))
         super().__init__(members)
         self.port_doc = {k: v for k, v in self.stem.port_doc.items() if k.startswith("i__")}
         self.port_doc.update({k: v for k, v in self.head.port_doc.items() if k.startswith("o__")})
@@ -130,6 +139,18 @@ class NetworkTop(wiring.Component):
             for name, part in zip(PARTS[:-1], outs):
                 self.port_doc[f"tap_{name}_payload"] = f"output beat of the {name} (observation)"
                 self.port_doc[f"tap_{name}_fire"] = f"a beat of the {name} passes this cycle"
+        for s, st in zip(STAGES, self.stages):
+            if st.weights == "stream":
+                for k, v in st.port_doc.items():
+                    if k.startswith("w") and "__" in k and k.split("__")[0][1:].isdigit():
+                        self.port_doc[f"w{s}_{k[1:]}"] = v
+
+    @property
+    def weight_streams(self):
+        """``[(port name, BlockParams)]`` of every weight stream input, in stage and block
+        order (empty when all weights are on chip)."""
+        return [(f"w{s}_{j}", b.params) for s, st in zip(STAGES, self.stages)
+                if st.weights == "stream" for j, b in enumerate(st.blocks)]
 
     @property
     def parts(self):
@@ -167,4 +188,9 @@ class NetworkTop(wiring.Component):
                 m.d.comb += [getattr(self, f"tap_{name}_payload").eq(a.o.payload),
                              getattr(self, f"tap_{name}_fire").eq(a.o.valid & a.o.ready)]
         wiring.connect(m, self.head.o, wiring.flipped(self.o))
+        for s, st in zip(STAGES, self.stages):
+            if st.weights == "stream":
+                for j in range(len(st.blocks)):
+                    wiring.connect(m, wiring.flipped(getattr(self, f"w{s}_{j}")),
+                                   getattr(st, f"w{j}"))
         return m

@@ -36,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from bincount.errors import BincountError
 
-from ._common import check_choice, delay, quiet_on_error
+from ._common import check_choice, delay
 from .baseline_scale import BaselineScale
 from .threshold_compare import ThresholdCompare
 from .xnor_popcount import XnorPopcount
@@ -90,26 +90,25 @@ class OutputLane(wiring.Component):
     """
 
     def __init__(self, n, form, out_bits=16, shift=None, mul_bits=None, off_bits=None):
-        with quiet_on_error(self):
-            self._form = check_choice("form", form, FORMS)
-            self._popcount = XnorPopcount(n)
-            if form == "binarized":
-                extra = {"shift": shift, "mul_bits": mul_bits, "off_bits": off_bits}
-                given = [k for k, v in extra.items() if v is not None]
-                if given:
-                    verb = "applies" if len(given) == 1 else "apply"
-                    raise BincountError(f"{', '.join(given)} {verb} only to form 'baseline', "
-                                        f"not to form 'binarized'; leave it out")
-                self._post = ThresholdCompare(n, out_bits=out_bits)
-                consts = ("threshold", "hi", "lo")
-            else:
-                self._post = BaselineScale(
-                    n,
-                    shift=DEFAULT_SHIFT if shift is None else shift,
-                    out_bits=out_bits,
-                    mul_bits=DEFAULT_MUL_BITS if mul_bits is None else mul_bits,
-                    off_bits=DEFAULT_OFF_BITS if off_bits is None else off_bits)
-                consts = ("mul", "offset")
+        self._form = check_choice("form", form, FORMS)
+        self._popcount = XnorPopcount(n)
+        if form == "binarized":
+            extra = {"shift": shift, "mul_bits": mul_bits, "off_bits": off_bits}
+            given = [k for k, v in extra.items() if v is not None]
+            if given:
+                verb = "applies" if len(given) == 1 else "apply"
+                raise BincountError(f"{', '.join(given)} {verb} only to form 'baseline', "
+                                    f"not to form 'binarized'; leave it out")
+            self._post = ThresholdCompare(n, out_bits=out_bits)
+            consts = ("threshold", "hi", "lo")
+        else:
+            self._post = BaselineScale(
+                n,
+                shift=DEFAULT_SHIFT if shift is None else shift,
+                out_bits=out_bits,
+                mul_bits=DEFAULT_MUL_BITS if mul_bits is None else mul_bits,
+                off_bits=DEFAULT_OFF_BITS if off_bits is None else off_bits)
+            consts = ("mul", "offset")
         self._consts = consts
         pop_sig = self._popcount.signature.members
         post_sig = self._post.signature.members

@@ -28,7 +28,6 @@ from amaranth.utils import ceil_log2
 
 from bincount.errors import BincountError
 
-from ._common import quiet_on_error
 from .block_params import BlockParams
 from .constant_rom import ConstantROM
 from .rprelu_unit import RPReLUUnit
@@ -48,11 +47,10 @@ class RPReLULanes(wiring.Component):
     """
 
     def __init__(self, params):
-        with quiet_on_error(self):
-            if not isinstance(params, BlockParams):
-                raise TypeError("RPReLULanes takes a BlockParams")
-            if params.rprelu is None:
-                raise BincountError(f"layer {params.name} has no RPReLU")
+        if not isinstance(params, BlockParams):
+            raise TypeError("RPReLULanes takes a BlockParams")
+        if params.rprelu is None:
+            raise BincountError(f"layer {params.name} has no RPReLU")
         self.params = p = params
         self._unit = RPReLUUnit(p.lanes, p.rprelu_form, p.res_bits, p.slope_bits, p.slope_frac)
         layout = self._unit.constants_layout

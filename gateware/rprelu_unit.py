@@ -53,7 +53,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._common import check_choice, check_int, delay, delay_valid, quiet_on_error
+from ._common import check_choice, check_int, delay, delay_valid
 
 __all__ = ["RPReLUUnit", "FORMS", "CHANNELS_RANGE", "RES_BITS_RANGE", "SLOPE_BITS_RANGE",
            "EXP_BITS", "EXP_RANGE"]
@@ -142,12 +142,11 @@ class RPReLUUnit(wiring.Component):
     """
 
     def __init__(self, channels, form, res_bits=16, slope_bits=16, slope_frac=12):
-        with quiet_on_error(self):
-            self._channels = check_int("channels", channels, CHANNELS_RANGE)
-            self._form = check_choice("form", form, FORMS)
-            self._res_bits = check_int("res_bits", res_bits, RES_BITS_RANGE)
-            self._slope_bits = check_int("slope_bits", slope_bits, SLOPE_BITS_RANGE)
-            self._slope_frac = check_int("slope_frac", slope_frac, (0, slope_bits - 1))
+        self._channels = check_int("channels", channels, CHANNELS_RANGE)
+        self._form = check_choice("form", form, FORMS)
+        self._res_bits = check_int("res_bits", res_bits, RES_BITS_RANGE)
+        self._slope_bits = check_int("slope_bits", slope_bits, SLOPE_BITS_RANGE)
+        self._slope_frac = check_int("slope_frac", slope_frac, (0, slope_bits - 1))
         width = channels * res_bits
         members = {"s": In(width), "b0": In(width), "b1": In(width)}
         if form == "shift":

@@ -20,7 +20,7 @@ from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 
 __all__ = ["RSignCompare", "CHANNELS_RANGE", "RES_BITS_RANGE"]
 
@@ -59,9 +59,8 @@ class RSignCompare(wiring.Component):
     """
 
     def __init__(self, channels, res_bits=16):
-        with quiet_on_error(self):
-            self._channels = check_int("channels", channels, CHANNELS_RANGE)
-            self._res_bits = check_int("res_bits", res_bits, RES_BITS_RANGE)
+        self._channels = check_int("channels", channels, CHANNELS_RANGE)
+        self._res_bits = check_int("res_bits", res_bits, RES_BITS_RANGE)
         width = channels * res_bits
         super().__init__({
             "x": In(width),

@@ -15,7 +15,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._common import check_int, delay_valid, quiet_on_error
+from ._common import check_int, delay_valid
 
 __all__ = ["SaturatingAdd"]
 
@@ -28,9 +28,8 @@ class SaturatingAdd(wiring.Component):
     """
 
     def __init__(self, lanes, bits=16):
-        with quiet_on_error(self):
-            self._lanes = check_int("lanes", lanes, (1, 1024))
-            self._bits = check_int("bits", bits, (2, 64))
+        self._lanes = check_int("lanes", lanes, (1, 1024))
+        self._bits = check_int("bits", bits, (2, 64))
         lanes_layout = data.ArrayLayout(signed(bits), lanes)
         super().__init__({"a": In(lanes_layout), "b": In(lanes_layout), "in_valid": In(1),
                           "y": Out(lanes_layout), "out_valid": Out(1)})

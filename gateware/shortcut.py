@@ -29,7 +29,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import check_int, delay, delay_valid, quiet_on_error
+from ._common import check_int, delay, delay_valid
 from .block_params import BlockParams
 from .block_sequencer import fold_layout
 from .line_buffer import LineBuffer
@@ -56,11 +56,9 @@ class Shortcut(wiring.Component):
     """
 
     def __init__(self, params, depth):
-        with quiet_on_error(self):
-            if not isinstance(params, BlockParams):
-                raise TypeError("Shortcut takes a BlockParams")
-        with quiet_on_error(self):
-            self._depth = check_int("depth", depth, (1, 1024))
+        if not isinstance(params, BlockParams):
+            raise TypeError("Shortcut takes a BlockParams")
+        self._depth = check_int("depth", depth, (1, 1024))
         self.params = p = params
         self._buf = LineBuffer(p.size, 3 + p.stride, p.beat_bits, subwords=p.in_groups)
         super().__init__({"w": In(self._buf.write_signature), "issue": In(1),

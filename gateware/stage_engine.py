@@ -23,7 +23,6 @@ from amaranth.lib.wiring import In, Out
 
 from bincount.errors import BincountError
 
-from ._common import quiet_on_error
 from .block_engine import BinaryBlockEngine
 from .block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES, block_params, layer_names
 
@@ -64,24 +63,23 @@ class StageEngine(wiring.Component):
 
     def __init__(self, export, stage, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
                  taps=False, layers=None, weights="memory"):
-        with quiet_on_error(self):
-            names = stage_layers(export, stage)
-            if layers is not None:
-                layers = list(layers)
-                if not layers or any(n not in names for n in layers):
-                    raise BincountError(f"layers {layers} are not layers of stage {stage}; "
-                                        f"expected some of {', '.join(names)}")
-                start = names.index(layers[0])
-                if names[start:start + len(layers)] != layers:
-                    raise BincountError(f"layers {layers} are not consecutive layers of "
-                                        f"stage {stage} ({', '.join(names)})")
-                names = layers
-            self.stage = stage
-            self.whole_stage = len(names) == len(stage_layers(export, stage))
-            self.blocks = [BinaryBlockEngine(block_params(export, n, lanes, bits_per_cycle,
-                                                          weights))
-                           for n in names]
-            self.weights = weights
+        names = stage_layers(export, stage)
+        if layers is not None:
+            layers = list(layers)
+            if not layers or any(n not in names for n in layers):
+                raise BincountError(f"layers {layers} are not layers of stage {stage}; "
+                                    f"expected some of {', '.join(names)}")
+            start = names.index(layers[0])
+            if names[start:start + len(layers)] != layers:
+                raise BincountError(f"layers {layers} are not consecutive layers of "
+                                    f"stage {stage} ({', '.join(names)})")
+            names = layers
+        self.stage = stage
+        self.whole_stage = len(names) == len(stage_layers(export, stage))
+        self.blocks = [BinaryBlockEngine(block_params(export, n, lanes, bits_per_cycle,
+                                                      weights))
+                       for n in names]
+        self.weights = weights
         self.taps = bool(taps)
         first, last = self.blocks[0].params, self.blocks[-1].params
         members = {"i": In(stream.Signature(first.beat_bits)),

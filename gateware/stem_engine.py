@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 
 from bincount.errors import BincountError
 
-from ._common import check_int, delay, delay_valid, quiet_on_error
+from ._common import check_int, delay, delay_valid
 from .block_params import pack_words, to_unsigned
 from .line_buffer import LineBuffer
 from .stream_register import StreamRegister
@@ -61,7 +61,7 @@ class StemParams:
     """The stem of an export and its parallelism, checked (see :func:`stem_params`)."""
 
     def __init__(self, export, lanes):
-        from bincount.model.network_file import export_meta
+        from bincount.model.export.network_file import export_meta
 
         meta = export_meta(export)
         st, fmt = meta["stem"], meta["formats"]
@@ -168,9 +168,8 @@ class StemEngine(wiring.Component):
     """
 
     def __init__(self, export, lanes=8):
-        with quiet_on_error(self):
-            check_int("stem lanes", lanes, (1, 4096))
-            self.params = p = stem_params(export, lanes)
+        check_int("stem lanes", lanes, (1, 4096))
+        self.params = p = stem_params(export, lanes)
         super().__init__({"i": In(stream.Signature(8)), "o": Out(stream.Signature(p.beat_bits))})
         #: high in a cycle in which a tap issues (observation for tests)
         self.issue = Signal(name="issue")

@@ -19,7 +19,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 
 __all__ = ["StreamRegister"]
 
@@ -28,8 +28,7 @@ class StreamRegister(wiring.Component):
     """A registered stream of ``width``-bit payloads (module docstring)."""
 
     def __init__(self, width):
-        with quiet_on_error(self):
-            self._width = check_int("width", width, (1, 1 << 20))
+        self._width = check_int("width", width, (1, 1 << 20))
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
 
     @property

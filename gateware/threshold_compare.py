@@ -23,7 +23,7 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import N_RANGE, OUT_BITS_RANGE, check_int, quiet_on_error
+from ._common import N_RANGE, OUT_BITS_RANGE, check_int
 from .post_popcount import PostPopcount
 
 __all__ = ["ThresholdCompare"]
@@ -61,9 +61,8 @@ class ThresholdCompare(PostPopcount):
     """
 
     def __init__(self, n, out_bits=16):
-        with quiet_on_error(self):
-            self._n = check_int("n", n, N_RANGE)
-            self._out_bits = check_int("out_bits", out_bits, OUT_BITS_RANGE)
+        self._n = check_int("n", n, N_RANGE)
+        self._out_bits = check_int("out_bits", out_bits, OUT_BITS_RANGE)
         count_bits = ceil_log2(n + 1)
         threshold_bits = ceil_log2(n + 2)
         super().__init__({

@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from bincount.errors import BincountError
 
-from ._common import check_int, quiet_on_error
+from ._common import check_int
 
 __all__ = ["WidthConverter"]
 
@@ -30,14 +30,13 @@ class WidthConverter(wiring.Component):
     """``lanes_in`` -> ``lanes_out`` lanes of ``lane_bits`` bits per beat (module docstring)."""
 
     def __init__(self, lanes_in, lanes_out, lane_bits=16):
-        with quiet_on_error(self):
-            for name, v in (("lanes_in", lanes_in), ("lanes_out", lanes_out)):
-                check_int(name, v, (1, 4096))
-                if v & (v - 1):
-                    raise BincountError(f"{name} must be a power of two, got {v}")
-            if lanes_in == lanes_out:
-                raise BincountError(f"lanes_in = lanes_out = {lanes_in}: no converter needed")
-            check_int("lane_bits", lane_bits, (1, 1024))
+        for name, v in (("lanes_in", lanes_in), ("lanes_out", lanes_out)):
+            check_int(name, v, (1, 4096))
+            if v & (v - 1):
+                raise BincountError(f"{name} must be a power of two, got {v}")
+        if lanes_in == lanes_out:
+            raise BincountError(f"lanes_in = lanes_out = {lanes_in}: no converter needed")
+        check_int("lane_bits", lane_bits, (1, 1024))
         self.lanes_in, self.lanes_out, self.lane_bits = lanes_in, lanes_out, lane_bits
         super().__init__({"i": In(stream.Signature(lanes_in * lane_bits)),
                           "o": Out(stream.Signature(lanes_out * lane_bits))})

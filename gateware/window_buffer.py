@@ -27,7 +27,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import delay, quiet_on_error
+from ._common import delay
 from .block_params import BlockParams
 from .block_sequencer import fold_layout
 from .line_buffer import LineBuffer
@@ -49,9 +49,8 @@ class WindowBuffer(wiring.Component):
     """
 
     def __init__(self, params):
-        with quiet_on_error(self):
-            if not isinstance(params, BlockParams):
-                raise TypeError("WindowBuffer takes a BlockParams")
+        if not isinstance(params, BlockParams):
+            raise TypeError("WindowBuffer takes a BlockParams")
         self.params = p = params
         wb = max(p.bits_per_cycle, p.lanes)
         self._buf = LineBuffer(p.size, 3 + p.stride, wb, subwords=p.cin // wb,

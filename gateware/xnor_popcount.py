@@ -29,7 +29,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import N_RANGE, check_int, delay_valid, quiet_on_error
+from ._common import N_RANGE, check_int, delay_valid
 from .popcount_tree import plan_popcount, popcount_tree
 
 __all__ = ["XnorPopcount", "popcount_latency", "adder_tree_latency", "xnor_bits",
@@ -138,8 +138,7 @@ class XnorPopcount(wiring.Component):
     """
 
     def __init__(self, n):
-        with quiet_on_error(self):
-            self._n = check_int("n", n, N_RANGE)
+        self._n = check_int("n", n, N_RANGE)
         count_bits = ceil_log2(n + 1)
         super().__init__({
             "act": In(n),

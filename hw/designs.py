@@ -9,22 +9,28 @@ stage). The text is the emitter's, byte for byte.
 - :func:`lane_verilog`: one output lane of the report (no header comment);
 - :func:`block_design`: a registry block as ``bincount generate`` writes it, with manifest;
 - :func:`engine_design`: a stage engine with manifest;
-- :func:`network_design`: the whole-network engine with manifest.
+- :func:`network_design`: the whole-network engine with manifest;
+- :func:`board_design`: the board core (UART protocol and network) with manifest.
 
 ``cache_dir=None`` converts without the store.
 """
 
 import json
+from pathlib import Path
 
+from bincount import protocol
+from bincount.hw import board_emit
 from bincount.hw.blocks import build_block
+from bincount.hw.board_emit import emit_board
 from bincount.hw.cache import cache_key, cached
 from bincount.hw.emit import emit, verilog_text
 from bincount.hw.engine_emit import emit_stage, stage_digest
 from bincount.hw.knobs import EngineKnobs
 from bincount.hw.network_emit import emit_network, export_digest
-from bincount.hw.sources import generator_digest
+from bincount.hw.sources import files_digest, generator_digest
 
-__all__ = ["LANE_BLOCKS", "lane_verilog", "block_design", "engine_design", "network_design"]
+__all__ = ["LANE_BLOCKS", "lane_verilog", "block_design", "engine_design", "network_design",
+           "board_design"]
 
 #: Report block name -> OutputLane form.
 LANE_BLOCKS = {"threshold_lane": "binarized", "baseline_lane": "baseline"}
@@ -94,5 +100,23 @@ def network_design(export, knobs, *, taps=False, plan=None, cache_dir=None):
     what = {"knobs": knobs, "taps": bool(taps), "plan": plan}
     d = _cached(cache_dir, "network-verilog",
                 [export_digest(export), json.dumps(what, sort_keys=True, default=str)], make,
+                ("manifest", "verilog"))
+    return d["verilog"], d["manifest"]
+
+
+def board_design(export, knobs, divisor, *, cache_dir=None):
+    """``(verilog_text, manifest)`` of the board core of ``export`` with ``knobs`` (``lanes``,
+    ``bits_per_cycle``, ``stem_lanes``) and UART ``divisor``
+    (:func:`bincount.hw.board_emit.emit_board`)."""
+    def make():
+        text, manifest = emit_board(export, divisor=divisor, **knobs)
+        return {"manifest": manifest, "verilog": text}
+
+    what = {"knobs": knobs, "divisor": divisor}
+    # the protocol's numbers and the board emitter live outside the generator digest's files
+    sources = files_digest([Path(protocol.__file__), Path(board_emit.__file__)])
+    d = _cached(cache_dir, "board-verilog",
+                [export_digest(export), sources, json.dumps(what, sort_keys=True, default=str)],
+                make,
                 ("manifest", "verilog"))
     return d["verilog"], d["manifest"]

@@ -24,7 +24,7 @@ from bincount import __version__
 from bincount.gateware.stage_engine import StageEngine, stage_layers
 from bincount.hw.emit import CLOCK_DOC, signature_ports, verilog_text
 from bincount.hw.ports import port_map
-from bincount.model.network_file import export_meta
+from bincount.model.export.network_file import export_meta
 
 __all__ = ["stage_digest", "stage_module_name", "build_stage", "emit_stage", "engine_ports",
            "ENGINE_RESET_DOC"]

@@ -15,7 +15,7 @@ parallelism from an export, then
   (``bench/engine_cycles.py`` records it in the build store, :mod:`bincount.hw.measured_cycles`),
   the measured interval between images; images per second = Fmax / cycles per image.
 
-Exports: by default the engine-golden networks of :mod:`bincount.model.engine_golden`
+Exports: by default the engine-golden networks of :mod:`bincount.model.export.engine_golden`
 (full-width ReActNet-18, BN calibrated on real CIFAR-10 images; resources do not depend on
 trained values, only on shapes); ``exports`` may name trained ``bincount-network`` files instead
 (one per form, the form read from the file).
@@ -33,8 +33,8 @@ from bincount.hw.measured_cycles import engine_cycles
 from bincount.hw.pnr import ECP5_BRAM_BLOCKS, fmax_ecp5, part_name
 from bincount.hw.synth import SynthesisError, synthesize
 from bincount.hw.tasks import Progress, run_tasks
-from bincount.model.engine_golden import engine_golden
-from bincount.model.network_file import export_meta, load_export
+from bincount.model.export.engine_golden import engine_golden
+from bincount.model.export.network_file import export_meta, load_export
 
 __all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "build_engine_section", "engine_markdown",
            "engine_plot_png"]

@@ -84,7 +84,7 @@ def _run_stage_engine(args):
     from bincount.hw.designs import engine_design
     from bincount.hw.emit import write_files
     from bincount.hw.knobs import EngineKnobs
-    from bincount.model.network_file import load_export
+    from bincount.model.export.network_file import load_export
 
     for option in _INT_OPTIONS + ("form",):
         if getattr(args, option) is not None:
@@ -94,7 +94,7 @@ def _run_stage_engine(args):
     if args.stage is None:
         raise BincountError("stage_engine needs --stage K (1..4)")
     if args.export is None:
-        from bincount.model.network_file import DEFAULT_EXPORT
+        from bincount.model.export.network_file import DEFAULT_EXPORT
         args.export = str(DEFAULT_EXPORT)
     stage = _parse_int("stage", args.stage)
     knobs = EngineKnobs(*(None if getattr(args, k) is None else _parse_int(k, getattr(args, k))

@@ -46,7 +46,7 @@ def run_network(args):
     from bincount.errors import BincountError
     from bincount.fileio import ensure_dir
     from bincount.hw.emit import write_files
-    from bincount.model.network_file import export_meta, load_export
+    from bincount.model.export.network_file import export_meta, load_export
 
     for option in ("n", "out_bits", "shift", "mul_bits", "off_bits", "form", "stage", "weights"):
         if getattr(args, option, None) is not None:
@@ -54,7 +54,7 @@ def run_network(args):
                                 f"options are: --export --lanes --bits-per-cycle --stem-lanes "
                                 f"--device --target-fps --clock-mhz")
     if args.export is None:
-        from bincount.model.network_file import DEFAULT_EXPORT
+        from bincount.model.export.network_file import DEFAULT_EXPORT
         args.export = str(DEFAULT_EXPORT)
     planned = args.device is not None or args.target_fps is not None
     knobs = {}
@@ -90,16 +90,12 @@ def run_network(args):
         knobs = {"lanes": [p["lanes"] for p in stages],
                  "bits_per_cycle": [p["bits_per_cycle"] for p in stages],
                  "stem_lanes": plan["parts"][0]["lanes"]}
-    from bincount.gateware.network_top import NetworkTop
     from bincount.hw.network_emit import emit_network
+    from bincount.hw.output_dir import check_output_dir
 
-    probe = NetworkTop(export, **knobs)          # knobs checked before the output folder
-    probe._MustUse__silence = True
-    for part in [probe.stem, probe.head] + probe.stages + \
-            [b for st in probe.stages for b in st.blocks] + [c for c in probe.converters if c]:
-        part._MustUse__silence = True
+    check_output_dir(args.out_dir)              # before the Verilog conversion
+    text, info = emit_network(export, plan=plan, **knobs)     # bad knobs: one line, no folder
     ensure_dir(args.out_dir)
-    text, info = emit_network(export, plan=plan, **knobs)
     for path in write_files(args.out_dir, text, info):
         print(path)
     return 0

@@ -25,7 +25,7 @@ from bincount import __version__
 from bincount.gateware.network_top import PARTS, NetworkTop
 from bincount.hw.emit import verilog_text
 from bincount.hw.engine_emit import engine_ports
-from bincount.model.network_file import export_meta
+from bincount.model.export.network_file import export_meta
 
 __all__ = ["export_digest", "build_network", "emit_network", "verilog_parts"]
 
@@ -43,15 +43,19 @@ def export_digest(export):
 
 
 def build_network(export, lanes=None, bits_per_cycle=None, stem_lanes=None, head_lanes=None,
-                  taps=False):
-    """``(top, module_name, parameters)``; knobs as :class:`NetworkTop`."""
+                  taps=False, weights=None):
+    """``(top, module_name, parameters)``; knobs as :class:`NetworkTop`. ``parameters`` has
+    ``weights`` (one source per stage) only when a stage streams its weights, so the names of
+    the all-on-chip designs are unchanged."""
 
-    top = NetworkTop(export, lanes, bits_per_cycle, stem_lanes, head_lanes, taps)
+    top = NetworkTop(export, lanes, bits_per_cycle, stem_lanes, head_lanes, taps, weights)
     meta = export_meta(export)
     forms = sorted({m["form"] for m in meta["layers"]})
     params = {"form": "+".join(forms), "stem_lanes": top.stem_lanes, "lanes": top.lanes,
               "bits_per_cycle": top.bits_per_cycle, "head_lanes": top.head_lanes,
               "taps": top.taps, "export_digest": export_digest(export)}
+    if any(w != "memory" for w in top.weights):
+        params["weights"] = list(top.weights)
     knobs = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
     name = f"bincount_network_{params['form'].replace('+', '_')}_{knobs[:10]}"
     return top, name, params
@@ -130,10 +134,10 @@ def _manifest(top, name, params, text, plan=None):
 
 
 def emit_network(export, lanes=None, bits_per_cycle=None, stem_lanes=None, head_lanes=None,
-                 taps=False, plan=None):
+                 taps=False, plan=None, weights=None):
     """Verilog text and manifest of the network engine (nothing written)."""
     top, name, params = build_network(export, lanes, bits_per_cycle, stem_lanes, head_lanes,
-                                      taps)
+                                      taps, weights)
     header = [f"bincount {__version__}: whole-network engine, parameters "
               f"{json.dumps(params, sort_keys=True)}",
               f"ports, parts and cycles: {name}.json"]

@@ -22,11 +22,11 @@ device and target frame rate, or given lanes / bits per cycle), then
   Fmax / cycles per image.
 
 Beside them: the post-popcount multiplies per image of both forms, by the rule of
-``bincount ops`` (:mod:`bincount.model.ops`), at the export's width and at full width.
+``bincount ops`` (:mod:`bincount.model.nets.ops`), at the export's width and at full width.
 
 Exports: by default the project's default network (``networks/reactnet18_w0.25.npz``,
 trained, binarized form); a form with no export given is built by
-:func:`bincount.model.network_golden.network_golden` at the same width (BN calibrated on real
+:func:`bincount.model.export.network_golden.network_golden` at the same width (BN calibrated on real
 CIFAR-10 test images, seed 1). Resources depend on the shapes and the RPReLU kind, not on the
 trained values.
 """
@@ -44,9 +44,9 @@ from bincount.hw.measured_cycles import network_cycles
 from bincount.hw.pnr import fmax_ecp5
 from bincount.hw.synth import SynthesisError, count_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
-from bincount.model.network_file import DEFAULT_EXPORT, export_meta, load_export
-from bincount.model.network_golden import network_golden
-from bincount.model.ops import export_ops, network_ops
+from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
+from bincount.model.export.network_golden import network_golden
+from bincount.model.nets.ops import export_ops, network_ops
 
 __all__ = ["NETWORK_FORMS", "DEFAULT_SEEDS", "DEFAULT_DEVICE", "DEFAULT_TARGET_FPS",
            "DEFAULT_CLOCK_MHZ", "network_exports", "network_knobs", "part_resources",
@@ -67,7 +67,7 @@ GLUE = "glue"
 def network_exports(exports=None, progress=None):
     """``({form: (export dict, source text)}, first form)`` for both forms: the given export
     files (at most one per form; default: the project's default network) and, for a form not
-    given, a calibrated network of the same width (:func:`~bincount.model.network_golden.
+    given, a calibrated network of the same width (:func:`~bincount.model.export.network_golden.
     network_golden`, seed 1); ``first form``: that of the first export given (the fold planner
     plans for it)."""
     prog = progress or Progress(0, None)
@@ -151,7 +151,7 @@ def _multiplies(meta):
     width and at full width."""
     full = network_ops(meta.get("network", "reactnet18"))
     mine = export_ops(meta)
-    return {"rule": "bincount ops (model/ops.py): one multiply + shift per output element of "
+    return {"rule": "bincount ops (model/nets/ops.py): one multiply + shift per output element of "
                     "the stem and every binary conv in the baseline form, none with "
                     f"binarized counting (stem rule {full['stem_rule']!r})",
             "export_width": {"width_mult": meta["width_mult"],

@@ -1,19 +1,19 @@
 """The network-wide view of the lane report: post-popcount multiplies per image in each form
-(from :mod:`bincount.model.ops`, computed from the network geometry) and an *estimate* of what
+(from :mod:`bincount.model.nets.ops`, computed from the network geometry) and an *estimate* of what
 ``lanes`` parallel lanes per stage cost in each form: lanes x the per-lane cost at the stage's
 lane width, summed over the four binary stages. The estimate counts lanes only (no buffers,
 control, line memories or routing) and is no substitute for synthesising a whole network.
 """
 
 from bincount.hw.designs import LANE_BLOCKS
-from bincount.model.geometry import network_geometry
-from bincount.model.ops import network_ops as ops_table
+from bincount.model.nets.geometry import network_geometry
+from bincount.model.nets.ops import network_ops as ops_table
 
 __all__ = ["network_ops", "network_view"]
 
 
 def network_ops(network="reactnet18"):
-    """The ops table of ``network`` (:func:`bincount.model.ops.network_ops`, as ``bincount ops
+    """The ops table of ``network`` (:func:`bincount.model.nets.ops.network_ops`, as ``bincount ops
     --json``), each layer joined with its geometry: ``n`` (= k*k*Cin), ``stage``, ``kind``."""
     table = ops_table(network)
     net = network_geometry(network)
@@ -72,7 +72,7 @@ def network_view(rows, lanes, network="reactnet18", ops_table=None):
             "baseline_lane": int(totals["baseline_multiplies"]),
             "threshold_lane": int(totals["binarized_multiplies"]),
         },
-        "multiplies_source": (f"bincount.model.ops.network_ops({network!r}) from the network "
+        "multiplies_source": (f"bincount.model.nets.ops.network_ops({network!r}) from the network "
                               f"geometry (stem rule {table.get('stem_rule')!r})"),
         "lanes_per_stage": lanes,
         "stages": stage_list,

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bincount.errors import BincountError
+from bincount.hw import executor
 from bincount.hw.cache import cache_key, default_cache_dir
 from bincount.hw.ecp5_bram_outreg import absorb_output_registers
 from bincount.hw.ports import verilog_ports
@@ -26,7 +27,7 @@ from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, cached_result, chec
 from bincount.hw.tools import (nextpnr_package_version, run_nextpnr_ecp5, run_yosys,
                                yosys_package_version)
 
-__all__ = ["fmax_ecp5", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "WRAPPER_TOP",
+__all__ = ["fmax_ecp5", "pnr_job", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "WRAPPER_TOP",
            "register_io_wrapper", "part_name"]
 
 ECP5_DEVICES = ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k",
@@ -91,6 +92,43 @@ def ecp5_flow(top, device="85k", package="CABGA381", freq_mhz=200, seed=1):
     return script, pnr_args
 
 
+def pnr_job(design, top, pnr_top, script, pnr_args, bram_outreg, timeout=None):
+    """One ECP5 flow (a job of :mod:`bincount.hw.executor`): Yosys ``script`` on ``design``,
+    then (with ``bram_outreg``) block-RAM output registers absorbed, then nextpnr-ecp5 with
+    ``pnr_args``, in a temporary folder. Returns ``{"cells", "yosys", "report" (nextpnr's
+    JSON report), "bram_outreg_absorbed", "seconds", "yosys_package", "nextpnr_package"}``;
+    raises :class:`SynthesisError` when a tool fails."""
+    with tempfile.TemporaryDirectory(prefix="bincount-pnr-") as workdir:
+        Path(workdir, "design.v").write_text(design, encoding="utf-8")
+        Path(workdir, "synth.ys").write_text(script, encoding="utf-8")
+        t0 = time.monotonic()
+        proc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], workdir, timeout=timeout)
+        if proc.returncode != 0 or not Path(workdir, "netlist.json").exists():
+            raise yosys_failure(f"Yosys synthesis of {top!r} for ECP5", workdir, proc)
+        cells, yversion = parse_stat(Path(workdir, "stat.json").read_text(encoding="utf-8"))
+        absorbed = 0
+        if bram_outreg:
+            net = Path(workdir, "netlist.json")
+            text, absorbed = absorb_output_registers(net.read_text(encoding="utf-8"), pnr_top)
+            net.write_text(text, encoding="utf-8")
+        proc = run_nextpnr_ecp5(pnr_args, workdir, timeout=timeout)
+        seconds = time.monotonic() - t0
+        report_path = Path(workdir, "report.json")
+        if proc.returncode != 0 or not report_path.exists():
+            log = Path(workdir, "nextpnr.log")
+            text = (log.read_text(errors="replace") if log.exists() else "") + proc.stderr
+            tail = "\n".join([ln for ln in text.splitlines() if ln.strip()][-15:])
+            first = next((ln for ln in reversed(tail.splitlines()) if "ERROR" in ln), None)
+            raise SynthesisError(f"nextpnr-ecp5 on {top!r} failed: "
+                                 f"{first or f'exit status {proc.returncode}'}\n"
+                                 f"--- end of nextpnr log ---\n{tail}")
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    return {"cells": cells, "yosys": yversion, "report": report,
+            "bram_outreg_absorbed": absorbed, "seconds": seconds,
+            "yosys_package": yosys_package_version(),
+            "nextpnr_package": nextpnr_package_version()}
+
+
 def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk",
               register_io=True, freq_mhz=200, seed=1, cache_dir="default", use_cache=True,
               timeout=None, bram_outreg=True):
@@ -124,31 +162,12 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
     if hit is not None:
         return hit
 
-    with tempfile.TemporaryDirectory(prefix="bincount-pnr-") as workdir:
-        Path(workdir, "design.v").write_text(design, encoding="utf-8")
-        Path(workdir, "synth.ys").write_text(script, encoding="utf-8")
-        t0 = time.monotonic()
-        proc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], workdir, timeout=timeout)
-        if proc.returncode != 0 or not Path(workdir, "netlist.json").exists():
-            raise yosys_failure(f"Yosys synthesis of {top!r} for ECP5", workdir, proc)
-        cells, yversion = parse_stat(Path(workdir, "stat.json").read_text(encoding="utf-8"))
-        absorbed = 0
-        if bram_outreg:
-            net = Path(workdir, "netlist.json")
-            text, absorbed = absorb_output_registers(net.read_text(encoding="utf-8"), pnr_top)
-            net.write_text(text, encoding="utf-8")
-        proc = run_nextpnr_ecp5(pnr_args, workdir, timeout=timeout)
-        seconds = time.monotonic() - t0
-        report_path = Path(workdir, "report.json")
-        if proc.returncode != 0 or not report_path.exists():
-            log = Path(workdir, "nextpnr.log")
-            text = (log.read_text(errors="replace") if log.exists() else "") + proc.stderr
-            tail = "\n".join([ln for ln in text.splitlines() if ln.strip()][-15:])
-            first = next((ln for ln in reversed(tail.splitlines()) if "ERROR" in ln), None)
-            raise SynthesisError(f"nextpnr-ecp5 on {top!r} failed: "
-                                 f"{first or f'exit status {proc.returncode}'}\n"
-                                 f"--- end of nextpnr log ---\n{tail}")
-        report = json.loads(report_path.read_text(encoding="utf-8"))
+    job = executor.current().call(pnr_job, design, top, pnr_top, script, pnr_args,
+                                  bram_outreg, timeout)
+    executor.check_versions(f"place and route of {top!r}",
+                            (job["yosys_package"], job["nextpnr_package"]), (ypkg, npkg))
+    cells, yversion, absorbed = job["cells"], job["yosys"], job["bram_outreg_absorbed"]
+    report, seconds = job["report"], job["seconds"]
 
     fmax = {str(clk): {"achieved_mhz": round(float(v.get("achieved", 0.0)), 2),
                        "constraint_mhz": round(float(v.get("constraint", 0.0)), 2)}

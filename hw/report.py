@@ -33,7 +33,8 @@ from bincount.hw.network_view import network_ops, network_view
 from bincount.hw.output_dir import write_all_or_none
 from bincount.hw.pnr import fmax_ecp5
 from bincount.hw.synth import TARGETS, synth_script, synthesize
-from bincount.hw.tasks import Progress, default_jobs, run_tasks
+from bincount.hw import executor
+from bincount.hw.tasks import Progress, run_tasks
 from bincount.hw.tools import package_version, yosys_package_version
 
 __all__ = ["DEFAULT_WIDTHS", "ESTIMATE_LANES", "LANE_BLOCKS", "build_report",
@@ -95,7 +96,8 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=ESTIMATE_LANES, j
                  use_cache=True, progress="stderr", engines=None, whole_network=None):
     """Synthesise both lane forms at every width for ``target``; return the report dict.
 
-    ``jobs`` syntheses run at once (default: the available cores), largest first; progress
+    ``jobs`` syntheses run at once (default: the available cores, or the threads of the Dask
+    cluster in use, :mod:`bincount.hw.executor`), largest first; progress
     lines go to ``progress`` (a text stream; ``"stderr"``: ``sys.stderr``; None: silent).
     ``cache_root`` holds the ``synth/``, ``pnr/``, ``verilog/`` and ``cycles/`` stores
     (``"default"``: ``build/cache`` or ``$BINCOUNT_CACHE_DIR``; None: no cache). With ``fmax`` every lane is
@@ -110,7 +112,8 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=ESTIMATE_LANES, j
     widths = _check_widths(widths)
     if int(lanes) < 1:
         raise BincountError(f"--lanes must be at least 1, not {lanes}")
-    jobs = default_jobs() if jobs is None else int(jobs)
+    runner = executor.current()
+    jobs = runner.jobs if jobs is None else int(jobs)
     if jobs < 1:
         raise BincountError(f"--jobs must be at least 1, not {jobs}")
     caches = cache_dirs(cache_root)
@@ -199,6 +202,7 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=ESTIMATE_LANES, j
         "rows": rows,
         "network": network_view(rows, int(lanes), network, ops_table),
         "run": {"wall_seconds": round(wall, 1), "jobs": jobs, "syntheses": len(tasks),
+                "executor": runner.describe(),
                 "cache_hits": hits,
                 "synth_seconds_total": round(sum(v[3]["seconds"] for v in results.values()
                                                  if not v[3]["cached"]), 1),
@@ -375,7 +379,8 @@ def render_markdown(report):
             "  ```", *["  " + ln for ln in tool["script"].strip().splitlines()], "  ```", "",
             "- Counting: `stat -json` cell counts sorted into the classes above (per-row raw "
             "counts are in report.json under `cells`).",
-            f"- Run: {run['syntheses']} syntheses, {run['jobs']} in parallel, "
+            f"- Run: {run['syntheses']} syntheses, {run['jobs']} in parallel on "
+            f"{run.get('executor', 'this machine')}, "
             f"{run['cache_hits']} from the cache, {run['wall_seconds']:.0f} s wall time"
             + (f"; Yosys CPU time of all {run['syntheses']} syntheses when they ran: "
                f"{run['synth_cpu_seconds_all']:.0f} s"

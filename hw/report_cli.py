@@ -13,7 +13,7 @@ import sys
 
 __all__ = ["add_arguments", "run"]
 
-TARGET_CHOICES = ("xc7", "ecp5", "ice40")   # = bincount.hw.synth.TARGETS (checked in tests)
+TARGET_CHOICES = ("xc7", "ecp5", "ice40")   # = bincount.hw.synth.TARGETS but xcup (checked in tests)
 
 
 def _positive_int(text):
@@ -72,6 +72,12 @@ def add_arguments(parser):
                               "engine-golden networks)")
     engines.add_argument("--engine-no-fmax", action="store_true",
                          help="skip place and route of the engines")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="run the Yosys / nextpnr jobs on the workers of a Dask "
+                             "scheduler (e.g. tcp://HOST:8786; needs bincount[dask] and the "
+                             "same tool packages on the workers); the cache and the progress "
+                             "lines stay on this machine; --jobs defaults to the cluster's "
+                             "threads")
     network = parser.add_argument_group(
         "whole network", "--network adds the whole design (stem, the four stage engines, head) "
         "in both forms at one fold: resources and DSP per part synthesised for --target with "
@@ -110,7 +116,7 @@ def _engine_knobs(args):
     """The engine knobs of the command line, refused with one line (bad knobs, unreadable
     exports) before any synthesis."""
     from bincount.hw.knobs import EngineKnobs
-    from bincount.model.network_file import load_export
+    from bincount.model.export.network_file import load_export
 
     knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
                         options={"lanes": "--engine-lanes",
@@ -134,7 +140,7 @@ def _network(args):
     from bincount.hw.network_cli import _ints
     from bincount.hw.network_report import DEFAULT_CLOCK_MHZ, DEFAULT_TARGET_FPS, \
         network_knobs
-    from bincount.model.network_file import DEFAULT_EXPORT, export_meta, load_export
+    from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
 
     knobs = {}
     for dest, key in (("network_lanes", "lanes"), ("network_bits_per_cycle", "bits_per_cycle"),
@@ -180,6 +186,7 @@ def _network(args):
 
 def run(args):
     from bincount.errors import BincountError
+    from bincount.hw.executor import connect, using
     from bincount.hw.limits import MAX_N, N_HELP
     from bincount.hw.output_dir import check_output_dir
     from bincount.hw.report import build_report, write_report
@@ -200,10 +207,15 @@ def run(args):
         engines = {"stages": args.engine_stages or [1, 2, 3, 4], "knobs": _engine_knobs(args),
                    "exports": args.engine_export, "fmax": not args.engine_no_fmax}
     network = _network(args) if args.network else None
-    report = build_report(args.target, args.widths, lanes=args.lanes, jobs=args.jobs,
-                          fmax=args.fmax, use_cache=not args.no_cache,
-                          progress=None if args.quiet else sys.stderr, engines=engines,
-                          whole_network=network)
+    runner = connect(args.scheduler)    # one line if no scheduler answers, before any work
+    try:
+        with using(runner):
+            report = build_report(args.target, args.widths, lanes=args.lanes, jobs=args.jobs,
+                                  fmax=args.fmax, use_cache=not args.no_cache,
+                                  progress=None if args.quiet else sys.stderr, engines=engines,
+                                  whole_network=network)
+    finally:
+        runner.close()
     j_path, m_path = write_report(report, args.output)
     print(f"wrote {m_path} and {j_path}" + (" and engines.png" if engines is not None else ""))
     return 0

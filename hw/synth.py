@@ -17,7 +17,10 @@ On xc7 ``lut`` counts LUT6 sites: logic LUTs (LUT1..LUT6; INV is a LUT1), LUTs u
 registers (SRL16E, SRLC32E: Yosys packs short delay lines into them instead of flip-flops) and
 LUTs used as distributed RAM (RAM64M = 4 ...); ``lut_logic`` is the logic part alone.
 ``bram`` counts 18 Kb blocks on xc7 (a RAMB36E1 is two of them) and on ECP5 (DP16KD), and
-4 Kb blocks on iCE40. ``lut_equiv`` is the LUT count in units of the family's LUT, carry logic
+4 Kb blocks on iCE40. ``xcup`` (Zynq UltraScale+, ``synth_xilinx -family xcup -uram``) counts as
+xc7 with the UltraScale+ primitives (CARRY8, or CARRY4 as Yosys maps them; DSP48E2; RAMB18E2 /
+RAMB36E2) and a sixth class,
+``uram`` (URAM288), that only memories without initial contents can use. ``lut_equiv`` is the LUT count in units of the family's LUT, carry logic
 included where the carry occupies LUTs: on ECP5 each CCU2C is two LUT4s of a slice, so
 ``lut_equiv = LUT4 + 2 * CCU2C``; on xc7 CARRY4 is a separate slice primitive and on iCE40
 SB_CARRY shares the logic cell of a LUT, so there ``lut_equiv = lut``. Cells of no class
@@ -40,11 +43,13 @@ import time
 from pathlib import Path
 
 from bincount.errors import BincountError
+from bincount.hw import executor
 from bincount.hw.cache import cache_key, default_cache_dir, read_entry, write_entry
 from bincount.hw.tools import SynthesisError, read_cpu_seconds, run_yosys, yosys_package_version
 
-__all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_script",
-           "check_top", "count_resources", "parse_stat", "parse_hierarchy", "yosys_failure", "cached_result",
+__all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_job", "synth_script",
+           "check_top", "count_resources", "parse_stat", "parse_hierarchy", "yosys_failure",
+           "cached_result",
            "store_result"]
 
 CACHE_FORMAT = 2
@@ -73,6 +78,33 @@ TARGETS = {
         "units": {"lut": "LUT6 sites (LUT1..LUT6 and INV; SRL16E/SRLC32E; LUT RAM)",
                   "carry": "CARRY4 (4 bits)",
                   "dsp": "DSP48E1", "bram": "18 Kb blocks (RAMB18E1; RAMB36E1 = 2)"},
+    },
+    "xcup": {
+        # -uram: memories without initial contents (the loadable weight store) may become
+        # URAM288; initialised memories (ROMs) cannot (an UltraRAM has no INIT).
+        "synth": "synth_xilinx -family xcup -uram -flatten -noiopad -noclkbuf -top {top}",
+        "family": "AMD/Xilinx Zynq UltraScale+",
+        "classes": {
+            "lut": {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1,
+                    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
+                    "RAM32X1S": 1, "RAM32X1D": 2, "RAM64X1S": 1, "RAM64X1D": 2,
+                    "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM256X1D": 8,
+                    "RAM512X1S": 8, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8},
+            "ff": {"FDRE": 1, "FDSE": 1, "FDCE": 1, "FDPE": 1, "FDRE_1": 1, "FDSE_1": 1,
+                   "FDCE_1": 1, "FDPE_1": 1},
+            # Yosys 0.70 maps xcup adders to CARRY4 (Vivado retargets them to CARRY8)
+            "carry": {"CARRY8": 1, "CARRY4": 1},
+            "dsp": {"DSP48E2": 1},
+            "bram": {"RAMB18E2": 1, "RAMB36E2": 2},
+            "uram": {"URAM288": 1},
+        },
+        "ff_prefix": "FD",
+        "lut_logic": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV"),
+        "lut_equiv": {"lut": 1},
+        "units": {"lut": "LUT6 sites (LUT1..LUT6 and INV; SRL16E/SRLC32E; LUT RAM)",
+                  "carry": "CARRY4 (4 bits) / CARRY8 (8 bits) cells", "dsp": "DSP48E2",
+                  "bram": "18 Kb blocks (RAMB18E2; RAMB36E2 = 2)",
+                  "uram": "URAM288 (288 Kb)"},
     },
     "ecp5": {
         "synth": "synth_ecp5 -top {top}",
@@ -176,6 +208,9 @@ def yosys_failure(what, workdir, proc):
     if "bad_alloc" in tail or "out of memory" in tail.lower():
         hint = (" (Yosys ran out of its WebAssembly address space; synthesise a smaller "
                 "design)")
+    elif "thrown wasm exception" in tail.lower():
+        hint = (" (Yosys stopped on an uncaught exception inside WebAssembly, most likely "
+                "out of its 4 GiB address space; synthesise a smaller design)")
     first = next((ln for ln in reversed(tail.splitlines()) if "ERROR" in ln), None)
     summary = first.strip() if first else f"exit status {proc.returncode}"
     return SynthesisError(f"{what} failed: {summary}{hint}\n--- end of Yosys log ---\n{tail}")
@@ -185,6 +220,7 @@ def count_resources(cells, target):
     """Sort ``{cell_type: count}`` into lut/ff/carry/dsp/bram/lut_equiv/other_cells."""
     spec = _check_target(target)
     out = {k: 0 for k in ("lut", "ff", "carry", "dsp", "bram")}
+    out.update({k: 0 for k in spec["classes"] if k not in out})     # xcup: uram
     other = {}
     for cell, n in sorted(cells.items()):
         for cls, members in spec["classes"].items():
@@ -251,11 +287,33 @@ def _topological(mods, top):
     return post[::-1]
 
 
+def synth_job(verilog_text, top, target, script, timeout=None, keep=False):
+    """One Yosys run (a job of :mod:`bincount.hw.executor`): ``script`` on ``verilog_text``
+    in a temporary folder. Returns ``{"cells", "yosys", "yosys_package", "seconds",
+    "cpu_seconds"}`` (plain values; with ``keep`` also ``modules``, :func:`parse_hierarchy`);
+    raises :class:`SynthesisError` when Yosys fails."""
+    with tempfile.TemporaryDirectory(prefix="bincount-synth-") as workdir:
+        Path(workdir, "design.v").write_text(verilog_text, encoding="utf-8")
+        Path(workdir, "synth.ys").write_text(script, encoding="utf-8")
+        t0 = time.monotonic()
+        proc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], workdir, timeout=timeout)
+        seconds = time.monotonic() - t0
+        stat_path = Path(workdir, "stat.json")
+        if proc.returncode != 0 or not stat_path.exists():
+            raise yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
+        stat = stat_path.read_text(encoding="utf-8")
+        cells, version = parse_stat(stat)
+        modules = parse_hierarchy(stat, top) if keep else None
+        cpu = read_cpu_seconds(workdir)
+    return {"cells": cells, "yosys": version, "yosys_package": yosys_package_version(),
+            "seconds": seconds, "cpu_seconds": cpu, "modules": modules}
+
+
 def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True, timeout=None,
                keep=None):
     """Synthesise ``verilog_text`` (top module ``top``) for ``target``; return resources.
 
-    ``target`` is one of :data:`TARGETS` (``xc7``, ``ecp5``, ``ice40``). The returned dict has
+    ``target`` is one of :data:`TARGETS` (``xc7``, ``xcup``, ``ecp5``, ``ice40``). The returned dict has
     ``lut``, ``ff``, ``carry``, ``dsp``, ``bram``, ``lut_logic`` and ``lut_equiv`` (see the
     module docstring),
     ``cells`` (raw cell counts), ``other_cells``, ``target``, ``top``, ``yosys`` (version line),
@@ -281,19 +339,11 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
     if hit is not None:
         return hit
 
-    with tempfile.TemporaryDirectory(prefix="bincount-synth-") as workdir:
-        Path(workdir, "design.v").write_text(verilog_text, encoding="utf-8")
-        Path(workdir, "synth.ys").write_text(script, encoding="utf-8")
-        t0 = time.monotonic()
-        proc = run_yosys(["-q", "-l", "yosys.log", "-s", "synth.ys"], workdir, timeout=timeout)
-        seconds = time.monotonic() - t0
-        stat_path = Path(workdir, "stat.json")
-        if proc.returncode != 0 or not stat_path.exists():
-            raise yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
-        stat = stat_path.read_text(encoding="utf-8")
-        cells, version = parse_stat(stat)
-        modules = parse_hierarchy(stat, top) if keep else None
-        cpu = read_cpu_seconds(workdir)
+    job = executor.current().call(synth_job, verilog_text, top, target, script, timeout,
+                                  bool(keep))
+    executor.check_versions(f"Yosys synthesis of {top!r}", job["yosys_package"], pkg)
+    cells, version, seconds, cpu = job["cells"], job["yosys"], job["seconds"], job["cpu_seconds"]
+    modules = job.get("modules")
 
     result = {"cache_format": CACHE_FORMAT, "top": top, "target": target,
               "family": spec["family"]}

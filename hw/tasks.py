@@ -3,28 +3,23 @@
 :class:`Progress` prints ``[k/total] label ... 12 s`` as tasks finish and, while nothing
 finishes, a heartbeat with the tasks still running; :func:`run_tasks` runs ``(function,
 args)`` pairs on a thread pool (each task starts its own tool process, so threads suffice)
-and stops the tool processes still running on the first failure or Ctrl-C.
+and stops the tool processes still running on the first failure or Ctrl-C. Each task's tool
+runs go to the executor in use (:mod:`bincount.hw.executor`: this machine or a Dask cluster),
+so the same pool, cache and progress lines serve both.
 """
 
-import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from bincount.hw.tools import allow_running, terminate_running
+from bincount.hw import executor
+from bincount.hw.executor import default_jobs
+from bincount.hw.tools import allow_running
 
 __all__ = ["Progress", "run_tasks", "default_jobs", "HEARTBEAT_S"]
 
 #: Seconds without a finished task before the next "still running" line.
 HEARTBEAT_S = 30.0
-
-
-def default_jobs():
-    """Number of CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class Progress:
@@ -78,7 +73,7 @@ def run_tasks(tasks, jobs, progress, heartbeat_s=None):
                 progress.heartbeat()
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
-        terminate_running()
+        executor.current().cancel()
         pool.shutdown(wait=True)
         allow_running()
         raise

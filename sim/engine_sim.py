@@ -20,7 +20,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from bincount.hw.knobs import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
-from bincount.model.engine_golden import load_engine_golden
+from bincount.model.export.engine_golden import load_engine_golden
 
 from . import simlib
 

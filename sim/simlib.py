@@ -455,7 +455,7 @@ def vector_count() -> int:
 def golden_vectors(n: int, count: int | None = None, seed: int | None = None) -> Path:
     """Path of the golden lane vectors of width ``n`` (``n = 9 * cin``), made once and cached.
 
-    The vectors come from :func:`bincount.model.vectors.lane_vectors` (a calibrated layer on
+    The vectors come from :func:`bincount.model.export.vectors.lane_vectors` (a calibrated layer on
     CIFAR-10 test images, expected values from the torch-free integer reference) and are kept in
     ``sim_build/vectors/`` under a name built from ``n``, ``count``, ``seed`` and a hash of the
     model sources. A file lock lets parallel pytest workers share one generation.
@@ -465,7 +465,7 @@ def golden_vectors(n: int, count: int | None = None, seed: int | None = None) ->
     if n % 9:
         raise ValueError(f"golden vectors come from 3x3 layers: n must be 9 * cin, got {n}")
     def make(path):
-        from bincount.model.vectors import save_lane_vectors
+        from bincount.model.export.vectors import save_lane_vectors
         save_lane_vectors(path, cin=n // 9, count=count, seed=seed)
 
     return _cached_vectors(f"lane_n{n}_v{count}_s{seed}", make)
@@ -492,21 +492,21 @@ def _cached_vectors(stem: str, make) -> Path:
 def engine_golden(form: str, seed: int | None = None) -> Path:
     """Path of the engine golden set of ``form`` (``"binarized"`` / ``"baseline"``), cached.
 
-    The file comes from :func:`bincount.model.engine_golden.save_engine_golden` (a full-width
+    The file comes from :func:`bincount.model.export.engine_golden.save_engine_golden` (a full-width
     ReActNet-18 calibrated on CIFAR-10 test images, per-layer golden tensors from the integer
     reference; read it with ``load_engine_golden`` / ``layer_case``) and is kept in
     ``sim_build/vectors/`` under a name built from ``form``, ``seed`` and the hash of the model
     sources that the lane vectors use. A file lock lets parallel pytest workers share one
     generation.
     """
-    from bincount.model.engine_golden import FORMS
+    from bincount.model.export.engine_golden import FORMS
 
     if form not in FORMS:
         raise ValueError(f"engine golden form {form!r}; expected one of {', '.join(FORMS)}")
     seed = default_seed() if seed is None else int(seed)
 
     def make(path):
-        from bincount.model.engine_golden import save_engine_golden
+        from bincount.model.export.engine_golden import save_engine_golden
         save_engine_golden(path, form, seed=seed)
 
     return _cached_vectors(f"engine_{form}_s{seed}", make)

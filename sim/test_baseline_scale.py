@@ -3,10 +3,10 @@
 The block is generated with the shift and widths of the layer the golden vectors come from.
 Stimulus, streamed back to back with random ``in_valid`` bubbles:
 
-* the model's golden lane vectors (``bincount.model.vectors``): count, the channel's multiplier
+* the model's golden lane vectors (``bincount.model.export.vectors``): count, the channel's multiplier
   and offset of a calibrated layer, and the model's ``y_baseline``;
 * edge cases built here, expected values from the torch-free reference
-  ``bincount.model.fixed_point.baseline_output``: every golden channel at d = -N, 0 and N;
+  ``bincount.model.export.fixed_point.baseline_output``: every golden channel at d = -N, 0 and N;
   the extreme multipliers and offsets (saturation at both ends); accumulator values at the
   saturation boundaries and around the floor of the arithmetic shift (-1, -2**S, ...);
   a zero multiplier; a negative multiplier (negative BN scale).
@@ -19,8 +19,8 @@ import random
 import cocotb
 import pytest
 
-from bincount.model.fixed_point import baseline_output, int_range
-from bincount.model.vectors import load_lane_vectors
+from bincount.model.export.fixed_point import baseline_output, int_range
+from bincount.model.export.vectors import load_lane_vectors
 
 from . import simlib
 from .lanetb import StreamTB, numbered

@@ -3,7 +3,7 @@
 For each form (binarized counting, multiply baseline) a ReActNet-18 at width 0.0625 (stem
 C0 = 4, stages of 4 / 8 / 16 / 32 channels, concat shortcuts) is calibrated on real CIFAR-10
 test images and run by the integer reference on two other test images
-(:mod:`bincount.model.network_golden`). The engine (:class:`~bincount.gateware.network_top.
+(:mod:`bincount.model.export.network_golden`). The engine (:class:`~bincount.gateware.network_top.
 NetworkTop`, observation taps on) takes both images' bytes back to back with random input gaps
 and random stalls on ``o``; the predicted class and all logits of each image are compared
 exactly. On a mismatch the taps (stem output, every stage's output) are compared too, so the
@@ -63,7 +63,7 @@ def _expected_taps(export, gold, manifest, k):
 @cocotb.test()
 async def network_images(dut):
     """Two real test images in as bytes; classes and logits out; taps name the first bad part."""
-    from bincount.model.network_golden import load_network_golden
+    from bincount.model.export.network_golden import load_network_golden
 
     case = simlib.load_case()
     export, gold = load_network_golden(case["golden"], check=False)
@@ -150,10 +150,10 @@ async def network_images(dut):
 def network_golden_path(form: str) -> Path:
     """Golden set of ``form``: a calibrated small network, or (``"trained"``) the project's
     default network on two test images."""
-    from bincount.model.network_file import DEFAULT_EXPORT
+    from bincount.model.export.network_file import DEFAULT_EXPORT
 
     def make(path):
-        from bincount.model.network_golden import save_network_golden
+        from bincount.model.export.network_golden import save_network_golden
         if form == "trained":
             save_network_golden(path, form, seed=1, test_images=2, export_path=DEFAULT_EXPORT)
         else:
@@ -170,7 +170,7 @@ def emit_network_cached(golden: Path, out_dir: Path) -> tuple[Path, dict]:
     layer's Verilog store (re-emitted only when the export, the knobs or the generator
     sources change)."""
     from bincount.hw.designs import network_design
-    from bincount.model.network_golden import load_network_golden
+    from bincount.model.export.network_golden import load_network_golden
 
     export, _ = load_network_golden(golden, check=False)
     knobs = TRAINED_KNOBS if "trained" in golden.name else KNOBS

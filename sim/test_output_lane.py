@@ -9,7 +9,7 @@ checks the wiring between the two blocks: the per-channel constants enter with `
 Stimulus, streamed back to back with random ``in_valid`` bubbles: the model's golden lane
 vectors (input and weight bits of a calibrated layer, the model's ``y_binarized`` /
 ``y_baseline``) and edge cases whose expected values the torch-free reference
-(``bincount.model.fixed_point``) computes here: all-agreeing and all-disagreeing bits
+(``bincount.model.export.fixed_point``) computes here: all-agreeing and all-disagreeing bits
 (count N and 0) against T = 0, T = N, T = N + 1 and swapped hi / lo; the extreme multipliers
 for saturation.
 """
@@ -21,8 +21,8 @@ import random
 import cocotb
 import pytest
 
-from bincount.model.fixed_point import baseline_output, binarized_output, int_range
-from bincount.model.vectors import load_lane_vectors
+from bincount.model.export.fixed_point import baseline_output, binarized_output, int_range
+from bincount.model.export.vectors import load_lane_vectors
 
 from . import simlib
 from .lanetb import StreamTB, mask, numbered, packed_to_int

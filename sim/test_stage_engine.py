@@ -1,7 +1,7 @@
 """cocotb testbench of the stage engines: every binary layer of ReActNet-18, bit for bit.
 
 For each stage (1..4) and form (binarized counting, multiply baseline) the engine is generated
-from the export inside an engine-golden file (:mod:`bincount.model.engine_golden`: a full-width
+from the export inside an engine-golden file (:mod:`bincount.model.export.engine_golden`: a full-width
 ReActNet-18 whose BatchNorms are calibrated on real CIFAR-10 test images, run by the integer
 reference on another test image). The testbench streams the stage's input residual stream of
 that image into ``i`` with random gaps, holds ``o.ready`` low at random, and compares every
@@ -29,7 +29,7 @@ import pytest
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from bincount.gateware.block_params import block_params, from_beats, to_beats
-from bincount.model.engine_golden import load_engine_golden
+from bincount.model.export.engine_golden import load_engine_golden
 
 from . import simlib
 from .engine_sim import run_stage, start_stream_engine

@@ -2,11 +2,11 @@
 
 Stimulus, streamed back to back with random ``in_valid`` bubbles:
 
-* the model's golden lane vectors (``bincount.model.vectors``): count, the channel's threshold
+* the model's golden lane vectors (``bincount.model.export.vectors``): count, the channel's threshold
   and hi / lo constants of a calibrated layer, and the model's ``y_binarized``; about half of
   them sit within one of the threshold;
 * edge cases built here, expected values from the torch-free reference
-  ``bincount.model.fixed_point.binarized_output``: for every channel of the golden set the
+  ``bincount.model.export.fixed_point.binarized_output``: for every channel of the golden set the
   count exactly at T, at T - 1 and T + 1; T = 0 (always hi) and T = N + 1 (never hi) at
   count 0 and N; T = N and T = 1 at their boundaries; a negative BN scale (hi < lo, the
   golden channels' constants swapped); the extreme output values; hi = lo.
@@ -19,8 +19,8 @@ import random
 import cocotb
 import pytest
 
-from bincount.model.fixed_point import binarized_output, int_range
-from bincount.model.vectors import load_lane_vectors
+from bincount.model.export.fixed_point import binarized_output, int_range
+from bincount.model.export.vectors import load_lane_vectors
 
 from . import simlib
 from .lanetb import StreamTB, numbered

@@ -2,11 +2,11 @@
 
 Stimulus, streamed back to back with random ``in_valid`` bubbles:
 
-* the model's golden lane vectors (``bincount.model.vectors``: input bits of real output
+* the model's golden lane vectors (``bincount.model.export.vectors``: input bits of real output
   pixels of a calibrated layer on CIFAR-10 images, the weight bits of their channel, and the
   count the model computed);
 * edge cases built here, expected counts from the torch-free reference
-  ``bincount.model.bits.xnor_popcount``: all-zero and all-one act / wgt, alternating bits, a
+  ``bincount.model.export.bits.xnor_popcount``: all-zero and all-one act / wgt, alternating bits, a
   single agreeing (or disagreeing) bit at the first, middle and last position, half, every
   eighth bit, and random vectors of low, even and high agreement.
 """
@@ -18,8 +18,8 @@ import random
 import cocotb
 import pytest
 
-from bincount.model.bits import xnor_popcount
-from bincount.model.vectors import load_lane_vectors
+from bincount.model.export.bits import xnor_popcount
+from bincount.model.export.vectors import load_lane_vectors
 
 from . import simlib
 from .lanetb import StreamTB, int_to_packed, mask, numbered, packed_to_int

@@ -8,9 +8,9 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from bincount.gateware.block_params import from_beats, to_beats  # noqa: F401 (re-exported)
-from bincount.model.bits import pack_bits
-from bincount.model.net_format import DEFAULT_FORMAT
-from bincount.model.network_reference import _Binary
+from bincount.model.export.bits import pack_bits
+from bincount.model.export.net_format import DEFAULT_FORMAT
+from bincount.model.export.network_reference import _Binary
 
 __all__ = ["tiny_export", "reference_block", "to_beats", "from_beats", "run_stream",
            "reference_tensors", "window_bits", "to_int", "pack", "unpack", "run_cycles"]

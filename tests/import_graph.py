@@ -18,19 +18,43 @@ def module_imports(path):
     return top, inner
 
 
+def _package_deps(path, package, folder):
+    """Modules of ``package`` (dotted, relative to it) that ``path`` imports anywhere: for
+    ``from package.sub import name`` the module ``sub.name`` when it is a file of ``folder``,
+    else ``sub``."""
+    deps = set()
+    prefix = package + "."
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = []
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                rel = full[len(prefix):] if full.startswith(prefix) else None
+                names.append(full if rel and (folder / (rel.replace(".", "/") + ".py")).exists()
+                             else node.module)
+        else:
+            continue
+        deps |= {n[len(prefix):] for n in names if n.startswith(prefix)}
+    return deps
+
+
 def import_graph(folder, package, lazy, exempt=lambda name: False):
-    """``{module: {modules of package it imports}}`` for every ``*.py`` in ``folder``; asserts
-    that a module imports inside functions only what ``lazy[file name]`` allows (``None``:
-    anything; ``exempt(file name)``: not checked)."""
+    """``{module: {modules of package it imports}}`` for every ``*.py`` under ``folder``
+    (modules named by their dotted path below ``package``; ``__init__.py`` files left out);
+    asserts that a module imports inside functions only what ``lazy[file name]`` allows
+    (``None``: anything; ``exempt(file name)``: not checked)."""
     graph = {}
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(folder.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
         top, inner = module_imports(path)
         allowed = lazy.get(path.name, set())
         if allowed is not None and not exempt(path.name):
             assert inner <= allowed, f"{path.name} imports {inner - allowed} inside functions"
-        prefix = package + "."
-        graph[path.stem] = {m[len(prefix):].split(".")[0] for m in top | inner
-                            if m.startswith(prefix)}
+        key = ".".join(path.relative_to(folder).with_suffix("").parts)
+        graph[key] = _package_deps(path, package, folder)
     return graph
 
 

@@ -1,6 +1,6 @@
 """Small calibrated networks for the whole-network engine tests (stem, head, top): one
 ``(export, gold)`` per form at width 0.0625 (stem C0 = 4, stages 4 / 8 / 16 / 32 channels),
-made once per test process by :func:`bincount.model.network_golden.network_golden` (two real
+made once per test process by :func:`bincount.model.export.network_golden.network_golden` (two real
 CIFAR-10 test images from the bundled sample)."""
 
 import functools
@@ -8,7 +8,7 @@ import functools
 import numpy as np
 from amaranth.sim import Simulator
 
-from bincount.model.network_golden import network_golden
+from bincount.model.export.network_golden import network_golden
 
 __all__ = ["small_network", "WIDTH", "drive_stream"]
 

@@ -41,3 +41,13 @@ def test_banks_read_write_and_init():
     sim.add_testbench(tb)
     sim.run()
     assert len(checked) > 190
+
+
+def test_default_banks_fill_one_block_ram():
+    from bincount.gateware.banked_ram import block_depth
+
+    assert [block_depth(w) for w in (1, 2, 3, 4, 5, 9, 10, 18, 19, 36, 37, 512)] == \
+        [16384, 8192, 4096, 4096, 2048, 2048, 1024, 1024, 512, 512, 512, 512]
+    narrow, wide = BankedRAM(4, 18432, writable=False), BankedRAM(64, 1024, writable=False)
+    assert narrow.banks == 5                                         # 4,096 words of 4 bits each
+    assert wide.banks == 2                                           # 512 words of > 36 bits

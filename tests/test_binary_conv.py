@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from bincount.model import fixed_point as fp
-from bincount.model.binary_conv import BinaryConv2d
-from bincount.model.rsign import RSign
-from bincount.model.ste import count_ste, sign_ste
+from bincount.model.export import fixed_point as fp
+from bincount.model.layers.binary_conv import BinaryConv2d
+from bincount.model.layers.rsign import RSign
+from bincount.model.layers.ste import count_ste, sign_ste
 
 CONFIGS = [  # cin, cout, h, w, stride
     (1, 3, 5, 5, 1), (3, 8, 7, 6, 2), (16, 12, 9, 9, 1), (32, 6, 8, 8, 2), (64, 4, 4, 4, 1)]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bincount.model.bits import (bits_to_int, conv_out_size, im2col_bits, pack_bits,
+from bincount.model.export.bits import (bits_to_int, conv_out_size, im2col_bits, pack_bits,
                                  packed_bytes, popcount_bytes, sign_bits, unpack_bits,
                                  xnor_popcount)
 

@@ -93,10 +93,8 @@ def test_streamed_weights_are_a_port_and_no_memory():
     ex = tiny_export(8, 8, 1, 3, "binarized", True, "pow2", 1)
     p = block_params(ex, "stage1.conv1", 4, 8, weights="stream")
     dut = BinaryBlockEngine(p)
-    dut._MustUse__silence = True
     assert dut.w.payload.shape().width == 32 and "w__payload" in dut.port_doc
     plain = BinaryBlockEngine(block_params(ex, "stage1.conv1", 4, 8))
-    plain._MustUse__silence = True
     assert "w" not in plain.signature.members
     with pytest.raises(BincountError, match="weights must be 'memory' or 'stream', got 'rom'"):
         block_params(ex, "stage1.conv1", 4, 8, weights="rom")
@@ -108,7 +106,10 @@ def test_weights_split_where_it_saves_block_rams():
     assert bram_blocks(512, 1152) == 45
     assert bram_blocks(512, 1024) + bram_blocks(64, 1024) == 34
     assert bram_blocks(18, 512) == 1 and bram_blocks(512, 72) == 15
-    assert bram_blocks(18, 1024) == 2                 # banks of at most 512 words
+    assert bram_blocks(36, 1024) == 2                 # banks of at most 512 words of 36 bits
+    assert bram_blocks(18, 1024) == 1                 # ... 1,024 of 18 bits
+    assert bram_blocks(4, 18432) == 5                 # ... 4,096 of 4 bits
+    assert bram_blocks(4, 18432, bank_depth=512) == 36
     for cin, split in ((64, False), (128, False), (256, True)):
         ex = tiny_export(cin, cin, 1, 2, "binarized", True, "pow2", 1)
         p = block_params(ex, "stage1.conv1", 8, 64)
@@ -154,7 +155,7 @@ def test_unknown_layer_and_real_downsample_are_rejected():
 def test_weight_words_follow_the_bit_order():
     ex = tiny_export(8, 8, 1, 4, seed=3)
     p = block_params(ex, "stage1.conv1", 4, 8)
-    from bincount.model.bits import unpack_bits
+    from bincount.model.export.bits import unpack_bits
     bits = unpack_bits(ex["stage1.conv1.weight_bits"], p.n)
     words = p.weight_words()
     assert len(words) == p.out_groups * p.folds
@@ -198,8 +199,8 @@ def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread
     with the concat downsample, then three stride-1 blocks), files and manifest; bad input is
     one line and writes nothing."""
     from bincount.cli import main
-    from bincount.model.calibrate import calibrated_network
-    from bincount.model.network_export import export_network
+    from bincount.model.nets.calibrate import calibrated_network
+    from bincount.model.export.network_export import export_network
 
     model, _ = calibrated_network("reactnet18", "qat_cn_times_alpha", 0.125, seed=1, count=8,
                                   shortcut="concat", slopes="pow2")

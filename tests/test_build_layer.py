@@ -122,11 +122,16 @@ def test_knob_checks_name_the_options():
 #: Imports inside functions that stay, with their reason.
 LAZY_IMPORTS = {
     # bincount --help imports every verb's module (bincount/cli.py)
-    "generate_cli.py": None, "report_cli.py": None,
+    "generate_cli.py": None, "report_cli.py": None, "build_cli.py": None,
     # the network part of `bincount generate` (imported by generate_cli.run), same reason
     "network_cli.py": None,
     # matplotlib (about a second) only for the engines' figure
     "engine_report.py": {"matplotlib", "matplotlib.pyplot"},
+    # dask.distributed (an optional dependency) only for --scheduler
+    "executor.py": {"dask.distributed"},
+    # the PYNQ host script of the Zynq board build runs on the board: pynq (only there) and
+    # Pillow (only for image files) when used, so that --help and bad input need neither
+    "classify.py": {"pynq", "PIL"},
 }
 
 

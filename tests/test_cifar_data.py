@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bincount.errors import BincountError
-from bincount.model import cifar
-from bincount.model.data import PAD, Batches, subset_indices
+from bincount.model.data import cifar
+from bincount.model.data.batches import PAD, Batches, subset_indices
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import torch
 from bincount.cli import main
 from bincount.errors import BincountError
 from bincount.fileio import atomic_write_bytes
-from bincount.model import cifar
+from bincount.model.data import cifar
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -163,7 +163,7 @@ def test_outputs_are_never_silently_replaced(tmp_path, capsys):
 
 
 def test_one_path_for_two_outputs_is_refused(tmp_path, monkeypatch, capsys):
-    from bincount.model import probe
+    from bincount.model.export import probe
 
     _no_work(monkeypatch, (probe, "calibrated_layer"))
     a = tmp_path / "a.npz"

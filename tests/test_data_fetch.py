@@ -12,7 +12,7 @@ import pytest
 
 from bincount.cli import main
 from bincount.errors import BincountError
-from bincount.model import cifar, data_fetch
+from bincount.model.data import cifar, fetch as data_fetch
 
 
 def fake_release(records=3, seed=0):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bincount.errors import BincountError
-from bincount.model import engine_golden as eg
+from bincount.model.export import engine_golden as eg
 
 FORMS = ("binarized", "baseline")
 #: (layer, stride): the first layer, a stage entry (concat downsample), a stage-3 layer, the
@@ -118,8 +118,8 @@ def test_real_calibration_and_chain(made, form):
     assert (calib, test) == eg.image_indices(0)
     assert gold["meta"]["image_indices"] == test and gold["meta"]["labels"] == src["test"]["labels"]
     # the golden input is the real image: input_lut of its CIFAR-10 pixels
-    from bincount.model.cifar import load_test_images
-    from bincount.model.network_reference import quantize_input
+    from bincount.model.data.cifar import load_test_images
+    from bincount.model.export.network_reference import quantize_input
 
     pixels, labels = load_test_images(indices=test)
     assert labels.tolist() == src["test"]["labels"]

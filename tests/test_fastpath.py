@@ -12,11 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bincount.model import cifar, fastpath
-from bincount.model.fake_quant import fq_add_fused, fq_round, fq_round_fused, fq_value
-from bincount.model.net_format import DEFAULT_FORMAT
-from bincount.model.networks import build_network
-from bincount.model.ste import count_ste, count_ste_fused, sign_ste, sign_ste_fused
+from bincount.model.data import cifar
+from bincount.model.layers import fastpath
+from bincount.model.layers.fake_quant import fq_add_fused, fq_round, fq_round_fused, fq_value
+from bincount.model.export.net_format import DEFAULT_FORMAT
+from bincount.model.nets.networks import build_network
+from bincount.model.layers.ste import count_ste, count_ste_fused, sign_ste, sign_ste_fused
 
 TESTS = Path(__file__).resolve().parent
 
@@ -75,7 +76,7 @@ def test_fused_path_matches_reference(network, variant, flags):
 
 def test_real_weights_step_matches_reference():
     """Step 1 of the two-step schedule (real-valued weights): equal up to float rounding."""
-    from bincount.model.train import set_binary_weights
+    from bincount.model.training.train import set_binary_weights
 
     torch.manual_seed(1)
     model = build_network("reactnet18", "baseline", 0.125, shortcut="concat").train()
@@ -131,7 +132,7 @@ def test_fused_functions_on_their_edges():
 
 def test_pow2_rprelu_on_the_grid():
     """The float32 pow2 RPReLU equals the float64 reference on every grid value and slope."""
-    from bincount.model.rprelu import RPReLU
+    from bincount.model.layers.rprelu import RPReLU
 
     r = RPReLU(19, "pow2")
     r.fq = DEFAULT_FORMAT
@@ -160,7 +161,7 @@ DRIVER = """
 import os, sys
 import torch
 sys.path.insert(0, {tests!r})
-from bincount.model import train as tr
+from bincount.model.training import train as tr
 from test_train import TinyNet
 
 tr.build_model = lambda network, variant, width_mult=1.0, flags=None: TinyNet(variant, width_mult)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bincount.errors import BincountError
-from bincount.model import fixed_point as fp
-from bincount.model.bits import pack_bits
+from bincount.model.export import fixed_point as fp
+from bincount.model.export.bits import pack_bits
 
 
 def test_round_half_up():

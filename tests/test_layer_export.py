@@ -9,10 +9,10 @@ import torch
 
 import bincount.cli
 from bincount.errors import BincountError
-from bincount.model import fixed_point as fp
-from bincount.model.binary_conv import BinaryConv2d
-from bincount.model.cifar import ENV_VAR
-from bincount.model.layer_export import KEYS, export_layer, load_layer
+from bincount.model.export import fixed_point as fp
+from bincount.model.layers.binary_conv import BinaryConv2d
+from bincount.model.data.cifar import ENV_VAR
+from bincount.model.export.layer_export import KEYS, export_layer, load_layer
 
 MODEL_VERBS = ("ops", "export-layer")
 
@@ -206,7 +206,7 @@ def test_cli_missing_data_writes_nothing(cli, capsys, tmp_path, monkeypatch):
 
 
 def test_cli_export_layer_and_vectors(cli, capsys, tmp_path):
-    from bincount.model.vectors import load_lane_vectors
+    from bincount.model.export.vectors import load_lane_vectors
 
     out, vec = tmp_path / "l.npz", tmp_path / "v.npz"
     assert cli(["export-layer", "--cin", "256", "--seed", "3", "-o", str(out),

@@ -8,13 +8,13 @@ import torch
 
 from bincount.cli import main
 from bincount.errors import BincountError
-from bincount.model import fixed_point as fp
-from bincount.model.calibrate import calibrated_network
-from bincount.model.net_format import NetFormat
-from bincount.model.network_export import export_arrays, export_network, input_lut, stem_fold
-from bincount.model.train import load_model
-from bincount.model.network_file import expected_arrays, load_export, validate_export
-from bincount.model.network_reference import NetworkReference, quantize_input
+from bincount.model.export import fixed_point as fp
+from bincount.model.nets.calibrate import calibrated_network
+from bincount.model.export.net_format import NetFormat
+from bincount.model.export.network_export import export_arrays, export_network, input_lut, stem_fold
+from bincount.model.training.train import load_model
+from bincount.model.export.network_file import expected_arrays, load_export, validate_export
+from bincount.model.export.network_reference import NetworkReference, quantize_input
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -122,7 +122,7 @@ def test_pow2_export():
 
 
 def test_input_lut_matches_quantised_normalisation(react):
-    from bincount.model import cifar
+    from bincount.model.data import cifar
     _, _, e = react
     pixels = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
     a = quantize_input(pixels, e)
@@ -216,7 +216,7 @@ def test_export_cli(tmp_path, react, capsys):
             assert np.array_equal(back[k], e[k]), k
     assert back["meta"]["source"] == {"checkpoint": "ck.pt"}
     assert load_model(ck).config == model.config
-    from bincount.model.network_reference import load_golden
+    from bincount.model.export.network_reference import load_golden
     g = load_golden(gold)
     assert g["logits"].shape == (2, 10)
     assert "wrote" in capsys.readouterr().out

@@ -9,11 +9,11 @@ import torch
 
 from bincount.cli import main
 from bincount.errors import BincountError
-from bincount.model import fixed_point as fp
-from bincount.model.calibrate import calibrated_network, synthetic_images
-from bincount.model.net_format import NetFormat
-from bincount.model.network_export import export_arrays, export_network
-from bincount.model.network_reference import (TENSOR_DOC, NetworkReference, agreement, golden,
+from bincount.model.export import fixed_point as fp
+from bincount.model.nets.calibrate import calibrated_network, synthetic_images
+from bincount.model.export.net_format import NetFormat
+from bincount.model.export.network_export import export_arrays, export_network
+from bincount.model.export.network_reference import (TENSOR_DOC, NetworkReference, agreement, golden,
                                               load_golden, run_reference)
 
 CONFIGS = [  # network, variant, flags

@@ -21,8 +21,8 @@ from bincount.hw.network_emit import build_network
 from bincount.hw.network_report import (GLUE, RESOURCES, network_knobs, part_of,
                                         part_resources)
 from bincount.hw.synth import parse_hierarchy
-from bincount.model.network_file import DEFAULT_EXPORT, export_meta, load_export, save_export
-from bincount.model.ops import export_ops, network_ops
+from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export, save_export
+from bincount.model.nets.ops import export_ops, network_ops
 
 sys.path.insert(0, str(Path(__file__).parent))
 from network_cases import small_network  # noqa: E402

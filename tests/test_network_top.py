@@ -45,17 +45,10 @@ def test_width_converter_refuses_bad_lanes():
         WidthConverter(4, 4)
 
 
-def _silence(top):
-    for obj in [top, top.stem, top.head, *top.stages, *(b for s in top.stages for b in s.blocks),
-                *(c for c in top.converters if c is not None)]:
-        obj._MustUse__silence = True
-
-
 def test_network_top_knobs_and_converters():
     export, _ = small_network("binarized")
     assert default_knobs(export) == ([4, 4, 4, 4], [4, 4, 4, 4])
     top = NetworkTop(export, lanes=[4, 4, 8, 4], bits_per_cycle=4, stem_lanes=2, head_lanes=8)
-    _silence(top)
     assert [(c.lanes_in, c.lanes_out) if c else None for c in top.converters] == \
         [(2, 4), None, (4, 8), (8, 4), (4, 8)]
     assert top.part_cycles == {"stem": 18432, "stage1": 9216, "stage2": 9216, "stage3": 4608,
@@ -65,6 +58,23 @@ def test_network_top_knobs_and_converters():
         NetworkTop(export, lanes=[4, 8, 8, 4], bits_per_cycle=4)
     with pytest.raises(BincountError, match="lanes needs one value or 4"):
         NetworkTop(export, lanes=[4, 4])
+
+
+def test_network_top_streamed_stage_has_weight_inputs():
+    export, _ = small_network("binarized")
+    top = NetworkTop(export, lanes=4, bits_per_cycle=4,
+                     weights=["memory", "memory", "memory", "stream"])
+    names = [n for n, _ in top.weight_streams]
+    assert names == ["w4_0", "w4_1", "w4_2", "w4_3"]
+    for name, params in top.weight_streams:
+        assert getattr(top, name).payload.shape().width == 16 and params.weights == "stream"
+        assert f"{name}__payload" in top.port_doc
+    plain = NetworkTop(export, lanes=4, bits_per_cycle=4)
+    assert plain.weight_streams == [] and not any(k.startswith("w4_") for k in plain.port_doc)
+    with pytest.raises(BincountError, match="weights needs one value or 4"):
+        NetworkTop(export, weights=["stream"] * 3)
+    with pytest.raises(BincountError, match="weights must be 'memory' or 'stream'"):
+        NetworkTop(export, weights="rom")
 
 
 def test_network_top_refuses_real_downsample():

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from bincount.errors import BincountError
-from bincount.model.geometry import network_geometry
-from bincount.model.networks import (FLAG_DEFAULTS, NETWORK_NAMES, VARIANTS, binary_convs,
+from bincount.model.nets.geometry import network_geometry
+from bincount.model.nets.networks import (FLAG_DEFAULTS, NETWORK_NAMES, VARIANTS, binary_convs,
                                      build_network, convert_to_ptq, convert_variant,
                                      network_from_config, scaled_channels)
-from bincount.model.ops import network_ops
-from bincount.model.rprelu import pow2_round
-from bincount.model.variants import QAT_VARIANTS, variant_spec
+from bincount.model.nets.ops import network_ops
+from bincount.model.layers.rprelu import pow2_round
+from bincount.model.nets.variants import QAT_VARIANTS, variant_spec
 
 W = 0.125
 

@@ -7,9 +7,9 @@ import pytest
 
 import bincount.cli
 from bincount.errors import BincountError
-from bincount.model import geometry
-from bincount.model.geometry import STAGES, network_geometry
-from bincount.model.ops import format_table, network_ops
+from bincount.model.nets import geometry
+from bincount.model.nets.geometry import STAGES, network_geometry
+from bincount.model.nets.ops import format_table, network_ops
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from amaranth.back import rtlil
 
 from bincount.errors import BincountError
 from bincount.gateware.rprelu_unit import RPReLUUnit
-from bincount.model.fixed_point import int_range
-from bincount.model.network_reference import _sat, _shift_round
+from bincount.model.export.fixed_point import int_range
+from bincount.model.export.network_reference import _sat, _shift_round
 from pipeline_sim import elaborated, rtl_pipeline, assert_reset_clears_valid
 
 

@@ -6,7 +6,7 @@ from amaranth.back import rtlil
 
 from bincount.errors import BincountError
 from bincount.gateware.rsign_compare import RSignCompare
-from bincount.model.fixed_point import int_range
+from bincount.model.export.fixed_point import int_range
 from pipeline_sim import elaborated, rtl_pipeline, assert_reset_clears_valid
 
 

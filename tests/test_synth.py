@@ -33,7 +33,7 @@ endmodule
 
 
 def test_unknown_target_lists_valid_targets(tmp_path):
-    with pytest.raises(BincountError, match=r"unknown target 'vu9p'.*xc7, ecp5, ice40"):
+    with pytest.raises(BincountError, match=r"unknown target 'vu9p'.*xc7, xcup, ecp5, ice40"):
         synthesize(ADD_V, "add8", "vu9p", cache_dir=tmp_path)
     with pytest.raises(BincountError, match="valid targets"):
         synth_script("stratix", "top")
@@ -124,8 +124,18 @@ def test_yosys_error_is_one_clear_error(tmp_path):
 
 
 def test_targets_match_cli_choices():
+    """The report's targets are the synthesis targets, except xcup (the Zynq UltraScale+
+    board build's resource table, hw/board_kv260.py)."""
     from bincount.hw.report_cli import TARGET_CHOICES
-    assert tuple(TARGETS) == TARGET_CHOICES
+    assert tuple(t for t in TARGETS if t != "xcup") == TARGET_CHOICES
+
+
+def test_xcup_counts_uram_and_ultrascale_primitives():
+    r = count_resources({"LUT6": 3, "RAM64M8": 1, "FDRE": 5, "CARRY8": 1, "CARRY4": 1,
+                         "DSP48E2": 1,
+                         "RAMB36E2": 2, "RAMB18E2": 1, "URAM288": 7, "MUXF7": 4}, "xcup")
+    assert (r["lut"], r["ff"], r["carry"], r["dsp"], r["bram"], r["uram"]) == (11, 5, 2, 1, 5, 7)
+    assert r["other_cells"] == {"MUXF7": 4} and "uram" not in count_resources({}, "xc7")
 
 
 def test_verilog_ports_and_register_io_wrapper():

@@ -6,10 +6,10 @@ from torch import nn
 
 from bincount.cli import main
 from bincount.errors import BincountError
-from bincount.model import cifar
-from bincount.model import train as tr
-from bincount.model.net_binary_conv import NetBinaryConv2d
-from bincount.model.variants import variant_spec
+from bincount.model.data import cifar
+from bincount.model.training import train as tr
+from bincount.model.layers.net_binary_conv import NetBinaryConv2d
+from bincount.model.nets.variants import variant_spec
 
 from test_cifar_data import write_binary_release, write_image_archive
 
@@ -205,7 +205,7 @@ def test_cli_real_network_train_eval_ptq(tmp_path, jpeg_dir, capsys):
 def test_progress_lines_when_not_a_terminal():
     import io
 
-    from bincount.model.progress import Progress
+    from bincount.model.training.progress import Progress
 
     buf = io.StringIO()
     bar = Progress(10, "work", stream=buf, log_interval=0)
@@ -218,7 +218,7 @@ def test_progress_lines_when_not_a_terminal():
 
 
 def test_flag_parsing():
-    from bincount.model.train_cli import parse_flags
+    from bincount.model.cli.train_cli import parse_flags
 
     assert parse_flags(["shortcut=concat", "pad-value=-1", "alpha_init=2.5", "x=true"]) == {
         "shortcut": "concat", "pad_value": -1, "alpha_init": 2.5, "x": True}

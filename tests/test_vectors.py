@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from bincount.errors import BincountError
-from bincount.model import cifar
-from bincount.model import fixed_point as fp
-from bincount.model.bits import xnor_popcount
-from bincount.model.vectors import (BIT_KEYS, INT_KEYS, check_lane_vectors, lane_vectors,
+from bincount.model.data import cifar
+from bincount.model.export import fixed_point as fp
+from bincount.model.export.bits import xnor_popcount
+from bincount.model.export.vectors import (BIT_KEYS, INT_KEYS, check_lane_vectors, lane_vectors,
                                     load_lane_vectors, save_lane_vectors)
 
 
@@ -101,9 +101,9 @@ def test_cifar_malformed(tmp_path):
 def test_vectors_come_from_the_calibrated_layer(cin):
     import torch
 
-    from bincount.model.layer_export import layer_arrays
-    from bincount.model.probe import calibrated_layer
-    from bincount.model.vectors import DEFAULT_IMAGES, layer_meta_for, vectors_from_layer
+    from bincount.model.export.layer_export import layer_arrays
+    from bincount.model.export.probe import calibrated_layer
+    from bincount.model.export.vectors import DEFAULT_IMAGES, layer_meta_for, vectors_from_layer
 
     layer, x, info = calibrated_layer(cin, seed=0, images=DEFAULT_IMAGES[cin])
     n = 9 * cin
