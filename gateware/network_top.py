@@ -30,13 +30,14 @@ from amaranth.lib.wiring import In, Out
 
 from bincount.errors import BincountError
 
-from .block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES, layer_names
-from .head_engine import HeadEngine
+from ._common import check_int
+from .block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES, block_params, layer_names
+from .head_engine import HeadEngine, HeadParams
 from .stage_engine import STAGES, StageEngine, stage_layers
-from .stem_engine import StemEngine
+from .stem_engine import StemEngine, stem_params
 from .width_converter import WidthConverter
 
-__all__ = ["NetworkTop", "default_knobs", "PARTS"]
+__all__ = ["NetworkTop", "default_knobs", "check_knobs", "PARTS"]
 
 PARTS = ("stem", "stage1", "stage2", "stage3", "stage4", "head")
 
@@ -75,6 +76,36 @@ def default_knobs(export):
     return [p] * len(STAGES), [b] * len(STAGES)
 
 
+def check_knobs(export, lanes=None, bits_per_cycle=None, stem_lanes=None, head_lanes=None,
+                weights=None):
+    """The knobs of :class:`NetworkTop` with their defaults filled in, ``(lanes,
+    bits_per_cycle, stem_lanes, head_lanes, weights)`` (lists of 4 for the stages), checked
+    against ``export`` by the parts' parameter objects (no component is built):
+    :class:`BincountError` with one line for the first one that cannot be built."""
+    dl, db = default_knobs(export)
+    lanes = _per_stage("lanes", lanes, dl)
+    bits = _per_stage("bits_per_cycle", bits_per_cycle, db)
+    weights = ["memory"] * len(STAGES) if weights is None else (
+        [weights] * len(STAGES) if isinstance(weights, str) else list(weights))
+    if len(weights) != len(STAGES):
+        raise BincountError(f"weights needs one value or {len(STAGES)} (one per stage), "
+                            f"got {len(weights)}")
+    if not layer_names(export):
+        raise BincountError("the export has no binary layers")
+    stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
+    head_lanes = lanes[-1] if head_lanes is None else head_lanes
+    check_int("stem lanes", stem_lanes, (1, 4096))
+    stem_params(export, stem_lanes)
+    for s in STAGES:
+        for name in stage_layers(export, s):
+            block_params(export, name, lanes[s - 1], bits[s - 1], weights[s - 1])
+    HeadParams(export, head_lanes)
+    for a, b in zip([stem_lanes] + lanes, lanes + [head_lanes]):
+        if a != b:
+            WidthConverter.check(a, b)
+    return lanes, bits, stem_lanes, head_lanes, weights
+
+
 class NetworkTop(wiring.Component):
     """The whole network of ``export`` as one stream engine (module docstring).
 
@@ -96,18 +127,8 @@ class NetworkTop(wiring.Component):
     def __init__(self, export, lanes=None, bits_per_cycle=None, stem_lanes=None,
                  head_lanes=None, taps=False, weights=None):
         self.stem, self.stages, self.head = None, [], None
-        dl, db = default_knobs(export)
-        lanes = _per_stage("lanes", lanes, dl)
-        bits = _per_stage("bits_per_cycle", bits_per_cycle, db)
-        weights = ["memory"] * len(STAGES) if weights is None else (
-            [weights] * len(STAGES) if isinstance(weights, str) else list(weights))
-        if len(weights) != len(STAGES):
-            raise BincountError(f"weights needs one value or {len(STAGES)} (one per stage), "
-                                f"got {len(weights)}")
-        if not layer_names(export):
-            raise BincountError("the export has no binary layers")
-        stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
-        head_lanes = lanes[-1] if head_lanes is None else head_lanes
+        lanes, bits, stem_lanes, head_lanes, weights = check_knobs(
+            export, lanes, bits_per_cycle, stem_lanes, head_lanes, weights)
         self.stem = StemEngine(export, stem_lanes)
         for s in STAGES:
             self.stages.append(StageEngine(export, s, lanes=lanes[s - 1],

@@ -29,7 +29,9 @@ __all__ = ["WidthConverter"]
 class WidthConverter(wiring.Component):
     """``lanes_in`` -> ``lanes_out`` lanes of ``lane_bits`` bits per beat (module docstring)."""
 
-    def __init__(self, lanes_in, lanes_out, lane_bits=16):
+    @staticmethod
+    def check(lanes_in, lanes_out, lane_bits=16):
+        """Raise :class:`BincountError` (one line) unless the parameters make a converter."""
         for name, v in (("lanes_in", lanes_in), ("lanes_out", lanes_out)):
             check_int(name, v, (1, 4096))
             if v & (v - 1):
@@ -37,6 +39,9 @@ class WidthConverter(wiring.Component):
         if lanes_in == lanes_out:
             raise BincountError(f"lanes_in = lanes_out = {lanes_in}: no converter needed")
         check_int("lane_bits", lane_bits, (1, 1024))
+
+    def __init__(self, lanes_in, lanes_out, lane_bits=16):
+        self.check(lanes_in, lanes_out, lane_bits)
         self.lanes_in, self.lanes_out, self.lane_bits = lanes_in, lanes_out, lane_bits
         super().__init__({"i": In(stream.Signature(lanes_in * lane_bits)),
                           "o": Out(stream.Signature(lanes_out * lane_bits))})

@@ -6,6 +6,12 @@ determines an engine's timing: the shape of its layers (from the manifest), its 
 gateware sources (:func:`~bincount.hw.sources.gateware_digest`). The layer values (weights,
 thresholds) do not enter: the engines' timing never depends on the data. A measurement of
 other gateware, knobs or shapes is therefore never used; the report then gives the ideal cycles.
+
+The whole network (``sim/test_network.py`` records each run with
+:func:`record_network_cycles`, found again with :func:`network_cycles`) is keyed on its
+parameters (form, the knobs of every part and the digest of the export, so only the same
+network is matched; the observation taps are left out: they do not change the timing) and the
+gateware sources.
 """
 
 import json
@@ -13,7 +19,8 @@ import json
 from bincount.hw.cache import cache_key, default_cache_dir, read_entry, write_entry
 from bincount.hw.sources import gateware_digest
 
-__all__ = ["engine_cycles", "record_engine_cycles", "cycles_key"]
+__all__ = ["engine_cycles", "record_engine_cycles", "cycles_key", "network_cycles",
+           "record_network_cycles", "network_cycles_key"]
 
 #: Fields of a manifest block that make up the shape of a layer.
 _SHAPE = ("name", "cin", "cout", "stride", "in_size", "out_size", "form", "rsign",
@@ -49,3 +56,32 @@ def engine_cycles(manifest, cache_dir="default"):
         cache_dir = default_cache_dir("cycles")
     entry = read_entry(cache_dir, cycles_key(manifest))
     return entry if entry is not None and "interval" in entry else None
+
+
+#: Fields of a whole-network measurement that are kept.
+_NETWORK_MEASURED = ("interval", "result_cycles", "ideal_cycles", "stall", "images")
+
+
+def network_cycles_key(manifest):
+    """Store key of the timing of the whole network described by ``manifest``."""
+    p = {k: v for k, v in manifest["parameters"].items() if k != "taps"}
+    return cache_key("network-cycles", gateware_digest(), json.dumps(p, sort_keys=True))
+
+
+def record_network_cycles(manifest, measured, cache_dir="default"):
+    """Keep ``measured`` (``interval``: cycles between two images' results, from the whole
+    network's simulation) for the network of ``manifest``; return the stored entry."""
+    if cache_dir == "default":
+        cache_dir = default_cache_dir("cycles")
+    entry = {k: measured[k] for k in _NETWORK_MEASURED if k in measured}
+    entry["module"] = manifest["module"]
+    write_entry(cache_dir, network_cycles_key(manifest), entry, warn="cycles")
+    return entry
+
+
+def network_cycles(manifest, cache_dir="default"):
+    """The measurement recorded for the whole network of ``manifest``, or None."""
+    if cache_dir == "default":
+        cache_dir = default_cache_dir("cycles")
+    entry = read_entry(cache_dir, network_cycles_key(manifest))
+    return entry if entry is not None and entry.get("interval") else None

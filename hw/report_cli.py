@@ -29,6 +29,7 @@ def _positive_int(text):
 def add_arguments(parser):
     from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
     from bincount.hw.limits import N_HELP
+    from bincount.options import float_in, int_in
 
     parser.epilog = ("Results are cached by content under build/cache/ (set BINCOUNT_CACHE_DIR "
                      "to move it): a second run with the same inputs takes about a second.")
@@ -77,6 +78,35 @@ def add_arguments(parser):
                              "same tool packages on the workers); the cache and the progress "
                              "lines stay on this machine; --jobs defaults to the cluster's "
                              "threads")
+    network = parser.add_argument_group(
+        "whole network", "--network adds the whole design (stem, the four stage engines, head) "
+        "in both forms at one fold: resources and DSP per part synthesised for --target with "
+        "each part kept as a module, Fmax on an ECP5-85F (nextpnr, out of context, median of "
+        "--network-seeds), cycles and images per second, and the post-popcount multiplies of "
+        "both forms. Knobs: --network-lanes / --network-bits-per-cycle / --network-stem-lanes, "
+        "or the fold planner's choice for ecp5-85f at --network-target-fps. Slow when not "
+        "cached; see docs/benchmarks.md.")
+    network.add_argument("--network", action="store_true", help="add the whole network")
+    network.add_argument("--network-export", metavar="FILE", action="append", default=None,
+                         help="a bincount-network export (repeat for both forms; default: "
+                              "networks/reactnet18_w0.25.npz; a form not given is a "
+                              "calibrated network of the same width)")
+    network.add_argument("--network-lanes", metavar="P[,P,P,P]", default=None,
+                         help="lanes per stage (one value or one per stage)")
+    network.add_argument("--network-bits-per-cycle", metavar="B[,B,B,B]", default=None,
+                         help="window bits per lane and cycle, per stage")
+    network.add_argument("--network-stem-lanes", metavar="P0", default=None,
+                         help="the stem's lanes")
+    network.add_argument("--network-target-fps", metavar="F", type=float_in(0, 1e9, True),
+                         default=None, help="images per second the fold planner plans for on "
+                                            "ecp5-85f (default 1000, at --network-clock-mhz)")
+    network.add_argument("--network-clock-mhz", metavar="MHZ", type=float_in(0, 1e4, True),
+                         default=None, help="clock the planner assumes (default 100)")
+    network.add_argument("--network-seeds", metavar="S", nargs="+", type=int_in(1, 2**31 - 1),
+                         default=None, help="nextpnr seeds of the Fmax (default: 1 2 3; the "
+                                            "median is reported)")
+    network.add_argument("--network-no-fmax", action="store_true",
+                         help="skip place and route of the network")
     parser.add_argument("--no-cache", action="store_true",
                         help="ignore cached results (they are still refreshed)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
@@ -97,6 +127,58 @@ def _engine_knobs(args):
     return knobs.validate(limit=64)
 
 
+NETWORK_OPTIONS = ("network_export", "network_lanes", "network_bits_per_cycle",
+                   "network_stem_lanes", "network_target_fps", "network_clock_mhz",
+                   "network_seeds", "network_no_fmax")
+
+
+def _network(args):
+    """The keyword arguments of :func:`bincount.hw.network_report.build_network_section` from
+    the command line, checked with one line (bad or conflicting knobs, unreadable exports, a
+    plan that does not fit) before any synthesis."""
+    from bincount.errors import BincountError
+    from bincount.hw.network_cli import _ints
+    from bincount.hw.network_report import DEFAULT_CLOCK_MHZ, DEFAULT_TARGET_FPS, \
+        network_knobs
+    from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
+
+    knobs = {}
+    for dest, key in (("network_lanes", "lanes"), ("network_bits_per_cycle", "bits_per_cycle"),
+                      ("network_stem_lanes", "stem_lanes")):
+        if getattr(args, dest) is not None:
+            knobs[key] = _ints(dest.replace("_", "-"), getattr(args, dest))
+    if isinstance(knobs.get("stem_lanes"), list):
+        raise BincountError("--network-stem-lanes needs one integer")
+    if knobs and (args.network_target_fps is not None or args.network_clock_mhz is not None):
+        raise BincountError("give either --network-target-fps [--network-clock-mhz] (the fold "
+                            "planner's knobs) or --network-lanes / --network-bits-per-cycle / "
+                            "--network-stem-lanes, not both")
+    seeds = args.network_seeds or [1, 2, 3]
+    if len(set(seeds)) != len(seeds):
+        raise BincountError(f"--network-seeds {' '.join(map(str, seeds))}: a seed is given "
+                            f"twice; expected distinct seeds")
+    if args.network_no_fmax and args.network_seeds:
+        raise BincountError("--network-seeds does not apply with --network-no-fmax")
+    exports = args.network_export or [str(DEFAULT_EXPORT)]
+    if len(exports) > 2:
+        raise BincountError(f"--network-export given {len(exports)} times; give at most one "
+                            f"export per form (binarized, baseline)")
+    metas = [export_meta(load_export(path)) for path in exports]
+    forms = [m["form"] for m in metas]
+    if len(set(forms)) != len(forms):
+        raise BincountError(f"--network-export: two exports of form {forms[0]!r}; give at most "
+                            f"one per form")
+    fps = args.network_target_fps or DEFAULT_TARGET_FPS
+    clock = args.network_clock_mhz or DEFAULT_CLOCK_MHZ
+    network_knobs(metas[0], knobs or None, target_fps=fps, clock_mhz=clock)   # plan fits
+    if knobs:
+        from bincount.gateware.network_top import check_knobs
+
+        check_knobs(load_export(exports[0]), **knobs)    # knobs checked before the synthesis
+    return {"exports": exports, "knobs": knobs or None, "target_fps": fps, "clock_mhz": clock,
+            "seeds": seeds, "fmax": not args.network_no_fmax}
+
+
 def run(args):
     from bincount.errors import BincountError
     from bincount.hw.executor import connect, using
@@ -112,17 +194,21 @@ def run(args):
     if not args.engines:
         refuse_given(args, ("engine_stages", "engine_lanes", "engine_bits_per_cycle",
                             "engine_export", "engine_no_fmax"), "applies with --engines only")
+    if not args.network:
+        refuse_given(args, NETWORK_OPTIONS, "applies with --network only")
     check_output_dir(args.output)      # before minutes of synthesis
     engines = None
     if args.engines:
         engines = {"stages": args.engine_stages or [1, 2, 3, 4], "knobs": _engine_knobs(args),
                    "exports": args.engine_export, "fmax": not args.engine_no_fmax}
+    network = _network(args) if args.network else None
     runner = connect(args.scheduler)    # one line if no scheduler answers, before any work
     try:
         with using(runner):
             report = build_report(args.target, args.widths, lanes=args.lanes, jobs=args.jobs,
                                   fmax=args.fmax, use_cache=not args.no_cache,
-                                  progress=None if args.quiet else sys.stderr, engines=engines)
+                                  progress=None if args.quiet else sys.stderr, engines=engines,
+                                  whole_network=network)
     finally:
         runner.close()
     j_path, m_path = write_report(report, args.output)

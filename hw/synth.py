@@ -48,7 +48,8 @@ from bincount.hw.cache import cache_key, default_cache_dir, read_entry, write_en
 from bincount.hw.tools import SynthesisError, read_cpu_seconds, run_yosys, yosys_package_version
 
 __all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_job", "synth_script",
-           "check_top", "count_resources", "parse_stat", "yosys_failure", "cached_result",
+           "check_top", "count_resources", "parse_stat", "parse_hierarchy", "yosys_failure",
+           "cached_result",
            "store_result"]
 
 CACHE_FORMAT = 2
@@ -156,12 +157,20 @@ def check_top(top):
         raise BincountError(f"top module name {top!r} is not a plain Verilog identifier")
 
 
-def synth_script(target, top):
-    """The Yosys script :func:`synthesize` runs for ``target`` (reads ``design.v``)."""
+def synth_script(target, top, keep=None):
+    """The Yosys script :func:`synthesize` runs for ``target`` (reads ``design.v``); ``keep``:
+    names of modules that stay modules (``keep_hierarchy``; everything else is flattened)."""
     spec = _check_target(target)
     check_top(top)
-    return "\n".join([
-        "read_verilog design.v",
+    lines = ["read_verilog design.v"]
+    if keep:
+        for name in keep:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.$]*", name):
+                raise BincountError(f"module name {name!r} cannot be kept: not a plain "
+                                    f"Verilog identifier with dots")
+        lines += [f"hierarchy -top {top}",
+                  "setattr -mod -set keep_hierarchy 1 " + " ".join(keep)]
+    return "\n".join(lines + [
         spec["synth"].format(top=top),
         "tee -q -o stat.json stat -json",
     ]) + "\n"
@@ -244,10 +253,45 @@ def parse_stat(text):
     return cells, version
 
 
-def synth_job(verilog_text, top, target, script, timeout=None):
+def parse_hierarchy(text, top):
+    """``{module: {"cells": own cells, "instances": n}}`` of a ``stat -json`` output of a
+    design whose modules were kept: a module's own cells (instances of other modules left
+    out) and how many times it is instantiated below ``top`` (``top``: 1; modules not below
+    it are left out)."""
+    mods = {str(k).lstrip("\\"): {str(c): int(n) for c, n in
+                                   v.get("num_cells_by_type", {}).items()}
+            for k, v in json.loads(text).get("modules", {}).items()}
+    if top not in mods:
+        raise SynthesisError(f"stat has no module {top!r}")
+    count = {top: 1}
+    for name in _topological(mods, top):
+        for cell, n in mods[name].items():
+            if cell in mods:
+                count[cell] = count.get(cell, 0) + count[name] * n
+    return {name: {"cells": {c: n for c, n in mods[name].items() if c not in mods},
+                   "instances": count[name]} for name in count}
+
+
+def _topological(mods, top):
+    """Modules below ``top`` (``top`` first), every module after all modules using it."""
+    seen, post = set(), []
+
+    def visit(name):
+        seen.add(name)
+        for cell in mods[name]:
+            if cell in mods and cell not in seen:
+                visit(cell)
+        post.append(name)
+
+    visit(top)
+    return post[::-1]
+
+
+def synth_job(verilog_text, top, target, script, timeout=None, keep=False):
     """One Yosys run (a job of :mod:`bincount.hw.executor`): ``script`` on ``verilog_text``
     in a temporary folder. Returns ``{"cells", "yosys", "yosys_package", "seconds",
-    "cpu_seconds"}`` (plain values); raises :class:`SynthesisError` when Yosys fails."""
+    "cpu_seconds"}`` (plain values; with ``keep`` also ``modules``, :func:`parse_hierarchy`);
+    raises :class:`SynthesisError` when Yosys fails."""
     with tempfile.TemporaryDirectory(prefix="bincount-synth-") as workdir:
         Path(workdir, "design.v").write_text(verilog_text, encoding="utf-8")
         Path(workdir, "synth.ys").write_text(script, encoding="utf-8")
@@ -257,13 +301,16 @@ def synth_job(verilog_text, top, target, script, timeout=None):
         stat_path = Path(workdir, "stat.json")
         if proc.returncode != 0 or not stat_path.exists():
             raise yosys_failure(f"Yosys synthesis of {top!r} for {target}", workdir, proc)
-        cells, version = parse_stat(stat_path.read_text(encoding="utf-8"))
+        stat = stat_path.read_text(encoding="utf-8")
+        cells, version = parse_stat(stat)
+        modules = parse_hierarchy(stat, top) if keep else None
         cpu = read_cpu_seconds(workdir)
     return {"cells": cells, "yosys": version, "yosys_package": yosys_package_version(),
-            "seconds": seconds, "cpu_seconds": cpu}
+            "seconds": seconds, "cpu_seconds": cpu, "modules": modules}
 
 
-def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True, timeout=None):
+def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True, timeout=None,
+               keep=None):
     """Synthesise ``verilog_text`` (top module ``top``) for ``target``; return resources.
 
     ``target`` is one of :data:`TARGETS` (``xc7``, ``xcup``, ``ecp5``, ``ice40``). The returned dict has
@@ -274,11 +321,16 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
     the run that produced the numbers), ``cache_key`` and ``cached`` (True when the numbers
     came from the cache).
 
+    ``keep`` names modules that stay modules (Yosys ``keep_hierarchy``; the rest of the design
+    is flattened into them and into ``top``): ``cells`` is then the sum over the modules below
+    ``top`` and ``modules`` has each module's own cells and instance count
+    (:func:`parse_hierarchy`).
+
     Raises :class:`BincountError` for an unknown target and :class:`SynthesisError` when Yosys
     fails.
     """
     spec = _check_target(target)
-    script = synth_script(target, top)
+    script = synth_script(target, top, keep)
     pkg = yosys_package_version()
     key = cache_key("synth", verilog_text, top, target, script, pkg)
     if cache_dir == "default":
@@ -287,12 +339,20 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
     if hit is not None:
         return hit
 
-    job = executor.current().call(synth_job, verilog_text, top, target, script, timeout)
+    job = executor.current().call(synth_job, verilog_text, top, target, script, timeout,
+                                  bool(keep))
     executor.check_versions(f"Yosys synthesis of {top!r}", job["yosys_package"], pkg)
     cells, version, seconds, cpu = job["cells"], job["yosys"], job["seconds"], job["cpu_seconds"]
+    modules = job.get("modules")
 
     result = {"cache_format": CACHE_FORMAT, "top": top, "target": target,
               "family": spec["family"]}
+    if modules is not None:
+        cells = {}
+        for m in modules.values():
+            for c, n in m["cells"].items():
+                cells[c] = cells.get(c, 0) + n * m["instances"]
+        result["modules"] = modules
     result.update(count_resources(cells, target))
     result.update({"cells": cells, "yosys": version, "yosys_package": pkg, "script": script,
                    "seconds": round(seconds, 2), "cpu_seconds": cpu, "cache_key": key})

@@ -11,7 +11,9 @@ message names the first part that differs.
 
 Cycles: the interval between the two results is the pipeline's cycles per image; it must be
 within 1.10x the slowest part's ideal cycles (``manifest["ideal_cycles"]``). Results go to
-``network_results.json`` in the build folder.
+``network_results.json`` in the build folder; the interval of a passed run is recorded in the
+build store (:func:`bincount.hw.measured_cycles.record_network_cycles`), where ``bincount
+report --network`` finds it for the same network and knobs.
 
 The binarized form runs in the default suite; the baseline form (a second Verilator build) and
 the project's trained default network (``networks/reactnet18_w0.25.npz``, width 0.25, at the
@@ -177,6 +179,17 @@ def emit_network_cached(golden: Path, out_dir: Path) -> tuple[Path, dict]:
     return simlib.write_design(out_dir, text, manifest), manifest
 
 
+def record_measured_cycles(manifest: dict, results: Path) -> None:
+    """Keep the measured interval of a passed run in the build store, where ``bincount report
+    --network`` finds it for the same network and knobs (:mod:`bincount.hw.measured_cycles`)."""
+    from bincount.hw.measured_cycles import record_network_cycles
+
+    result = json.loads(results.read_text())
+    if result["failures"] or result["interval"] is None:
+        return
+    record_network_cycles(manifest, result)
+
+
 @pytest.mark.parametrize("form", [
     "binarized",
     pytest.param("baseline", marks=pytest.mark.skipif(
@@ -201,6 +214,7 @@ def test_network(request, form):
                 "results": str(build_dir / "network_results.json")}
         try:
             simlib.run(runner, __name__, manifest["module"], build_dir, case, seed=seed)
+            record_measured_cycles(manifest, Path(case["results"]))
         finally:
             times["sim_s"] = time.perf_counter() - t0 - times["emit_s"] - times["build_s"]
             (build_dir / "timings.json").write_text(

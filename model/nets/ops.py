@@ -16,9 +16,9 @@ Not counted in either form: the multiply-accumulates of the real convs themselve
 """
 
 from bincount.errors import BincountError
-from bincount.model.nets.geometry import network_geometry
+from bincount.model.nets.geometry import ConvSpec, network_geometry
 
-__all__ = ["STEM_RULES", "layer_ops", "network_ops", "format_table"]
+__all__ = ["STEM_RULES", "layer_ops", "network_ops", "export_ops", "format_table"]
 
 STEM_RULES = ("seed", "requantize")
 
@@ -46,6 +46,24 @@ def network_ops(network="reactnet18", stem_rule="seed"):
     totals = {key: sum(row[key] for row in layers)
               for key in ("baseline_multiplies", "binarized_multiplies")}
     return {"network": net.name, "stem_rule": stem_rule, "layers": layers, "totals": totals}
+
+
+def export_ops(meta, stem_rule="seed"):
+    """:func:`network_ops` of the network an export describes (``meta``: its metadata, any
+    width): the stem and the binary layers with the export's shapes."""
+    if stem_rule not in STEM_RULES:
+        raise BincountError(f"unknown stem rule {stem_rule!r}; expected one of "
+                            f"{', '.join(STEM_RULES)}")
+    st = meta["stem"]
+    specs = [ConvSpec("stem", "real", int(st["cin"]), int(st["cout"]), int(st["k"]), 1,
+                      int(st["size"]))]
+    specs += [ConvSpec(m["name"], "binary", int(m["cin"]), int(m["cout"]), int(m["k"]),
+                       int(m["stride"]), int(m["in_size"])) for m in meta["layers"]]
+    layers = [layer_ops(spec, stem_rule) for spec in specs]
+    totals = {key: sum(row[key] for row in layers)
+              for key in ("baseline_multiplies", "binarized_multiplies")}
+    return {"network": meta.get("network"), "width_mult": meta.get("width_mult"),
+            "stem_rule": stem_rule, "layers": layers, "totals": totals}
 
 
 def format_table(result):
