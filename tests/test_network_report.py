@@ -138,7 +138,6 @@ def test_network_report_path_on_a_stand_in_design(tmp_path, monkeypatch):
     (["--network", "--network-stem-lanes", "1,2,2,2"], "--network-stem-lanes needs one"),
     (["--network", "--network-lanes", "4", "--network-target-fps", "100"],
      "give either --network-target-fps"),
-    (["--network", "--network-target-fps", "100"], "streams the weights of stage4"),
     (["--network", "--network-target-fps", "1e6"], "throughput"),
     (["--network", "--network-seeds", "1", "1"], "a seed is given twice"),
     (["--network", "--network-seeds", "0"], "--network-seeds"),
