@@ -32,7 +32,7 @@ from bincount.gateware.ecp5_pll import pll_params
 from bincount.gateware.ulx3s_top import OSCILLATOR_MHZ, Ulx3sTop
 from bincount.hw.ecp5_board_flow import PRODUCTS, build_ecp5_bitstream
 from bincount.hw.fold_plan import plan_network
-from bincount.hw.network_cli import _ints
+from bincount.hw.network_cli import given_knobs
 from bincount.hw.network_emit import export_digest
 from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
 
@@ -66,19 +66,6 @@ def planned_knobs(export, clock_mhz, baud):
     return knobs, plan
 
 
-def _given_knobs(args):
-    knobs = {}
-    if args.lanes is not None:
-        knobs["lanes"] = _ints("lanes", args.lanes)
-    if args.bits_per_cycle is not None:
-        knobs["bits_per_cycle"] = _ints("bits-per-cycle", args.bits_per_cycle)
-    if args.stem_lanes is not None:
-        knobs["stem_lanes"] = _ints("stem-lanes", args.stem_lanes)
-        if isinstance(knobs["stem_lanes"], list):
-            raise BincountError("--stem-lanes needs one integer")
-    return knobs
-
-
 def build_ulx3s(core, pll, out_dir, *, seed=1, info=None, stream=sys.stdout):
     """Build ``core`` (ports ``uart_rx``, ``uart_tx``, ``leds``) on the ULX3S-85F with the PLL
     setting ``pll`` into ``out_dir``; return the summary (raises on a failure or missed
@@ -97,7 +84,7 @@ def build_board(args, out_dir):
     divisor = divisor_for(clock_hz, baud)
     actual_baud = clock_hz / divisor
     seed = 1 if args.seed is None else args.seed
-    knobs = _given_knobs(args)
+    knobs = given_knobs(args)
     export_path = str(DEFAULT_EXPORT) if args.export is None else args.export
     export = load_export(export_path)
     plan = None

@@ -9,7 +9,7 @@ plan and puts it in the manifest. Writes ``DIR/<module>.v`` and ``DIR/<module>.j
 prints their paths; bad input gives one line and writes nothing.
 """
 
-__all__ = ["run_network", "NETWORK_OPTIONS"]
+__all__ = ["run_network", "given_knobs", "NETWORK_OPTIONS"]
 
 #: Options that only ``generate network`` takes.
 NETWORK_OPTIONS = ("stem_lanes", "device", "target_fps", "clock_mhz")
@@ -42,6 +42,26 @@ def _number(option, text):
     return v
 
 
+def given_knobs(args):
+    """``{lanes, bits_per_cycle, stem_lanes}`` as given on the command line (``--lanes``,
+    ``--bits-per-cycle``: one integer or one per stage; ``--stem-lanes``: one integer), the
+    options not given left out; :class:`BincountError` with one line for a malformed value."""
+    from bincount.errors import BincountError
+
+    knobs = {}
+    if args.lanes is not None:
+        knobs["lanes"] = _ints("lanes", args.lanes)
+    if args.bits_per_cycle is not None:
+        knobs["bits_per_cycle"] = _ints("bits-per-cycle", args.bits_per_cycle)
+    if args.stem_lanes is not None:
+        try:
+            knobs["stem_lanes"] = int(args.stem_lanes, 10)
+        except ValueError:
+            raise BincountError(f"--stem-lanes needs one integer, got {args.stem_lanes!r}") \
+                from None
+    return knobs
+
+
 def run_network(args):
     from bincount.errors import BincountError
     from bincount.fileio import ensure_dir
@@ -57,15 +77,7 @@ def run_network(args):
         from bincount.model.export.network_file import DEFAULT_EXPORT
         args.export = str(DEFAULT_EXPORT)
     planned = args.device is not None or args.target_fps is not None
-    knobs = {}
-    if args.lanes is not None:
-        knobs["lanes"] = _ints("lanes", args.lanes)
-    if args.bits_per_cycle is not None:
-        knobs["bits_per_cycle"] = _ints("bits-per-cycle", args.bits_per_cycle)
-    if args.stem_lanes is not None:
-        knobs["stem_lanes"] = _ints("stem-lanes", args.stem_lanes)
-        if isinstance(knobs["stem_lanes"], list):
-            raise BincountError("--stem-lanes needs one integer")
+    knobs = given_knobs(args)
     if planned and (knobs or args.device is None or args.target_fps is None):
         raise BincountError("give either --device D --target-fps F [--clock-mhz MHZ] (planned "
                             "knobs) or --lanes / --bits-per-cycle / --stem-lanes, not both")
