@@ -249,9 +249,13 @@ def test_messages_name_the_right_thing(tmp_path, capsys):
 # -- 5. SIGTERM like SIGINT -------------------------------------------------------------------
 
 SLOW_VERB = """
-import os, sys, time
+import os, signal, sys, time
 import bincount.cli as cli
 import bincount.fileio as fileio
+
+# as in a terminal: a process started in the background by a shell without job control
+# inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def add_arguments(parser):
     parser.add_argument("out")
