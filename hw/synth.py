@@ -54,6 +54,16 @@ __all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_job
 
 CACHE_FORMAT = 2
 
+#: Xilinx LUT6-site cells (7-series and UltraScale+): logic (LUT1..LUT6, INV = LUT1), shift
+#: registers in LUTs and distributed RAM, weighted by LUTs per primitive; flip-flops.
+_XILINX_LUT_LOGIC = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV")
+_XILINX_LUT = {**{c: 1 for c in _XILINX_LUT_LOGIC},
+               "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
+               "RAM32X1S": 1, "RAM32X1D": 2, "RAM64X1S": 1, "RAM64X1D": 2,
+               "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM32M": 4, "RAM64M": 4}
+_XILINX_FF = {c: 1 for c in ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1",
+                              "FDPE_1")}
+
 # target -> (yosys synthesis command, cell classes); "{top}" is filled in.
 TARGETS = {
     "xc7": {
@@ -62,18 +72,14 @@ TARGETS = {
         "classes": {
             # every LUT6 site in use: logic (LUT1..LUT6, INV = LUT1), shift registers in
             # LUTs (SRL16E, SRLC32E) and distributed RAM (weighted by LUTs per primitive)
-            "lut": {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1,
-                    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
-                    "RAM32X1S": 1, "RAM32X1D": 2, "RAM64X1S": 1, "RAM64X1D": 2,
-                    "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM32M": 4, "RAM64M": 4},
-            "ff": {"FDRE": 1, "FDSE": 1, "FDCE": 1, "FDPE": 1, "FDRE_1": 1, "FDSE_1": 1,
-                   "FDCE_1": 1, "FDPE_1": 1},
+            "lut": _XILINX_LUT,
+            "ff": _XILINX_FF,
             "carry": {"CARRY4": 1},
             "dsp": {"DSP48E1": 1},
             "bram": {"RAMB18E1": 1, "RAMB36E1": 2},
         },
         "ff_prefix": "FD",
-        "lut_logic": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV"),
+        "lut_logic": _XILINX_LUT_LOGIC,
         "lut_equiv": {"lut": 1},
         "units": {"lut": "LUT6 sites (LUT1..LUT6 and INV; SRL16E/SRLC32E; LUT RAM)",
                   "carry": "CARRY4 (4 bits)",
@@ -85,13 +91,8 @@ TARGETS = {
         "synth": "synth_xilinx -family xcup -uram -flatten -noiopad -noclkbuf -top {top}",
         "family": "AMD/Xilinx Zynq UltraScale+",
         "classes": {
-            "lut": {"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "LUT5": 1, "LUT6": 1, "INV": 1,
-                    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
-                    "RAM32X1S": 1, "RAM32X1D": 2, "RAM64X1S": 1, "RAM64X1D": 2,
-                    "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM256X1D": 8,
-                    "RAM512X1S": 8, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8},
-            "ff": {"FDRE": 1, "FDSE": 1, "FDCE": 1, "FDPE": 1, "FDRE_1": 1, "FDSE_1": 1,
-                   "FDCE_1": 1, "FDPE_1": 1},
+            "lut": dict(_XILINX_LUT, RAM256X1D=8, RAM512X1S=8, RAM32M16=8, RAM64M8=8),
+            "ff": _XILINX_FF,
             # Yosys 0.70 maps xcup adders to CARRY4 (Vivado retargets them to CARRY8)
             "carry": {"CARRY8": 1, "CARRY4": 1},
             "dsp": {"DSP48E2": 1},
@@ -99,7 +100,7 @@ TARGETS = {
             "uram": {"URAM288": 1},
         },
         "ff_prefix": "FD",
-        "lut_logic": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV"),
+        "lut_logic": _XILINX_LUT_LOGIC,
         "lut_equiv": {"lut": 1},
         "units": {"lut": "LUT6 sites (LUT1..LUT6 and INV; SRL16E/SRLC32E; LUT RAM)",
                   "carry": "CARRY4 (4 bits) / CARRY8 (8 bits) cells", "dsp": "DSP48E2",
