@@ -38,24 +38,33 @@ def cycles_key(manifest):
     return cache_key("engine-cycles", gateware_digest(), json.dumps(what, sort_keys=True))
 
 
+def _record(key, entry, cache_dir):
+    if cache_dir == "default":
+        cache_dir = default_cache_dir("cycles")
+    write_entry(cache_dir, key, entry, warn="cycles")
+    return entry
+
+
+def _read(key, cache_dir):
+    """The entry under ``key`` if it holds an interval, else None."""
+    if cache_dir == "default":
+        cache_dir = default_cache_dir("cycles")
+    entry = read_entry(cache_dir, key)
+    return entry if entry is not None and entry.get("interval") else None
+
+
 def record_engine_cycles(manifest, measured, cache_dir="default"):
     """Keep ``measured`` (``interval`` and ``image_latency`` in cycles, from the engine's
     simulation) for the engine of ``manifest``; return the stored entry."""
-    if cache_dir == "default":
-        cache_dir = default_cache_dir("cycles")
     entry = {k: measured[k] for k in _MEASURED if k in measured}
     entry.update({"module": manifest["module"], "stage": manifest["parameters"]["stage"],
                   "form": manifest["blocks"][0]["form"]})
-    write_entry(cache_dir, cycles_key(manifest), entry, warn="cycles")
-    return entry
+    return _record(cycles_key(manifest), entry, cache_dir)
 
 
 def engine_cycles(manifest, cache_dir="default"):
     """The measurement recorded for the engine of ``manifest``, or None."""
-    if cache_dir == "default":
-        cache_dir = default_cache_dir("cycles")
-    entry = read_entry(cache_dir, cycles_key(manifest))
-    return entry if entry is not None and "interval" in entry else None
+    return _read(cycles_key(manifest), cache_dir)
 
 
 #: Fields of a whole-network measurement that are kept.
@@ -71,17 +80,11 @@ def network_cycles_key(manifest):
 def record_network_cycles(manifest, measured, cache_dir="default"):
     """Keep ``measured`` (``interval``: cycles between two images' results, from the whole
     network's simulation) for the network of ``manifest``; return the stored entry."""
-    if cache_dir == "default":
-        cache_dir = default_cache_dir("cycles")
     entry = {k: measured[k] for k in _NETWORK_MEASURED if k in measured}
     entry["module"] = manifest["module"]
-    write_entry(cache_dir, network_cycles_key(manifest), entry, warn="cycles")
-    return entry
+    return _record(network_cycles_key(manifest), entry, cache_dir)
 
 
 def network_cycles(manifest, cache_dir="default"):
     """The measurement recorded for the whole network of ``manifest``, or None."""
-    if cache_dir == "default":
-        cache_dir = default_cache_dir("cycles")
-    entry = read_entry(cache_dir, network_cycles_key(manifest))
-    return entry if entry is not None and entry.get("interval") else None
+    return _read(network_cycles_key(manifest), cache_dir)
