@@ -45,7 +45,7 @@ from bincount.errors import BincountError
 from bincount.fileio import check_outputs
 from bincount.hw.axis_emit import TOP_MODULE, axis_design
 from bincount.hw.cache import default_cache_dir
-from bincount.hw.network_cli import _ints as parse_ints
+from bincount.hw.network_cli import parse_ints
 from bincount.hw.output_dir import check_output_dir, write_all_or_none
 from bincount.hw.zynq_resources import CLASSES, DEVICES, design_resources, fit_table
 from bincount.model.data.cifar import load_test_images

@@ -9,13 +9,13 @@ plan and puts it in the manifest. Writes ``DIR/<module>.v`` and ``DIR/<module>.j
 prints their paths; bad input gives one line and writes nothing.
 """
 
-__all__ = ["run_network", "given_knobs", "NETWORK_OPTIONS"]
+__all__ = ["run_network", "given_knobs", "parse_ints", "NETWORK_OPTIONS"]
 
 #: Options that only ``generate network`` takes.
 NETWORK_OPTIONS = ("stem_lanes", "device", "target_fps", "clock_mhz")
 
 
-def _ints(option, text):
+def parse_ints(option, text):
     from bincount.errors import BincountError
 
     parts = text.split(",")
@@ -50,9 +50,9 @@ def given_knobs(args):
 
     knobs = {}
     if args.lanes is not None:
-        knobs["lanes"] = _ints("lanes", args.lanes)
+        knobs["lanes"] = parse_ints("lanes", args.lanes)
     if args.bits_per_cycle is not None:
-        knobs["bits_per_cycle"] = _ints("bits-per-cycle", args.bits_per_cycle)
+        knobs["bits_per_cycle"] = parse_ints("bits-per-cycle", args.bits_per_cycle)
     if args.stem_lanes is not None:
         try:
             knobs["stem_lanes"] = int(args.stem_lanes, 10)

@@ -137,7 +137,7 @@ def _network(args):
     the command line, checked with one line (bad or conflicting knobs, unreadable exports, a
     plan that does not fit) before any synthesis."""
     from bincount.errors import BincountError
-    from bincount.hw.network_cli import _ints
+    from bincount.hw.network_cli import parse_ints
     from bincount.hw.network_report import DEFAULT_CLOCK_MHZ, DEFAULT_TARGET_FPS, \
         network_knobs
     from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
@@ -146,7 +146,7 @@ def _network(args):
     for dest, key in (("network_lanes", "lanes"), ("network_bits_per_cycle", "bits_per_cycle"),
                       ("network_stem_lanes", "stem_lanes")):
         if getattr(args, dest) is not None:
-            knobs[key] = _ints(dest.replace("_", "-"), getattr(args, dest))
+            knobs[key] = parse_ints(dest.replace("_", "-"), getattr(args, dest))
     if isinstance(knobs.get("stem_lanes"), list):
         raise BincountError("--network-stem-lanes needs one integer")
     if knobs and (args.network_target_fps is not None or args.network_clock_mhz is not None):
