@@ -43,9 +43,9 @@ from .stream_register import StreamRegister
 
 __all__ = ["HeadEngine", "HeadParams"]
 
-#: Cycles of the FC pipeline from a MAC's issue to the logit register (read, product,
-#: accumulate, scale, saturate).
-FC_PIPE = 5
+#: Cycles of the FC pipeline from a MAC's issue to the logit register (read, operand
+#: registers, product, accumulate, shift, offset, saturate).
+FC_PIPE = 7
 
 
 class HeadParams:
@@ -238,7 +238,8 @@ class HeadEngine(wiring.Component):
         w_rd = wmem.read_port(transparent_for=())
         m.d.comb += w_rd.addr.eq(widx)
 
-        # +1: pool lane and weight; product registered (+2)
+        # +1: pool lane and weight read; both registered (+2), so that the block RAMs' clock to
+        # output and the multiplier are in different cycles
         v1 = delay_valid(m, running, 1)
         lane1 = delay(m, c[:lane_bits] if lane_bits else c[:0], 1, "lane")
         c1, k1 = delay(m, c, 1, "c"), delay(m, k, 1, "k")
@@ -247,14 +248,23 @@ class HeadEngine(wiring.Component):
         m.d.comb += pv.eq(Array(words)[lane1] if lane_bits else fc_rd.data)   # no constant *
         m.d.comb += [self.pool_valid.eq(v1 & (k1 == 0)), self.pool_c.eq(c1),
                      self.pool_value.eq(pv)]
+        pv_r = Signal(signed(pb), name="fc_pool_op", reset_less=True)
+        w_r = Signal(signed(p.w_bits), name="fc_weight_op", reset_less=True)
+        m.d.sync += [pv_r.eq(pv), w_r.eq(w_rd.data.as_signed())]
+        v1r = Signal(name="fc_v1r")
+        first1r, last1r = Signal(name="fc_first1r"), Signal(name="fc_last1r")
+        k1r = Signal.like(k, name="fc_k1r", reset_less=True)
+        m.d.sync += [v1r.eq(v1), first1r.eq(c1 == 0), last1r.eq(c1 == p.cin - 1), k1r.eq(k1)]
+
+        # +2: product registered (+3)
         prod = Signal(signed(pb + p.w_bits), name="prod", reset_less=True)
-        m.d.sync += prod.eq(pv * w_rd.data.as_signed())
+        m.d.sync += prod.eq(pv_r * w_r)
         v2 = Signal(name="fc_v2")
         first2, last2 = Signal(name="fc_first2"), Signal(name="fc_last2")
         k2 = Signal.like(k, name="fc_k2", reset_less=True)
-        m.d.sync += [v2.eq(v1), first2.eq(c1 == 0), last2.eq(c1 == p.cin - 1), k2.eq(k1)]
+        m.d.sync += [v2.eq(v1r), first2.eq(first1r), last2.eq(last1r), k2.eq(k1r)]
 
-        # +2: accumulate (+3 holds acc[k]); constants of class k read (+3)
+        # +3: accumulate (+4 holds acc[k]); constants of class k read (+4)
         acc = Signal(signed(p.acc_bits), name="fc_acc", reset_less=True)
         with m.If(v2):
             m.d.sync += acc.eq(Mux(first2, prod, acc + prod))
@@ -270,23 +280,30 @@ class HeadEngine(wiring.Component):
         c_rd = cmem.read_port(transparent_for=())
         m.d.comb += c_rd.addr.eq(k2)
 
-        # +3: (acc << e) + O (+4); +4: >> S, saturate (+5)
+        # +4: acc << e (+5), the offset held; +5: + O (+6); +6: >> S, saturate (+7)
         eb, ob, lb = p.exp_bits, p.off_bits, p.logit_bits
-        tb = max(p.acc_bits + (1 << eb), ob) + 1
-        t = Signal(signed(tb), name="fc_scaled", reset_less=True)
-        m.d.sync += t.eq((acc << c_rd.data[:eb]) + c_rd.data[eb:eb + ob].as_signed())
+        sb = p.acc_bits + (1 << eb)
+        tb = max(sb, ob) + 1
+        shifted = Signal(signed(sb), name="fc_shifted", reset_less=True)
+        off = Signal(signed(ob), name="fc_offset", reset_less=True)
+        m.d.sync += [shifted.eq(acc << c_rd.data[:eb]), off.eq(c_rd.data[eb:eb + ob].as_signed())]
         v4 = Signal(name="fc_v4")
         k4 = Signal.like(k, name="fc_k4", reset_less=True)
         m.d.sync += [v4.eq(v3), k4.eq(k3)]
+        t = Signal(signed(tb), name="fc_scaled", reset_less=True)
+        m.d.sync += t.eq(shifted + off)
+        v4s = Signal(name="fc_v4s")
+        k4s = Signal.like(k, name="fc_k4s", reset_less=True)
+        m.d.sync += [v4s.eq(v4), k4s.eq(k4)]
         sh = t >> p.shift
         lo, hi = -(1 << (lb - 1)), (1 << (lb - 1)) - 1
         y = Signal(signed(lb), name="logit", reset_less=True)
         m.d.sync += y.eq(Mux(sh > hi, hi, Mux(sh < lo, lo, sh)))
         v5 = Signal(name="fc_v5")
         k5 = Signal.like(k, name="fc_k5", reset_less=True)
-        m.d.sync += [v5.eq(v4), k5.eq(k4)]
+        m.d.sync += [v5.eq(v4s), k5.eq(k4s)]
 
-        # +5: logit register, running argmax (lowest index on ties), output register
+        # +7: logit register, running argmax (lowest index on ties), output register
         logits = [Signal(signed(lb), name=f"logit{j}", reset_less=True) for j in range(p.classes)]
         best = Signal(signed(lb), name="best", reset_less=True)
         best_k = Signal.like(k, name="best_k", reset_less=True)
