@@ -60,6 +60,10 @@ DEFAULT_DEVICE = "ecp5-85f"
 DEFAULT_TARGET_FPS = 1000.0
 DEFAULT_CLOCK_MHZ = 100.0
 RESOURCES = ("lut", "ff", "carry", "dsp", "bram")
+#: Recipe of the calibrated network built for a form that no export is given for (keyword
+#: arguments of :func:`~bincount.model.export.network_golden.network_golden` besides the
+#: width); ``sim/test_network.py`` builds the same one to measure its cycles.
+REPORT_GOLDEN = {"seed": 1, "test_images": 2}
 #: Part of the cells that belong to no part (width converters, the top's own cells).
 GLUE = "glue"
 
@@ -88,7 +92,7 @@ def network_exports(exports=None, progress=None):
         if form not in out:
             prog.say(f"network: building the calibrated {form} network at width {width:g} "
                      f"(seed 1) ...")
-            e, _ = network_golden(form, width_mult=width, seed=1, test_images=1)
+            e, _ = network_golden(form, width_mult=width, **REPORT_GOLDEN)
             out[form] = (e, f"calibrated {form} network at width {width:g} (network golden, "
                             f"seed 1; BN calibrated on real CIFAR-10 test images)")
     geoms = {form: _geometry(export_meta(e)) for form, (e, _) in out.items()}

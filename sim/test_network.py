@@ -15,9 +15,12 @@ within 1.10x the slowest part's ideal cycles (``manifest["ideal_cycles"]``). Res
 build store (:func:`bincount.hw.measured_cycles.record_network_cycles`), where ``bincount
 report --network`` finds it for the same network and knobs.
 
-The binarized form runs in the default suite; the baseline form (a second Verilator build) and
-the project's trained default network (``networks/reactnet18_w0.25.npz``, width 0.25, at the
-knobs ``bincount generate network`` picks) with ``BINCOUNT_FULL=1``. ``BINCOUNT_STALL`` sets the gap / stall probability (default 0.3).
+The binarized form runs in the default suite; with ``BINCOUNT_FULL=1`` also the baseline form
+(a second Verilator build), the project's trained default network (``networks/reactnet18_w0.25.npz``,
+width 0.25, at the knobs ``bincount generate network`` picks), and the two designs of ``bincount
+report --network`` at its fold (``report-binarized``: the default network; ``report-baseline``:
+the calibrated baseline network of the same width that the report builds), so that the report
+quotes measured cycles per image. ``BINCOUNT_STALL`` sets the gap / stall probability (default 0.3).
 """
 
 from __future__ import annotations
@@ -148,32 +151,53 @@ async def network_images(dut):
 
 
 def network_golden_path(form: str) -> Path:
-    """Golden set of ``form``: a calibrated small network, or (``"trained"``) the project's
-    default network on two test images."""
-    from bincount.model.export.network_file import DEFAULT_EXPORT
+    """Golden set of ``form``: a calibrated small network, (``"trained"``, ``"report-binarized"``)
+    the project's default network on two test images, or (``"report-baseline"``) the calibrated
+    baseline network that ``bincount report --network`` builds next to it."""
+    from bincount.hw.network_report import REPORT_GOLDEN
+    from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
+
+    if form in ("trained", "report-binarized"):
+        digest = hashlib.sha256(DEFAULT_EXPORT.read_bytes()).hexdigest()[:12]
+
+        def make(path):
+            from bincount.model.export.network_golden import save_network_golden
+            save_network_golden(path, "trained", seed=1, test_images=2,
+                                export_path=DEFAULT_EXPORT)
+        return simlib._cached_vectors(f"network_trained_{digest}_s1", make)
+    if form == "report-baseline":
+        width = export_meta(load_export(DEFAULT_EXPORT))["width_mult"]
+        args = dict(REPORT_GOLDEN, width_mult=width)
+    else:
+        args = dict(REPORT_GOLDEN, width_mult=WIDTH)
+    form = form.removeprefix("report-")
 
     def make(path):
         from bincount.model.export.network_golden import save_network_golden
-        if form == "trained":
-            save_network_golden(path, form, seed=1, test_images=2, export_path=DEFAULT_EXPORT)
-        else:
-            save_network_golden(path, form, WIDTH, seed=1, test_images=2)
-
-    if form == "trained":
-        digest = hashlib.sha256(DEFAULT_EXPORT.read_bytes()).hexdigest()[:12]
-        return simlib._cached_vectors(f"network_trained_{digest}_s1", make)
-    return simlib._cached_vectors(f"network_{form}_w{WIDTH}_s1", make)
+        save_network_golden(path, form, **args)
+    return simlib._cached_vectors(f"network_{form}_w{args['width_mult']}_s1", make)
 
 
-def emit_network_cached(golden: Path, out_dir: Path) -> tuple[Path, dict]:
-    """Verilog (with taps) and manifest of the network in ``golden``, through the build
-    layer's Verilog store (re-emitted only when the export, the knobs or the generator
-    sources change)."""
+def network_knobs_for(form: str, export) -> dict:
+    """Knobs of case ``form``: the report's fold (the fold planner's, planned for the default
+    network) for the ``report-*`` cases, the defaults for ``trained``, else :data:`KNOBS`."""
+    from bincount.hw.network_report import network_knobs
+    from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
+
+    if form.startswith("report-"):
+        return network_knobs(export_meta(load_export(DEFAULT_EXPORT)))[0]
+    return TRAINED_KNOBS if form == "trained" else KNOBS
+
+
+def emit_network_cached(golden: Path, out_dir: Path, form: str) -> tuple[Path, dict]:
+    """Verilog (with taps) and manifest of the network in ``golden`` at the knobs of case
+    ``form``, through the build layer's Verilog store (re-emitted only when the export, the
+    knobs or the generator sources change)."""
     from bincount.hw.designs import network_design
     from bincount.model.export.network_golden import load_network_golden
 
     export, _ = load_network_golden(golden, check=False)
-    knobs = TRAINED_KNOBS if "trained" in golden.name else KNOBS
+    knobs = network_knobs_for(form, export)
     text, manifest = network_design(export, knobs, taps=True,
                                     cache_dir=simlib.verilog_cache_dir())
     return simlib.write_design(out_dir, text, manifest), manifest
@@ -195,7 +219,11 @@ def record_measured_cycles(manifest: dict, results: Path) -> None:
     pytest.param("baseline", marks=pytest.mark.skipif(
         not FULL, reason="BINCOUNT_FULL=1: the baseline form's whole network (a second build)")),
     pytest.param("trained", marks=pytest.mark.skipif(
-        not FULL, reason="BINCOUNT_FULL=1: the trained default network (width 0.25)"))])
+        not FULL, reason="BINCOUNT_FULL=1: the trained default network (width 0.25)")),
+    pytest.param("report-binarized", marks=pytest.mark.skipif(
+        not FULL, reason="BINCOUNT_FULL=1: the report's binarized design (width 0.25)")),
+    pytest.param("report-baseline", marks=pytest.mark.skipif(
+        not FULL, reason="BINCOUNT_FULL=1: the report's baseline design (width 0.25)"))])
 def test_network(request, form):
     golden = network_golden_path(form)
     build_dir = simlib.build_root() / simlib.test_dir_name(request.node.name)
@@ -204,7 +232,7 @@ def test_network(request, form):
         fcntl.flock(lock, fcntl.LOCK_EX)
         times = {}
         t0 = time.perf_counter()
-        vpath, manifest = emit_network_cached(golden, build_dir)
+        vpath, manifest = emit_network_cached(golden, build_dir, form)
         times["emit_s"] = time.perf_counter() - t0
         runner = simlib.build([vpath], manifest["module"], build_dir)
         times["build_s"] = time.perf_counter() - t0 - times["emit_s"]
