@@ -42,7 +42,7 @@ def main(argv=None):
     from bincount.gateware.stage_engine import stage_layers
     from bincount.hw.ecp5_bram_outreg import absorb_output_registers
     from bincount.hw.engine_emit import emit_stage
-    from bincount.hw.pnr import WRAPPER_TOP, ecp5_flow, register_io_wrapper
+    from bincount.hw.pnr import WRAPPER_TOP, critical_path, ecp5_flow, register_io_wrapper
     from bincount.hw.tools import run_nextpnr_ecp5, run_yosys
     from bincount.model.export.engine_golden import engine_golden
 
@@ -77,16 +77,11 @@ def main(argv=None):
     report = json.loads((work / "report.json").read_text())
     for clk, v in report.get("fmax", {}).items():
         print(f"  {time.monotonic() - t0:.0f} s; Fmax {clk}: {v['achieved']:.2f} MHz")
-    for cp in report.get("critical_paths", [])[:1]:
+    cp = critical_path(report)
+    if cp is not None:
         print(f"critical path {cp['from']} -> {cp['to']}:")
-        total = 0.0
-        for step in cp["path"]:
-            total += step["delay"]
-            if step["type"] in ("routing", "logic") and step["delay"] == 0:
-                continue                              # carry-chain hops inside a slice
-            print(f"  {step['type']:9s} {step['delay']:6.3f} {total:7.3f}  "
-                  f"{step['from']['cell']}.{step['from']['port']} -> "
-                  f"{step['to']['cell']}.{step['to']['port']}")
+        for kind, delay, total, src, dst in cp["steps"]:
+            print(f"  {kind:9s} {delay:6.3f} {total:7.3f}  {src} -> {dst}")
     print(f"work folder: {work}")
 
 

@@ -274,7 +274,7 @@ def build_network_section(target, *, exports=None, knobs=None, target_fps=DEFAUL
             for seed in seeds:
                 p = results[("pnr", form, seed)]
                 run = {"seed": seed, "fmax_mhz": p.get("fmax_mhz"), "error": p.get("error"),
-                       "seconds": p.get("seconds")}
+                       "seconds": p.get("seconds"), "critical_path": p.get("critical_path")}
                 if p.get("fmax_mhz"):
                     run.update({k: p.get(k) for k in RESOURCES + ("lut_equiv",)})
                     run["utilisation"] = p.get("utilisation")
@@ -334,6 +334,25 @@ def _summary(section, by):
                  f"images/s binarized against {m['fmax_mhz']:.1f} MHz, "
                  f"{m['images_per_s']:,.0f} images/s baseline.")
     return text
+
+
+def _median_path(runs):
+    """``(seed, critical path)`` of the run with the median Fmax, or None."""
+    done = sorted((x for x in runs if x.get("fmax_mhz") and x.get("critical_path")),
+                  key=lambda x: x["fmax_mhz"])
+    if not done:
+        return None
+    x = done[(len(done) - 1) // 2]
+    return x["seed"], x["critical_path"]
+
+
+def _path_text(cp):
+    """One line for a :func:`~bincount.hw.pnr.critical_path`: delay, its split, the ends."""
+    steps = cp["steps"]
+    logic = [s for s in steps if s[0] == "logic"]
+    return (f"{cp['delay_ns']:.2f} ns ({cp['logic_ns']:.2f} ns logic in {len(logic)} cells, "
+            f"{cp['routing_ns']:.2f} ns routing) from `{steps[0][3]}` to `{steps[-1][4]}`"
+            if steps else f"{cp['delay_ns']:.2f} ns")
 
 
 def network_markdown(section, target):
@@ -397,6 +416,10 @@ def network_markdown(section, target):
                              + (f"{x['fmax_mhz']:.2f} MHz" if x["fmax_mhz"] else
                                 f"no result ({x['error']})") for x in r["fmax_runs"])
             out.append(f"- {r['form']} Fmax per seed: {runs}.")
+            cp = _median_path(r["fmax_runs"])
+            if cp:
+                out.append(f"- {r['form']} critical path (seed {cp[0]}, the median run): "
+                           f"{_path_text(cp[1])}.")
         util = r.get("ecp5_utilisation") or {}
         if util:
             out.append(f"- {r['form']} on the LFE5U-85F: " + ", ".join(

@@ -27,7 +27,7 @@ from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, cached_result, chec
 from bincount.hw.tools import (nextpnr_package_version, run_nextpnr_ecp5, run_yosys,
                                yosys_package_version)
 
-__all__ = ["fmax_ecp5", "pnr_job", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "WRAPPER_TOP",
+__all__ = ["fmax_ecp5", "critical_path", "pnr_job", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "WRAPPER_TOP",
            "register_io_wrapper", "part_name"]
 
 ECP5_DEVICES = ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k",
@@ -129,6 +129,30 @@ def pnr_job(design, top, pnr_top, script, pnr_args, bram_outreg, timeout=None):
             "nextpnr_package": nextpnr_package_version()}
 
 
+def critical_path(report, index=0):
+    """The ``index``-th critical path of a nextpnr ``--report`` as ``{"from", "to", "delay_ns",
+    "logic_ns", "routing_ns", "steps"}`` (None when the report has none). ``steps``: one
+    ``[type, delay ns, running total ns, from cell.port, to cell.port]`` per step, in path
+    order, without the zero-delay hops inside a slice's carry chain."""
+    paths = report.get("critical_paths") or []
+    if index >= len(paths):
+        return None
+    cp = paths[index]
+    total, by_type, steps = 0.0, {}, []
+    for step in cp["path"]:
+        d = float(step["delay"])
+        total += d
+        by_type[step["type"]] = by_type.get(step["type"], 0.0) + d
+        if step["type"] in ("routing", "logic") and d == 0:
+            continue
+        steps.append([step["type"], round(d, 3), round(total, 3),
+                      f"{step['from']['cell']}.{step['from']['port']}",
+                      f"{step['to']['cell']}.{step['to']['port']}"])
+    return {"from": cp["from"], "to": cp["to"], "delay_ns": round(total, 3),
+            "logic_ns": round(by_type.get("logic", 0.0), 3),
+            "routing_ns": round(by_type.get("routing", 0.0), 3), "steps": steps}
+
+
 def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk",
               register_io=True, freq_mhz=200, seed=1, cache_dir="default", use_cache=True,
               timeout=None, bram_outreg=True):
@@ -184,7 +208,8 @@ def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk
               "part": part_name(device), "package": package, "clock": clock,
               "fmax_mhz": achieved, "fmax": fmax, "register_io": register_io,
               "harness_ff": harness_ff, "utilisation": util,
-              "bram_outreg": bool(bram_outreg), "bram_outreg_absorbed": absorbed}
+              "bram_outreg": bool(bram_outreg), "bram_outreg_absorbed": absorbed,
+              "critical_path": critical_path(report)}
     result.update(count_resources(cells, "ecp5"))
     result.update({"cells": cells, "yosys": yversion, "yosys_package": ypkg,
                    "nextpnr_package": npkg, "script": script, "nextpnr_args": " ".join(pnr_args),

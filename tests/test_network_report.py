@@ -108,6 +108,7 @@ def test_network_report_path_on_a_stand_in_design(tmp_path, monkeypatch):
         assert r["glue"]["carry"] > 0 and r["glue"]["dsp"] == 0       # the converter
         (run,) = r["fmax_runs"]
         assert run["seed"] == 3 and run["fmax_mhz"] == r["fmax_mhz"] > 20
+        assert run["critical_path"]["delay_ns"] > 0 and run["critical_path"]["steps"]
         assert "--seed 3" in sec["pnr"]["nextpnr_args"]
         assert r["ecp5"]["dsp"] == r["total"]["dsp"]
         assert r["images_per_s"] == round(r["fmax_mhz"] * 1e6 / r["cycles_per_image"], 1)
@@ -124,6 +125,7 @@ def test_network_report_path_on_a_stand_in_design(tmp_path, monkeypatch):
     md = (out / "report.md").read_text()
     assert "## Whole network" in md and "### DSP per part" in md and "557,056" in md
     assert "34,816" in md and "seed 3:" in md and "300 (ideal)" in md
+    assert "binarized critical path (seed 3, the median run): " in md
     # a second run is answered from the build store
     assert main(argv + ["-q"]) == 0
     assert json.loads((out / "report.json").read_text())["whole_network"]["rows"] == \

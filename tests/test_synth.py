@@ -7,7 +7,7 @@ import time
 import pytest
 
 from bincount.errors import BincountError
-from bincount.hw.pnr import fmax_ecp5, register_io_wrapper
+from bincount.hw.pnr import critical_path, fmax_ecp5, register_io_wrapper
 from bincount.hw.ports import verilog_ports
 from bincount.hw.synth import (TARGETS, SynthesisError, count_resources, synth_script,
                                synthesize)
@@ -157,6 +157,25 @@ def test_fmax_ecp5_tiny_design_and_cache(tmp_path):
     assert r["utilisation"]["TRELLIS_FF"]["used"] >= r["harness_ff"]
     again = fmax_ecp5(ADD_V, "add8", cache_dir=tmp_path)
     assert again["cached"] is True and again["fmax_mhz"] == r["fmax_mhz"]
+    cp = r["critical_path"]       # the adder's path: its delay bounds the achieved clock
+    assert cp["steps"] and cp["logic_ns"] > 0 and cp["routing_ns"] > 0
+    assert abs(cp["delay_ns"] - cp["steps"][-1][2]) < 1e-6
+    assert 1000 / cp["delay_ns"] >= r["fmax_mhz"] * 0.9
+
+
+def test_critical_path_summary():
+    def step(kind, delay, a, b):
+        return {"type": kind, "delay": delay, "from": {"cell": a, "port": "Q"},
+                "to": {"cell": b, "port": "D"}}
+    report = {"critical_paths": [{"from": "posedge clk", "to": "posedge clk", "path": [
+        step("clk-to-q", 0.5, "r0", "l0"), step("routing", 1.25, "r0", "l0"),
+        step("logic", 0.0, "l0", "l1"), step("logic", 0.75, "l1", "r1"),
+        step("setup", 0.25, "r1", "r1")]}]}
+    cp = critical_path(report)
+    assert (cp["delay_ns"], cp["logic_ns"], cp["routing_ns"]) == (2.75, 0.75, 1.25)
+    assert [s[0] for s in cp["steps"]] == ["clk-to-q", "routing", "logic", "setup"]
+    assert cp["steps"][1] == ["routing", 1.25, 1.75, "r0.Q", "l0.D"]
+    assert critical_path({}) is None and critical_path(report, 1) is None
 
 
 def test_fmax_bad_device():
