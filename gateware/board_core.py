@@ -4,11 +4,11 @@ pins.
 
 ::
 
-    uart_rx -> UartRx -> FIFO (2048 B) -> FrameReceiver -> image bytes -> NetworkTop
-                                                  | tickets (FIFO, 16)           | results
-                                                  +------> ReplyTransmitter <---+
-                                                                   | bytes
-                                                           UartTx -> uart_tx
+    uart_rx -> UartRx -> FIFO (2048 B) -> register -> FrameReceiver -> image bytes -> NetworkTop
+                                                              | tickets (FIFO, 16)           | results
+                                                              +------> ReplyTransmitter <---+
+                                                                               | bytes
+                                                                       UartTx -> uart_tx
 
 Ports: ``uart_rx`` (in, idles high), ``uart_tx`` (out, idles high), ``leds`` (out, 8):
 
@@ -42,6 +42,7 @@ from ._common import check_int
 from .frame_receiver import RX_LAYOUT, FrameReceiver
 from .network_top import NetworkTop
 from .reply_transmitter import ReplyTransmitter
+from .stream_register import StreamRegister
 from .uart_rx import DIVISOR_RANGE, UartRx
 from .uart_tx import UartTx
 
@@ -147,9 +148,13 @@ class BoardCore(wiring.Component):
         m.submodules.rx = rx = UartRx(self.divisor)
         m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=RX_LAYOUT.size,
                                                           depth=RX_FIFO_DEPTH)
+        # the FIFO's block RAM output (no output register) goes straight into a register, not
+        # into the receiver's frame logic
+        m.submodules.rx_reg = rx_reg = StreamRegister(RX_LAYOUT.size)
         m.submodules.receiver = recv = FrameReceiver(
             self.image_bytes, self.timeout_bytes * 10 * self.divisor,
             max_in_flight=P.MAX_IN_FLIGHT, ticket_depth=TICKET_DEPTH)
+        wiring.connect(m, rx_reg.o, recv.i)
         m.submodules.tickets = tickets = SyncFIFOBuffered(width=recv.ticket.payload.shape().size,
                                                           depth=TICKET_DEPTH)
         m.submodules.network = net = self.network
@@ -163,9 +168,9 @@ class BoardCore(wiring.Component):
             rx_fifo.w_data.eq(rx.o.payload | (rx.framing_error << 8)),
             rx_fifo.w_en.eq(rx.o.valid),
             rx.o.ready.eq(rx_fifo.w_rdy),
-            recv.i.payload.eq(rx_fifo.r_data),
-            recv.i.valid.eq(rx_fifo.r_rdy),
-            rx_fifo.r_en.eq(recv.i.ready),
+            rx_reg.i.payload.eq(rx_fifo.r_data),
+            rx_reg.i.valid.eq(rx_fifo.r_rdy),
+            rx_fifo.r_en.eq(rx_reg.i.ready),
             recv.overrun.eq(rx.overrun),
             tickets.w_data.eq(recv.ticket.payload),
             tickets.w_en.eq(recv.ticket.valid),
