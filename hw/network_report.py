@@ -64,6 +64,8 @@ RESOURCES = ("lut", "ff", "carry", "dsp", "bram")
 #: arguments of :func:`~bincount.model.export.network_golden.network_golden` besides the
 #: width); ``sim/test_network.py`` builds the same one to measure its cycles.
 REPORT_GOLDEN = {"seed": 1, "test_images": 2}
+#: The DSP-free synthesis target run next to a report target (its multiplies in LUTs).
+NODSP_TARGET = {"xc7": "xc7-nodsp"}
 #: Part of the cells that belong to no part (width converters, the top's own cells).
 GLUE = "glue"
 
@@ -204,16 +206,16 @@ def build_network_section(target, *, exports=None, knobs=None, target_fps=DEFAUL
     results = {}
     prog.total += len(designs) * (1 + (len(seeds) if fmax else 0))
 
-    def synth_one(form):
+    def synth_one(form, tgt=target):
         text, manifest = designs[form]
-        label = f"network {form} {target} (parts kept)"
+        label = f"network {form} {tgt} (parts kept)"
         prog.start(label)
         top = manifest["module"]
-        r = synthesize(text, top, target, cache_dir=synth_cache, use_cache=use_cache,
+        r = synthesize(text, top, tgt, cache_dir=synth_cache, use_cache=use_cache,
                        keep=[f"{top}.{part}" for part in PARTS])
         prog.finish(label, r["seconds"], r["cached"],
                     "" if r["cached"] else f" ({r['lut']} LUT, {r['dsp']} DSP)")
-        results[("synth", form)] = r
+        results[("synth", form, tgt)] = r
 
     def pnr_one(form, seed):
         text, manifest = designs[form]
@@ -229,9 +231,13 @@ def build_network_section(target, *, exports=None, knobs=None, target_fps=DEFAUL
         prog.finish(label, r["seconds"], r["cached"], extra)
         results[("pnr", form, seed)] = r
 
+    nodsp = NODSP_TARGET.get(target)
+    prog.total += len(designs) if nodsp else 0
     tasks = []
     for form in NETWORK_FORMS:
         tasks.append((synth_one, (form,)))
+        if nodsp:
+            tasks.append((synth_one, (form, nodsp)))
         if fmax:
             tasks += [(pnr_one, (form, s)) for s in seeds]
     t_start = time.monotonic()
@@ -240,7 +246,7 @@ def build_network_section(target, *, exports=None, knobs=None, target_fps=DEFAUL
     rows, pnr_info = [], None
     for form in NETWORK_FORMS:
         text, manifest = designs[form]
-        r = results[("synth", form)]
+        r = results[("synth", form, target)]
         top = manifest["module"]
         per_part = part_resources(r["modules"], top, target)
         parts = []
@@ -261,6 +267,14 @@ def build_network_section(target, *, exports=None, knobs=None, target_fps=DEFAUL
                "lut_equiv": r["lut_equiv"], "other_cells": r["other_cells"],
                "synth_seconds": r["seconds"], "synth_cpu_seconds": r.get("cpu_seconds"),
                "ideal_cycles": manifest["ideal_cycles"]}
+        if nodsp:
+            rn = results[("synth", form, nodsp)]
+            nd = part_resources(rn["modules"], top, nodsp)
+            row["nodsp"] = {"target": nodsp, "total": {k: int(rn[k]) for k in RESOURCES},
+                            "parts": {p["name"]: {k: int(nd[p["name"]][k]) for k in RESOURCES}
+                                      for p in manifest["parts"]},
+                            "glue": {k: int(nd[GLUE][k]) for k in RESOURCES},
+                            "synth_seconds": rn["seconds"]}
         m = network_cycles(manifest, cycles_cache) if cycles_cache is not None else None
         row["measured_interval"] = m["interval"] if m else None
         row["measured_stall"] = m.get("stall") if m else None
@@ -401,6 +415,27 @@ def network_markdown(section, target):
                f"{by['baseline']['glue']['dsp']} | |")
     out.append(f"| **total** | | | | **{by['binarized']['total']['dsp']}** | "
                f"**{by['baseline']['total']['dsp']}** | |")
+    if all(r.get("nodsp") for r in rows):
+        b, m = by["binarized"]["nodsp"], by["baseline"]["nodsp"]
+        out += ["", "### Without DSPs", "",
+                f"Both forms synthesised again with DSP inference off (`{b['target']}`: "
+                f"`synth_xilinx -nodsp`), so every multiply is built from LUTs and carries; "
+                f"the difference to the table above is what the DSPs hold.", "",
+                "| part | LUT binarized | LUT baseline | CARRY binarized | CARRY baseline | "
+                "baseline / binarized LUT |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        names = [p["name"] for p in by["binarized"]["parts"]] + [GLUE]
+        for name in names:
+            pb = b["glue"] if name == GLUE else b["parts"][name]
+            pm = m["glue"] if name == GLUE else m["parts"][name]
+            ratio = f"{pm['lut'] / pb['lut']:.2f}" if pb["lut"] else ""
+            out.append(f"| {name} | {_fmt(pb['lut'])} | {_fmt(pm['lut'])} | "
+                       f"{_fmt(pb['carry'])} | {_fmt(pm['carry'])} | {ratio} |")
+        tb, tm = b["total"], m["total"]
+        out.append(f"| **total** | **{_fmt(tb['lut'])}** | **{_fmt(tm['lut'])}** | "
+                   f"{_fmt(tb['carry'])} | {_fmt(tm['carry'])} | "
+                   f"{tm['lut'] / tb['lut']:.2f} |")
+        out.append(f"\nDSP48E1 left: {tb['dsp']} binarized, {tm['dsp']} baseline.")
     mul = section["multiplies"]
     ew, fw = mul["export_width"], mul["full_width"]
     out += ["", "### Post-popcount multiplies per image", "",

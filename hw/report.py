@@ -311,7 +311,7 @@ def render_markdown(report):
         out += ["On ECP5 each CCU2C carry cell occupies two LUT4s of a slice; LUT4 + 2 x CARRY "
                 "(`lut_equiv` in report.json) is the comparable LUT figure, used in the summary "
                 "and the network-wide LUT estimate.", ""]
-    if target == "xc7":
+    if target in ("xc7", "xc7-nodsp"):
         out += ["LUT counts every LUT6 site in use, logic plus LUTs that Yosys turned into "
                 "shift registers (SRL16E) for the delay lines of the per-channel constants "
                 "(`lut_logic` in report.json is the logic part alone).", ""]

@@ -13,7 +13,7 @@ import sys
 
 __all__ = ["add_arguments", "run"]
 
-TARGET_CHOICES = ("xc7", "ecp5", "ice40")   # = bincount.hw.synth.TARGETS but xcup (checked in tests)
+TARGET_CHOICES = ("xc7", "xc7-nodsp", "ecp5", "ice40")   # = bincount.hw.synth.TARGETS but xcup (checked in tests)
 
 
 def _positive_int(text):
@@ -36,8 +36,11 @@ def add_arguments(parser):
     parser.add_argument("-o", "--output", metavar="DIR", default="build/report",
                         help="directory for report.md and report.json (default: build/report)")
     parser.add_argument("--target", default="xc7", choices=TARGET_CHOICES,
-                        help="synthesis target: xc7 (synth_xilinx -family xc7), ecp5 "
-                             "(synth_ecp5) or ice40 (synth_ice40 -dsp); default xc7")
+                        help="synthesis target: xc7 (synth_xilinx -family xc7), xc7-nodsp "
+                             "(the same with DSP inference off: multiplies in LUTs), ecp5 "
+                             "(synth_ecp5) or ice40 (synth_ice40 -dsp); default xc7 (with "
+                             "--network, xc7 adds an xc7-nodsp synthesis of the whole "
+                             "network)")
     parser.add_argument("--widths", metavar="N", nargs="+", type=_positive_int,
                         default=[576, 1152, 2304, 4608],
                         help=f"lane widths N = k*k*Cin, {N_HELP} (the widest lane the Verilog "

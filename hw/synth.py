@@ -64,27 +64,35 @@ _XILINX_LUT = {**{c: 1 for c in _XILINX_LUT_LOGIC},
 _XILINX_FF = {c: 1 for c in ("FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1",
                               "FDPE_1")}
 
+#: AMD/Xilinx 7-series (the report's default target).
+_XC7 = {
+    "synth": "synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top {top}",
+    "family": "AMD/Xilinx 7-series",
+    "classes": {
+        # every LUT6 site in use: logic (LUT1..LUT6, INV = LUT1), shift registers in
+        # LUTs (SRL16E, SRLC32E) and distributed RAM (weighted by LUTs per primitive)
+        "lut": _XILINX_LUT,
+        "ff": _XILINX_FF,
+        "carry": {"CARRY4": 1},
+        "dsp": {"DSP48E1": 1},
+        "bram": {"RAMB18E1": 1, "RAMB36E1": 2},
+    },
+    "ff_prefix": "FD",
+    "lut_logic": _XILINX_LUT_LOGIC,
+    "lut_equiv": {"lut": 1},
+    "units": {"lut": "LUT6 sites (LUT1..LUT6 and INV; SRL16E/SRLC32E; LUT RAM)",
+              "carry": "CARRY4 (4 bits)",
+              "dsp": "DSP48E1", "bram": "18 Kb blocks (RAMB18E1; RAMB36E1 = 2)"},
+}
+
 # target -> (yosys synthesis command, cell classes); "{top}" is filled in.
 TARGETS = {
-    "xc7": {
-        "synth": "synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top {top}",
-        "family": "AMD/Xilinx 7-series",
-        "classes": {
-            # every LUT6 site in use: logic (LUT1..LUT6, INV = LUT1), shift registers in
-            # LUTs (SRL16E, SRLC32E) and distributed RAM (weighted by LUTs per primitive)
-            "lut": _XILINX_LUT,
-            "ff": _XILINX_FF,
-            "carry": {"CARRY4": 1},
-            "dsp": {"DSP48E1": 1},
-            "bram": {"RAMB18E1": 1, "RAMB36E1": 2},
-        },
-        "ff_prefix": "FD",
-        "lut_logic": _XILINX_LUT_LOGIC,
-        "lut_equiv": {"lut": 1},
-        "units": {"lut": "LUT6 sites (LUT1..LUT6 and INV; SRL16E/SRLC32E; LUT RAM)",
-                  "carry": "CARRY4 (4 bits)",
-                  "dsp": "DSP48E1", "bram": "18 Kb blocks (RAMB18E1; RAMB36E1 = 2)"},
-    },
+    "xc7": _XC7,
+    # xc7 with DSP inference off: every multiply is built from LUTs and carry chains, so the
+    # LUT cost of the baseline's multipliers shows next to the binarized form's.
+    "xc7-nodsp": dict(
+        _XC7, synth="synth_xilinx -family xc7 -nodsp -flatten -noiopad -noclkbuf -top {top}",
+        family="AMD/Xilinx 7-series, DSP inference off (-nodsp)"),
     "xcup": {
         # -uram: memories without initial contents (the loadable weight store) may become
         # URAM288; initialised memories (ROMs) cannot (an UltraRAM has no INIT).
@@ -314,7 +322,7 @@ def synthesize(verilog_text, top, target, *, cache_dir="default", use_cache=True
                keep=None):
     """Synthesise ``verilog_text`` (top module ``top``) for ``target``; return resources.
 
-    ``target`` is one of :data:`TARGETS` (``xc7``, ``xcup``, ``ecp5``, ``ice40``). The returned dict has
+    ``target`` is one of :data:`TARGETS` (``xc7``, ``xc7-nodsp``, ``xcup``, ``ecp5``, ``ice40``). The returned dict has
     ``lut``, ``ff``, ``carry``, ``dsp``, ``bram``, ``lut_logic`` and ``lut_equiv`` (see the
     module docstring),
     ``cells`` (raw cell counts), ``other_cells``, ``target``, ``top``, ``yosys`` (version line),

@@ -114,6 +114,12 @@ def test_network_report_path_on_a_stand_in_design(tmp_path, monkeypatch):
         assert r["images_per_s"] == round(r["fmax_mhz"] * 1e6 / r["cycles_per_image"], 1)
         assert r["ideal_cycles"] == 300
     b, m = rows["binarized"], rows["baseline"]
+    for r in (b, m):             # the DSP-free synthesis: no DSP, the multiplies in LUTs
+        nd = r["nodsp"]
+        assert nd["target"] == "xc7-nodsp" and nd["total"]["dsp"] == 0
+        assert nd["total"]["lut"] > r["total"]["lut"]
+        assert nd["total"]["lut"] == sum(p["lut"] for p in nd["parts"].values()) + \
+            nd["glue"]["lut"]
     assert [p["dsp"] for p in b["parts"]] == [1, 0, 0, 0, 0, 1]
     assert [p["dsp"] for p in m["parts"]] == [1, 1, 1, 1, 1, 1]
     assert b["cycles_per_image"] == 310 and b["measured_interval"] == 310
@@ -126,6 +132,7 @@ def test_network_report_path_on_a_stand_in_design(tmp_path, monkeypatch):
     assert "## Whole network" in md and "### DSP per part" in md and "557,056" in md
     assert "34,816" in md and "seed 3:" in md and "300 (ideal)" in md
     assert "binarized critical path (seed 3, the median run): " in md
+    assert "### Without DSPs" in md and "DSP48E1 left: 0 binarized, 0 baseline." in md
     # a second run is answered from the build store
     assert main(argv + ["-q"]) == 0
     assert json.loads((out / "report.json").read_text())["whole_network"]["rows"] == \

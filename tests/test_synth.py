@@ -33,7 +33,7 @@ endmodule
 
 
 def test_unknown_target_lists_valid_targets(tmp_path):
-    with pytest.raises(BincountError, match=r"unknown target 'vu9p'.*xc7, xcup, ecp5, ice40"):
+    with pytest.raises(BincountError, match=r"unknown target 'vu9p'.*xc7, xc7-nodsp, xcup, ecp5, ice40"):
         synthesize(ADD_V, "add8", "vu9p", cache_dir=tmp_path)
     with pytest.raises(BincountError, match="valid targets"):
         synth_script("stratix", "top")
@@ -76,6 +76,14 @@ def test_xc7_mac_uses_a_dsp_and_second_run_is_cached(tmp_path):
     assert again["cached"] is True
     assert {k: again[k] for k in ("lut", "ff", "carry", "dsp", "bram")} == \
         {k: r[k] for k in ("lut", "ff", "carry", "dsp", "bram")}
+
+
+def test_xc7_nodsp_builds_the_multiply_from_luts(tmp_path):
+    r = synthesize(MAC_V, "mac", "xc7", cache_dir=tmp_path)
+    n = synthesize(MAC_V, "mac", "xc7-nodsp", cache_dir=tmp_path)
+    assert "synth_xilinx -family xc7 -nodsp" in n["script"]
+    assert n["dsp"] == 0 and r["dsp"] >= 1 and n["lut"] > r["lut"] + 20
+    assert n["cache_key"] != r["cache_key"]
 
 
 def test_cache_key_covers_text_and_target(tmp_path):
