@@ -20,7 +20,7 @@ build folder.
 
 With ``BINCOUNT_FULL=1`` the same runs on the project's trained default network
 (``networks/reactnet18_w0.25.npz``, at the knobs ``bincount generate network`` picks, checked
-with ``--export`` on that file) and its two test images of ``sim/test_network.py``.
+with ``--export`` on that file) and its ``TRAINED_IMAGES`` (8) test images of ``sim/test_network.py``.
 """
 
 from __future__ import annotations

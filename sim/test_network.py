@@ -17,10 +17,10 @@ report --network`` finds it for the same network and knobs.
 
 The binarized form runs in the default suite; with ``BINCOUNT_FULL=1`` also the baseline form
 (a second Verilator build), the project's trained default network (``networks/reactnet18_w0.25.npz``,
-width 0.25, at the knobs ``bincount generate network`` picks), and the two designs of ``bincount
-report --network`` at its fold (``report-binarized``: the default network; ``report-baseline``:
-the calibrated baseline network of the same width that the report builds), so that the report
-quotes measured cycles per image. ``BINCOUNT_STALL`` sets the gap / stall probability (default 0.3).
+width 0.25, at the knobs ``bincount generate network`` picks, on 8 test images), and the two
+designs of ``bincount report --network`` at its fold (``report-binarized``: the default network;
+``report-baseline``: the calibrated baseline network of the same width that the report builds),
+so that the report quotes measured cycles per image. ``BINCOUNT_STALL`` sets the gap / stall probability (default 0.3).
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ WIDTH = 0.0625
 KNOBS = {"lanes": 4, "bits_per_cycle": 4}
 #: The default network at the knobs `bincount generate network` picks by itself.
 TRAINED_KNOBS = {}
+#: Test images of the trained default network's golden set (full suite only).
+TRAINED_IMAGES = 8
 FULL = os.environ.get("BINCOUNT_FULL") == "1"
 PARTS = ("stem", "stage1", "stage2", "stage3", "stage4")
 #: Largest accepted ratio of measured to ideal cycles per image.
@@ -65,7 +67,8 @@ def _expected_taps(export, gold, manifest, k):
 
 @cocotb.test()
 async def network_images(dut):
-    """Two real test images in as bytes; classes and logits out; taps name the first bad part."""
+    """Real test images in as bytes, back to back; classes and logits out; taps name the first
+    bad part."""
     from bincount.model.export.network_golden import load_network_golden
 
     case = simlib.load_case()
@@ -152,7 +155,7 @@ async def network_images(dut):
 
 def network_golden_path(form: str) -> Path:
     """Golden set of ``form``: a calibrated small network, (``"trained"``, ``"report-binarized"``)
-    the project's default network on two test images, or (``"report-baseline"``) the calibrated
+    the project's default network on :data:`TRAINED_IMAGES` test images, or (``"report-baseline"``) the calibrated
     baseline network that ``bincount report --network`` builds next to it."""
     from bincount.hw.network_report import REPORT_GOLDEN
     from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
@@ -162,9 +165,9 @@ def network_golden_path(form: str) -> Path:
 
         def make(path):
             from bincount.model.export.network_golden import save_network_golden
-            save_network_golden(path, "trained", seed=1, test_images=2,
+            save_network_golden(path, "trained", seed=1, test_images=TRAINED_IMAGES,
                                 export_path=DEFAULT_EXPORT)
-        return simlib._cached_vectors(f"network_trained_{digest}_s1", make)
+        return simlib._cached_vectors(f"network_trained_{digest}_s1_{TRAINED_IMAGES}img", make)
     if form == "report-baseline":
         width = export_meta(load_export(DEFAULT_EXPORT))["width_mult"]
         args = dict(REPORT_GOLDEN, width_mult=width)
