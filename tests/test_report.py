@@ -162,7 +162,7 @@ def test_unknown_target_exits_2(tmp_path, cache, capsys):
 
 def test_unknown_target_via_api_is_bincount_error(cache):
     from bincount.errors import BincountError
-    with pytest.raises(BincountError, match="valid targets: xc7, xcup, ecp5, ice40"):
+    with pytest.raises(BincountError, match="valid targets: xc7, xc7-nodsp, xcup, ecp5, ice40"):
         build_report("stratix10", [9], progress=None)
 
 
