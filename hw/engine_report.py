@@ -31,7 +31,7 @@ from bincount.hw.designs import engine_design
 from bincount.hw.knobs import EngineKnobs
 from bincount.hw.measured_cycles import engine_cycles
 from bincount.hw.pnr import ECP5_BRAM_BLOCKS, fmax_ecp5, part_name
-from bincount.hw.synth import SynthesisError, synthesize
+from bincount.hw.synth import SynthesisError, group_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
 from bincount.model.export.engine_golden import engine_golden
 from bincount.model.export.network_file import export_meta, load_export
@@ -42,6 +42,25 @@ __all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "build_engine_section", "engine_mark
 ENGINE_FORMS = ("binarized", "baseline")
 ENGINE_STAGES = (1, 2, 3, 4)
 RESOURCES = ("lut", "ff", "carry", "dsp", "bram")
+#: Parts of a stage engine in the breakdown (``--engine-breakdown``), in table order: the
+#: block engine's submodules (gateware/block_engine.py) summed over the four blocks, the
+#: lane array split into its XNOR-popcount trees and its own cells (the accumulators), and
+#: what is left in the blocks and the engine top ("glue": stream wiring and handshakes).
+ENGINE_PARTS = {
+    "popcount": "XNOR-popcount trees (lanes.popcount*)",
+    "accumulators": "fold accumulators (lanes)",
+    "conv": "post-popcount: threshold compare / BN scale, constants (conv)",
+    "rprelu": "post-popcount: RPReLU (rprelu)",
+    "sum": "post-popcount: shortcut add (sum)",
+    "input": "input register, RSign (input)",
+    "window": "line buffers (window)",
+    "shortcut": "shortcut buffer (shortcut)",
+    "weights": "weight path (weights)",
+    "sequencer": "control (sequencer)",
+    "out_fifo": "output FIFO (out_fifo)",
+    "glue": "block and engine glue",
+}
+_MODULE = re.compile(r"^module\s+\\?(\S+?)(?:\(|\s)", re.M)
 
 
 def _exports(exports, forms, progress):
@@ -77,15 +96,40 @@ def _weights_exceed_bram(manifest, device):
             f"{blocks} block RAMs hold {capacity:,}")
 
 
+def engine_part_of(module, top):
+    """The :data:`ENGINE_PARTS` key of module ``module`` of the stage engine ``top``
+    (``<top>.block<i>.<child>[.popcount<p>]...``)."""
+    rest = module[len(top) + 1:].split(".") if module.startswith(top + ".") else []
+    if len(rest) < 2:
+        return "glue"
+    if rest[1] == "lanes":
+        return "popcount" if len(rest) > 2 and rest[2].startswith("popcount") else "accumulators"
+    return rest[1] if rest[1] in ENGINE_PARTS else "glue"
+
+
+def engine_keep(text, top):
+    """Modules of the engine ``top`` (in its Verilog ``text``) kept as modules for the
+    breakdown: every block's direct submodules and the lane array's popcount trees."""
+    keep = []
+    for name in _MODULE.findall(text):
+        rest = name[len(top) + 1:].split(".") if name.startswith(top + ".") else []
+        if len(rest) == 2 or (len(rest) == 3 and rest[1] == "lanes"
+                              and rest[2].startswith("popcount")):
+            keep.append(name)
+    return keep
+
+
 def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                          stages=ENGINE_STAGES, forms=ENGINE_FORMS, exports=None, fmax=True, jobs=1,
                          synth_cache=None, pnr_cache=None, v_cache=None, cycles_cache=None,
-                         use_cache=True, progress=None):
+                         use_cache=True, progress=None, breakdown=False):
     """Synthesise (and place and route) the stage engines; return the ``engines`` dict of
     ``report.json``. ``knobs`` (an :class:`~bincount.hw.knobs.EngineKnobs`, already checked)
     or ``lanes`` / ``bits_per_cycle`` (None: the defaults) set the parallelism; measured cycles
     are looked up in ``cycles_cache``; ``progress`` is the report's
-    :class:`~bincount.hw.tasks.Progress`."""
+    :class:`~bincount.hw.tasks.Progress`. With ``breakdown`` each engine is synthesised with
+    its parts kept as modules (:func:`engine_keep`) and every row gets ``parts``: the resources
+    of each :data:`ENGINE_PARTS` entry."""
     if knobs is None:
         knobs = EngineKnobs(lanes, bits_per_cycle)
     lanes, bpc = knobs.lanes, knobs.bits_per_cycle
@@ -117,7 +161,9 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
         module, text, _ = designs[key]
         label = f"stage {key[1]} {key[0]} engine {target}"
         prog.start(label)
-        r = synthesize(text, module, target, cache_dir=synth_cache, use_cache=use_cache)
+        keep = engine_keep(text, module) if breakdown else None
+        r = synthesize(text, module, target, cache_dir=synth_cache, use_cache=use_cache,
+                       keep=keep)
         prog.finish(label, r["seconds"], r["cached"],
                     "" if r["cached"] else f" ({r['lut']} LUT, {r['dsp']} DSP)")
         results[("synth",) + key] = r
@@ -173,6 +219,10 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
         row.update({k: int(r[k]) for k in RESOURCES})
         row.update({"lut_equiv": r["lut_equiv"], "other_cells": r["other_cells"],
                     "synth_seconds": r["seconds"], "synth_cpu_seconds": r.get("cpu_seconds")})
+        if breakdown:
+            parts = group_resources(r["modules"], lambda name: engine_part_of(name, module),
+                                    tuple(ENGINE_PARTS), target)
+            row["parts"] = {k: {q: int(v[q]) for q in RESOURCES} for k, v in parts.items()}
         m = engine_cycles(manifest, cycles_cache) if cycles_cache is not None else None
         any_measured = any_measured or m is not None
         row["measured_interval"] = m["interval"] if m else None
@@ -206,7 +256,7 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
     rows.sort(key=lambda r: (r["stage"], ENGINE_FORMS.index(r["form"])))
     return {"lanes": lanes, "bits_per_cycle": bpc, "rows": rows, "pnr": pnr_info,
             "fmax": bool(fmax), "wall_seconds": round(time.monotonic() - t_start, 1),
-            "cycles_measured": any_measured}
+            "cycles_measured": any_measured, "breakdown": bool(breakdown)}
 
 
 def _fmt(v, digits=0):
@@ -278,8 +328,32 @@ def engine_markdown(section, target):
                 f"grade 6); the register that follows every block-RAM read in the engines is "
                 f"moved into that output register in the netlist before placement "
                 f"(hw/ecp5_bram_outreg.py, as vendor tools do; the Verilog is unchanged).", ""]
+    if any(r.get("parts") for r in section["rows"]):
+        out += _breakdown_markdown(section["rows"], target)
     out += ["![resources per stage](engines.png)", ""]
     return "\n".join(out)
+
+
+def _breakdown_markdown(rows, target):
+    """The "Where the LUTs go" table: LUTs of every part of every engine, and its share."""
+    rows = [r for r in rows if r.get("parts")]
+    head = "| part | " + " | ".join(f"stage {r['stage']} {r['form']}" for r in rows) + " |"
+    out = ["### Where the LUTs go", "",
+           f"Each engine synthesised for `{target}` with its parts kept as modules (every "
+           f"block's submodules and the lane array's popcount trees; flattened inside), LUTs "
+           f"summed over the four blocks, and the part's share of the engine's LUTs. The "
+           f"totals can differ a little from a flat synthesis.", "",
+           head, "| --- |" + " ---: |" * len(rows)]
+    for key, what in ENGINE_PARTS.items():
+        cells = []
+        for r in rows:
+            lut, total = r["parts"][key]["lut"], sum(p["lut"] for p in r["parts"].values())
+            cells.append(f"{_fmt(lut)} ({100 * lut / total:.0f}%)" if total else _fmt(lut))
+        out.append(f"| {what} | " + " | ".join(cells) + " |")
+    out.append("| **total** | " + " | ".join(
+        f"**{_fmt(sum(p['lut'] for p in r['parts'].values()))}**" for r in rows) + " |")
+    out.append("")
+    return out
 
 
 def engine_plot_png(section, target):

@@ -42,7 +42,7 @@ from bincount.hw.designs import network_design
 from bincount.hw.fold_plan import plan_network
 from bincount.hw.measured_cycles import network_cycles
 from bincount.hw.pnr import fmax_ecp5
-from bincount.hw.synth import SynthesisError, count_resources, synthesize
+from bincount.hw.synth import SynthesisError, group_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
 from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
 from bincount.model.export.network_golden import network_golden
@@ -144,12 +144,7 @@ def part_of(module, top):
 def part_resources(modules, top, target):
     """``{part: resources}`` (:func:`~bincount.hw.synth.count_resources` of the cells summed
     over the part's modules, each times its instance count) of a hierarchical synthesis."""
-    cells = {p: {} for p in PARTS + (GLUE,)}
-    for name, m in modules.items():
-        c = cells[part_of(name, top)]
-        for cell, n in m["cells"].items():
-            c[cell] = c.get(cell, 0) + n * m["instances"]
-    return {p: dict(count_resources(c, target), cells=c) for p, c in cells.items()}
+    return group_resources(modules, lambda name: part_of(name, top), PARTS + (GLUE,), target)
 
 
 def _multiplies(meta):

@@ -73,6 +73,10 @@ def add_arguments(parser):
                          help="a trained bincount-network export to build the engines of its "
                               "form from (repeat for both forms; default: the calibrated "
                               "engine-golden networks)")
+    engines.add_argument("--engine-breakdown", action="store_true",
+                         help="synthesise each engine with its parts kept as modules and "
+                              "tabulate where the LUTs go (popcount trees, accumulators, "
+                              "post-popcount units, line buffers, weight path, control, FIFO)")
     engines.add_argument("--engine-no-fmax", action="store_true",
                          help="skip place and route of the engines")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -196,14 +200,16 @@ def run(args):
                                 f"widest lane the Verilog conversion can build)")
     if not args.engines:
         refuse_given(args, ("engine_stages", "engine_lanes", "engine_bits_per_cycle",
-                            "engine_export", "engine_no_fmax"), "applies with --engines only")
+                            "engine_export", "engine_no_fmax", "engine_breakdown"),
+                     "applies with --engines only")
     if not args.network:
         refuse_given(args, NETWORK_OPTIONS, "applies with --network only")
     check_output_dir(args.output)      # before minutes of synthesis
     engines = None
     if args.engines:
         engines = {"stages": args.engine_stages or [1, 2, 3, 4], "knobs": _engine_knobs(args),
-                   "exports": args.engine_export, "fmax": not args.engine_no_fmax}
+                   "exports": args.engine_export, "fmax": not args.engine_no_fmax,
+                   "breakdown": args.engine_breakdown}
     network = _network(args) if args.network else None
     runner = connect(args.scheduler)    # one line if no scheduler answers, before any work
     try:

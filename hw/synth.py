@@ -48,9 +48,8 @@ from bincount.hw.cache import cache_key, default_cache_dir, read_entry, write_en
 from bincount.hw.tools import SynthesisError, read_cpu_seconds, run_yosys, yosys_package_version
 
 __all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_job", "synth_script",
-           "check_top", "count_resources", "parse_stat", "parse_hierarchy", "yosys_failure",
-           "cached_result",
-           "store_result"]
+           "check_top", "count_resources", "group_resources", "parse_stat", "parse_hierarchy",
+           "yosys_failure", "cached_result", "store_result"]
 
 CACHE_FORMAT = 2
 
@@ -183,6 +182,19 @@ def synth_script(target, top, keep=None):
         spec["synth"].format(top=top),
         "tee -q -o stat.json stat -json",
     ]) + "\n"
+
+
+def group_resources(modules, group_of, groups, target):
+    """``{group: resources}`` of a hierarchical synthesis (``modules``: its per-module
+    ``cells`` and ``instances``): the cells of every module summed into ``group_of(name)``
+    (one of ``groups``), each times its instance count, then counted as
+    :func:`count_resources` for ``target`` (with the summed ``cells``)."""
+    cells = {g: {} for g in groups}
+    for name, m in modules.items():
+        c = cells[group_of(name)]
+        for cell, n in m["cells"].items():
+            c[cell] = c.get(cell, 0) + n * m["instances"]
+    return {g: dict(count_resources(c, target), cells=c) for g, c in cells.items()}
 
 
 def cached_result(cache_dir, use_cache, key, target):

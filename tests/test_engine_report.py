@@ -58,6 +58,41 @@ def test_engine_section_resources_fmax_and_plot(tiny):
     assert "## Stage engines" in md and "nextpnr" in md and "(ideal)" in md
 
 
+def test_engine_breakdown_parts_sum_to_the_engine(tiny):
+    rep = build_report("xc7", [9], jobs=2, progress=None,
+                       engines={"stages": [1], "lanes": 4, "bits_per_cycle": 8, "fmax": False,
+                                "breakdown": True})
+    assert rep["engines"]["breakdown"] is True
+    rows = {r["form"]: r for r in rep["engines"]["rows"]}
+    for form, r in rows.items():
+        parts = r["parts"]
+        assert list(parts) == list(engine_report.ENGINE_PARTS)
+        for k in ("lut", "ff", "dsp", "bram"):    # every cell lands in exactly one part
+            assert sum(p[k] for p in parts.values()) == r[k], (form, k)
+        assert parts["popcount"]["lut"] > 0 and parts["accumulators"]["ff"] > 0
+        assert parts["window"]["lut"] + parts["window"]["bram"] > 0
+    b, m = rows["binarized"]["parts"], rows["baseline"]["parts"]
+    assert b["conv"]["dsp"] == 0 and m["conv"]["dsp"] >= 4        # the BN multiply per lane
+    assert b["rprelu"]["dsp"] == 0 and m["rprelu"]["dsp"] >= 4      # trained slopes multiply
+    write_report(rep, tiny / "out")
+    md = (tiny / "out" / "report.md").read_text()
+    assert "### Where the LUTs go" in md and "XNOR-popcount trees" in md
+
+
+def test_engine_part_of_and_keep():
+    top = "bincount_stage1_binarized_x"
+    assert engine_report.engine_part_of(f"{top}.block0.lanes.popcount3", top) == "popcount"
+    assert engine_report.engine_part_of(f"{top}.block3.lanes", top) == "accumulators"
+    assert engine_report.engine_part_of(f"{top}.block1.window.bits_buf.ram", top) == "window"
+    assert engine_report.engine_part_of(f"{top}.block1", top) == "glue"
+    assert engine_report.engine_part_of(top, top) == "glue"
+    text = "".join(f"module \\{top}{m} (\n" for m in
+                   ("", ".block0", ".block0.lanes", ".block0.lanes.popcount0",
+                    ".block0.window", ".block0.window.bits_buf"))
+    assert engine_report.engine_keep(text, top) == [
+        f"{top}.block0.lanes", f"{top}.block0.lanes.popcount0", f"{top}.block0.window"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--engine-lanes", "3"], "--engine-lanes 3: expected a power of two"),
     (["--engine-bits-per-cycle", "128"], "--engine-bits-per-cycle 128"),
@@ -69,6 +104,15 @@ def test_bad_engine_options_fail_before_synthesis(tmp_path, capsys, argv, messag
     err = capsys.readouterr().err
     assert message in err and "[1/" not in err
     assert not out.exists() or not os.listdir(out)
+
+
+@pytest.mark.parametrize("option", ["--engine-breakdown", "--engine-no-fmax"])
+def test_engine_options_need_engines(tmp_path, capsys, option):
+    out = tmp_path / "rep"
+    assert main(["report", "--widths", "9", "-o", str(out), option]) != 0
+    err = capsys.readouterr().err
+    assert f"{option} applies with --engines only" in err and "[1/" not in err
+    assert not out.exists()
 
 
 def test_measured_cycles_are_keyed_by_shape_and_knobs_not_values(tmp_path):
