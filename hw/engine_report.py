@@ -31,6 +31,7 @@ from bincount.hw.designs import engine_design
 from bincount.hw.knobs import EngineKnobs
 from bincount.hw.measured_cycles import engine_cycles
 from bincount.hw.pnr import ECP5_BRAM_BLOCKS, fmax_ecp5, part_name
+from bincount.hw.ports import module_names
 from bincount.hw.synth import SynthesisError, group_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
 from bincount.model.export.engine_golden import engine_golden
@@ -60,7 +61,6 @@ ENGINE_PARTS = {
     "out_fifo": "output FIFO (out_fifo)",
     "glue": "block and engine glue",
 }
-_MODULE = re.compile(r"^module\s+\\?(\S+?)(?:\(|\s)", re.M)
 
 
 def _exports(exports, forms, progress):
@@ -111,7 +111,7 @@ def engine_keep(text, top):
     """Modules of the engine ``top`` (in its Verilog ``text``) kept as modules for the
     breakdown: every block's direct submodules and the lane array's popcount trees."""
     keep = []
-    for name in _MODULE.findall(text):
+    for _, name in module_names(text):
         rest = name[len(top) + 1:].split(".") if name.startswith(top + ".") else []
         if len(rest) == 2 or (len(rest) == 3 and rest[1] == "lanes"
                               and rest[2].startswith("popcount")):

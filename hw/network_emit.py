@@ -25,6 +25,7 @@ from bincount import __version__
 from bincount.gateware.network_top import PARTS, NetworkTop
 from bincount.hw.emit import verilog_text
 from bincount.hw.engine_emit import engine_ports
+from bincount.hw.ports import module_names
 from bincount.model.export.network_file import export_meta
 
 __all__ = ["export_digest", "build_network", "emit_network", "verilog_parts"]
@@ -61,7 +62,6 @@ def build_network(export, lanes=None, bits_per_cycle=None, stem_lanes=None, head
     return top, name, params
 
 
-_MODULE = re.compile(r"^module\s+(\\?\S+?)(?:\(|\s)", re.M)
 _MEM = re.compile(r"^\s*reg\s+(?:signed\s+)?\[(\d+):0\]\s+(\\?\S+)\s+\[(\d+):0\];", re.M)
 _MUL = re.compile(r"=\s*(\$signed\([^;]*?\)|[\\\w$.\[\]: ]+?)\s\*\s(\$signed\([^;]*?\)|[^;]+);")
 
@@ -72,7 +72,7 @@ def verilog_parts(text, top_name):
     operands are both signals (a constant factor is not a multiplier), by the part its
     hierarchical module name lies in (``<top>.<part>...``; converters under ``other``)."""
     out = {p: {"memories": [], "multipliers": 0} for p in PARTS + ("other",)}
-    starts = [(mt.start(), mt.group(1).lstrip("\\")) for mt in _MODULE.finditer(text)]
+    starts = module_names(text)
     for j, (pos, mod) in enumerate(starts):
         end = starts[j + 1][0] if j + 1 < len(starts) else len(text)
         body = text[pos:end]

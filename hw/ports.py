@@ -9,18 +9,21 @@ list of the Verilator builds.
   as written (``\\a.b``);
 - :func:`port_map`: ``{name: (direction, width)}``, escaped names without the backslash;
 - :func:`header_port_names`: the names of the module header in header order, without the
-  backslash.
+  backslash;
+- :func:`module_names`: ``[(offset, name)]`` of every module of a text, in text order, escaped
+  names without the backslash.
 """
 
 import re
 
 from bincount.errors import BincountError
 
-__all__ = ["verilog_ports", "port_map", "header_port_names"]
+__all__ = ["verilog_ports", "port_map", "header_port_names", "module_names"]
 
 _TYPE_WORDS = {"wire", "reg", "logic", "signed", "unsigned", "var", "tri"}
 _DECL_RE = re.compile(r"^(input|output|inout)\b\s*(.*)$", re.S)
 _RANGE_RE = re.compile(r"^\[\s*(-?\d+)\s*:\s*(-?\d+)\s*\]\s*(.*)$", re.S)
+_MODULE_RE = re.compile(r"^module\s+\\?(\S+?)(?:\(|\s)", re.M)
 _HEADER_RE = re.compile(r"\s*(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?\(([^;]*?)\)\s*;", re.S)
 
 
@@ -97,3 +100,9 @@ def header_port_names(verilog_text, top):
     if header is None:
         raise BincountError(f"no module header for {top!r} in the Verilog text")
     return [_parse_decl(item)[1].lstrip("\\") for item in header.split(",") if item.strip()]
+
+
+def module_names(verilog_text):
+    """``[(offset of the module keyword, module name without a leading backslash)]`` of every
+    module in ``verilog_text``, in text order."""
+    return [(m.start(), m.group(1)) for m in _MODULE_RE.finditer(verilog_text)]
