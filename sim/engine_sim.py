@@ -10,7 +10,6 @@ generator sources change (the build layer's Verilog store).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import time
 from pathlib import Path
@@ -49,10 +48,7 @@ def run_stage(test_id: str, test_module: str, golden: Path, stage: int, case: di
     """Emit, build and simulate the engine of ``stage``; timings go to ``timings.json``."""
     lanes = SIM_KNOBS["lanes"] if lanes is None else lanes
     bits_per_cycle = SIM_KNOBS["bits_per_cycle"] if bits_per_cycle is None else bits_per_cycle
-    build_dir = simlib.build_root() / simlib.test_dir_name(test_id)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with simlib.locked_build_dir(test_id) as build_dir:
         times = {}
         t0 = time.perf_counter()
         vpath, manifest = emit_stage_cached(Path(golden), stage, lanes, bits_per_cycle,

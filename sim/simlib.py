@@ -113,6 +113,17 @@ def waves_enabled() -> bool:
     return os.environ.get("BINCOUNT_WAVES", "0").strip().lower() not in ("", "0", "false", "no")
 
 
+@contextlib.contextmanager
+def locked_build_dir(test_id: str):
+    """The build folder of ``test_id`` (created), locked while the ``with`` block runs, so that
+    two pytest runs never build into the same folder at once."""
+    build_dir = build_root() / test_dir_name(test_id)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield build_dir
+
+
 def default_seed() -> int:
     return int(os.environ.get("BINCOUNT_SEED", "1"))
 
@@ -421,10 +432,7 @@ def run_block(test_id: str, test_module: str, block: str, params: dict, case: di
     (``"params"``) and the seed, and passed to the cocotb test module. The build folder is
     locked meanwhile, so that two pytest runs never build into the same folder at once.
     """
-    build_dir = build_root() / test_dir_name(test_id)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked_build_dir(test_id) as build_dir:
         times = {}
         t0 = time.perf_counter()
         vpath, manifest = emit_block(block, params, build_dir)

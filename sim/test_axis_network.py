@@ -14,7 +14,6 @@ stall probability (default 0.3).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import random
@@ -112,10 +111,7 @@ def test_axis_network(request, width):
 
     golden = _golden(width == "full")
     export, gold = load_network_golden(golden, check=False)
-    build_dir = simlib.build_root() / simlib.test_dir_name(request.node.name)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with simlib.locked_build_dir(request.node.name) as build_dir:
         d = axis_design(export, KNOBS if width == "reduced" else {},
                         cache_dir=simlib.verilog_cache_dir())
         net = simlib.write_design(build_dir, d["network_verilog"], d["network_manifest"])

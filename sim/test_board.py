@@ -203,17 +203,14 @@ def test_board(request, form):
     from bincount.model.export.network_file import DEFAULT_EXPORT, save_export
     from bincount.model.export.network_golden import load_network_golden
 
-    from .test_network import KNOBS, TRAINED_KNOBS, network_golden_path
+    from .test_network import network_golden_path, network_knobs_for
 
     golden = network_golden_path(form)
-    knobs = TRAINED_KNOBS if form == "trained" else KNOBS
-    build_dir = simlib.build_root() / simlib.test_dir_name(request.node.name)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with simlib.locked_build_dir(request.node.name) as build_dir:
         times = {}
         t0 = time.perf_counter()
         export, gold = load_network_golden(golden, check=False)
+        knobs = network_knobs_for(form)
         indices = [int(i) for i in gold["meta"]["image_indices"]]
         # the command line loads these test images itself: the same bytes as the reference's
         loaded = load_images([f"test:{i}" for i in indices])

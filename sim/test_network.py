@@ -25,7 +25,6 @@ so that the report quotes measured cycles per image. ``BINCOUNT_STALL`` sets the
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -181,7 +180,7 @@ def network_golden_path(form: str) -> Path:
     return simlib._cached_vectors(f"network_{form}_w{args['width_mult']}_s1", make)
 
 
-def network_knobs_for(form: str, export) -> dict:
+def network_knobs_for(form: str) -> dict:
     """Knobs of case ``form``: the report's fold (the fold planner's, planned for the default
     network) for the ``report-*`` cases, the defaults for ``trained``, else :data:`KNOBS`."""
     from bincount.hw.network_report import network_knobs
@@ -200,7 +199,7 @@ def emit_network_cached(golden: Path, out_dir: Path, form: str) -> tuple[Path, d
     from bincount.model.export.network_golden import load_network_golden
 
     export, _ = load_network_golden(golden, check=False)
-    knobs = network_knobs_for(form, export)
+    knobs = network_knobs_for(form)
     text, manifest = network_design(export, knobs, taps=True,
                                     cache_dir=simlib.verilog_cache_dir())
     return simlib.write_design(out_dir, text, manifest), manifest
@@ -229,10 +228,7 @@ def record_measured_cycles(manifest: dict, results: Path) -> None:
         not FULL, reason="BINCOUNT_FULL=1: the report's baseline design (width 0.25)"))])
 def test_network(request, form):
     golden = network_golden_path(form)
-    build_dir = simlib.build_root() / simlib.test_dir_name(request.node.name)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with simlib.locked_build_dir(request.node.name) as build_dir:
         times = {}
         t0 = time.perf_counter()
         vpath, manifest = emit_network_cached(golden, build_dir, form)
