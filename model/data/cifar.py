@@ -208,15 +208,7 @@ def load_test_images(count=None, indices=None, data_dir=None):
         if i not in members:
             raise BincountError(_missing_index(i, path, data_dir))
         labels[j], m = members[i]
-        try:
-            with Image.open(io.BytesIO(tf.extractfile(m).read())) as im:
-                arr = np.asarray(im.convert("RGB"))
-        except Exception as exc:  # PIL.UnidentifiedImageError, OSError, ...
-            raise BincountError(f"image {m.name!r} cannot be decoded ({type(exc).__name__}: "
-                                f"{exc}); expected a 32x32 JPEG") from None
-        if arr.shape != (32, 32, 3):
-            raise BincountError(f"image {m.name!r} is {arr.shape}; expected 32x32 RGB")
-        images[j] = arr
+        images[j] = _decode_image(tf.extractfile(m).read(), m.name)
     return images, labels
 
 
