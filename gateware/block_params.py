@@ -53,7 +53,7 @@ from bincount.model.export.bits import unpack_bits
 
 from .banked_ram import BRAM_MODES, block_depth
 from .baseline_scale import BaselineScale
-from .rprelu_unit import RPReLUUnit
+from .rprelu_unit import EXP_RANGE, RPReLUUnit
 from .rsign_compare import RSignCompare
 from .threshold_compare import ThresholdCompare
 
@@ -242,6 +242,25 @@ class BlockParams:
         """One lane of an RPReLU constant word: ``b0, b1`` then ``exp, neg`` (pow2) or
         ``slope`` (:meth:`RPReLUUnit.constants_layout_for`)."""
         return RPReLUUnit.constants_layout_for(self.rprelu_form, self.res_bits, self.slope_bits)
+
+    @property
+    def rprelu_exponents(self):
+        """``(lo, hi)``: the least and greatest pow2 slope exponent of the layer's channels, the
+        exponents its shifter is built for (:class:`RPReLUUnit` ``exponents``); ``None`` for
+        trained slopes or an exponent outside ``-15..3``."""
+        if self.rprelu != "pow2":
+            return None
+        e = np.asarray(self.arrays["rprelu.slope_exp"])
+        lo, hi = int(e.min()), int(e.max())
+        return (lo, hi) if EXP_RANGE[0] <= lo and hi <= EXP_RANGE[1] else None
+
+    @property
+    def rprelu_negative_slopes(self):
+        """Whether a channel's pow2 slope is negative (``slope_neg`` set); ``True`` for
+        trained slopes."""
+        if self.rprelu != "pow2":
+            return True
+        return bool(np.any(np.asarray(self.arrays["rprelu.slope_neg"]) != 0))
 
     def rprelu_words(self):
         """Per-group RPReLU constants, ``Cout/P`` words of lanes of :attr:`rprelu_layout`."""

@@ -13,7 +13,8 @@ holding :meth:`~bincount.gateware.block_params.BlockParams.rprelu_words`, unpack
 
 Timing: ``group`` is presented :attr:`RPReLULanes.constants_lead` cycles before the ``s`` it
 belongs to (the ROM's latency); ``y`` follows ``s`` by :attr:`RPReLULanes.latency` (the
-unit's, 4). Bit order: lane ``p`` at bits ``[p*res_bits, (p+1)*res_bits)`` of ``s`` and ``y``.
+unit's, 4). The pow2 shifter is built for the layer's own exponents and slope signs
+(:attr:`BlockParams.rprelu_exponents`, :attr:`~BlockParams.rprelu_negative_slopes`). Bit order: lane ``p`` at bits ``[p*res_bits, (p+1)*res_bits)`` of ``s`` and ``y``.
 Clock domain ``sync``.
 
 (The first line turns off Amaranth's "created but never used" warning for the parts made in
@@ -52,7 +53,9 @@ class RPReLULanes(wiring.Component):
         if params.rprelu is None:
             raise BincountError(f"layer {params.name} has no RPReLU")
         self.params = p = params
-        self._unit = RPReLUUnit(p.lanes, p.rprelu_form, p.res_bits, p.slope_bits, p.slope_frac)
+        self._unit = RPReLUUnit(p.lanes, p.rprelu_form, p.res_bits, p.slope_bits, p.slope_frac,
+                                exponents=p.rprelu_exponents,
+                                negative_slopes=p.rprelu_negative_slopes)
         layout = self._unit.constants_layout
         assert layout == p.rprelu_layout             # the layout the words are packed with
         self._rom = ConstantROM(data.ArrayLayout(layout, p.lanes), p.rprelu_words())

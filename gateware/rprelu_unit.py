@@ -28,6 +28,14 @@ each). In both forms the rounding, the negation or the select, and ``+ b1`` shar
 Exponents outside ``-15..3`` (the exporter writes none): ``-16`` is exact (``t * 2**-16``
 rounded half up), ``4..15`` behave like ``3``.
 
+A unit built for the exponents one layer uses (``exponents=(lo, hi)``, the least and greatest
+of its channels' ``e``; ``negative_slopes=False`` when no channel has ``neg`` set) shifts by
+``hi - e`` in ``0 .. hi - lo`` only: ``t * 2**e = floor(t * 2**(hi+1)) >> (hi - e + 1)``, a
+shifter of ``ceil(log2(hi - lo + 1))`` multiplexer levels instead of 5, ``res_bits + max(hi+1,
+0)`` bits wide, and without the negation. Its result for an exponent outside ``lo..hi`` or a
+set ``neg`` bit is not defined. (A trained layer's slopes span 2-4 exponents, e.g.
+``-4..-1``: one level of 4:1 multiplexers, one LUT6 per bit.)
+
 Pipeline (latency 4, both forms):
 
 1. ``t = sat(s + b0)``; register ``t`` (and the shift amount ``3 - e`` or ``slope``);
@@ -52,6 +60,8 @@ channel, bit c = channel c. Throughput: one input per cycle, no backpressure; ``
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
+from bincount.errors import BincountError
 
 from ._common import check_choice, check_int, delay, delay_valid
 
@@ -115,6 +125,11 @@ class RPReLUUnit(wiring.Component):
         Width of each channel of ``slope`` (signed, ``2..32``, default 16; "multiply" form).
     slope_frac : int
         Fractional bits of ``slope`` (``0..slope_bits-1``, default 12; "multiply" form).
+    exponents : tuple or None
+        "shift" form: ``(lo, hi)``, the only exponents the inputs will carry
+        (``-15 <= lo <= hi <= 3``); ``None`` (default): every 5-bit exponent, as above.
+    negative_slopes : bool
+        "shift" form: ``False`` when no input has its ``neg`` bit set (default ``True``).
 
     Members
     -------
@@ -141,12 +156,23 @@ class RPReLUUnit(wiring.Component):
         :data:`FORMS` (the message names the parameter and the bad value).
     """
 
-    def __init__(self, channels, form, res_bits=16, slope_bits=16, slope_frac=12):
+    def __init__(self, channels, form, res_bits=16, slope_bits=16, slope_frac=12,
+                 exponents=None, negative_slopes=True):
         self._channels = check_int("channels", channels, CHANNELS_RANGE)
         self._form = check_choice("form", form, FORMS)
         self._res_bits = check_int("res_bits", res_bits, RES_BITS_RANGE)
         self._slope_bits = check_int("slope_bits", slope_bits, SLOPE_BITS_RANGE)
         self._slope_frac = check_int("slope_frac", slope_frac, (0, slope_bits - 1))
+        if exponents is not None:
+            if not isinstance(exponents, (tuple, list)) or len(exponents) != 2:
+                raise BincountError(f"exponents must be a pair (lo, hi), got {exponents!r}")
+            lo = check_int("exponents[0]", exponents[0], EXP_RANGE)
+            hi = check_int("exponents[1]", exponents[1], (lo, EXP_RANGE[1]))
+            exponents = (lo, hi)
+        if not isinstance(negative_slopes, bool):
+            raise BincountError(f"negative_slopes must be True or False, got {negative_slopes!r}")
+        self._exponents = exponents
+        self._negative_slopes = negative_slopes
         width = channels * res_bits
         members = {"s": In(width), "b0": In(width), "b1": In(width)}
         if form == "shift":
@@ -211,6 +237,15 @@ class RPReLUUnit(wiring.Component):
         return self._slope_frac
 
     @property
+    def exponents(self):
+        """``(lo, hi)`` the shifter is built for, or ``None`` (every exponent)."""
+        return self._exponents
+
+    @property
+    def negative_slopes(self):
+        return self._negative_slopes
+
+    @property
     def latency(self):
         """Cycles from the inputs to ``y`` / ``out_valid``: 4 (both forms)."""
         return 4
@@ -272,19 +307,27 @@ class RPReLUUnit(wiring.Component):
         """The shift amount (stage 1) and stages 2-3 of the shift form: returns the stage-3
         register ``u + b1``."""
         rb = self._res_bits
-        hi = EXP_RANGE[1]
-        # Stage 1: the shift amount k = 3 - e (0..19): t * 2**e = (t << 3) >> k.
         e = self.exp[c * EXP_BITS:(c + 1) * EXP_BITS].as_signed()
-        k = Signal(range(hi + 2 ** (EXP_BITS - 1) + 1), name=f"k{c}")
-        m.d.comb += k.eq(Mux(e > hi, 0, hi - e))
+        if self._exponents is None:
+            # Stage 1: the shift amount k = 3 - e (0..19): t * 2**e = (t << 3) >> k.
+            hi = EXP_RANGE[1]
+            k = Signal(range(hi + 2 ** (EXP_BITS - 1) + 1), name=f"k{c}")
+            m.d.comb += k.eq(Mux(e > hi, 0, hi - e))
+        else:
+            # Stage 1: k = hi - e (0..hi-lo); only the low bits of e matter.
+            lo, hi = self._exponents
+            k = Signal(range(hi - lo + 1), name=f"k{c}")
+            m.d.comb += k.eq(hi - e)
         k_r = Signal.like(k, name=f"k{c}_r", reset_less=True)
         m.d.sync += k_r.eq(k)
 
-        # Stage 2: sh = (t << 4) >> k holds w = floor(t * 2**e) in sh[1:] and the rounding bit
-        # r (bit k-1 of t << 3; 0 for e >= 0, where the low bits of t << 3 are zero) in sh[0].
-        # A logarithmic shifter, largest step first (smaller on ECP5 than Yosys's own).
-        sh = Signal(signed(rb + hi + 1), name=f"sh{c}_0")
-        m.d.comb += sh.eq(t_r.shift_left(hi + 1))
+        # Stage 2: sh = floor(t * 2**(hi+1)) >> k holds w = floor(t * 2**e) in sh[1:] and the
+        # rounding bit r (bit -e-1 of t; 0 for e >= 0, where the low bits of t << (e+1) are
+        # zero) in sh[0]. A logarithmic shifter, largest step first (smaller on ECP5 than
+        # Yosys's own).
+        base = hi + 1
+        sh = Signal(signed(max(rb + base, 2)), name=f"sh{c}_0")
+        m.d.comb += sh.eq(t_r.shift_left(base) if base >= 0 else t_r.shift_right(-base))
         for i in reversed(range(len(k_r))):
             step = Signal.like(sh, name=f"sh{c}_{len(k_r) - i}")
             m.d.comb += step.eq(Mux(k_r[i], sh.shift_right(1 << i), sh))
@@ -298,13 +341,17 @@ class RPReLUUnit(wiring.Component):
         # t >= 0: operand = t, carry = 0. The carry enters as an extra low bit of both addends.
         w = sh_r[1:].as_signed()
         t_neg = t_d[-1]
-        operand = Signal(signed(rb + hi), name=f"operand{c}")
-        m.d.comb += operand.eq(Mux(t_neg, Mux(neg, ~w, w), t_d))
+        ob = max(len(w), rb)
+        operand = Signal(signed(ob), name=f"operand{c}")
         carry = Signal(name=f"carry{c}")
-        m.d.comb += carry.eq(t_neg & (sh_r[0] ^ neg))
-        wide = Signal(signed(rb + hi + 2), name=f"wide{c}")
+        if self._negative_slopes:
+            m.d.comb += [operand.eq(Mux(t_neg, Mux(neg, ~w, w), t_d)),
+                         carry.eq(t_neg & (sh_r[0] ^ neg))]
+        else:
+            m.d.comb += [operand.eq(Mux(t_neg, w, t_d)), carry.eq(t_neg & sh_r[0])]
+        wide = Signal(signed(ob + 2), name=f"wide{c}")
         m.d.comb += wide.eq(Cat(carry, operand).as_signed() + Cat(carry, b1).as_signed())
-        total_r = Signal(signed(rb + hi + 1), name=f"total{c}_r", reset_less=True)
+        total_r = Signal(signed(ob + 1), name=f"total{c}_r", reset_less=True)
         m.d.sync += total_r.eq(wide[1:])
         return total_r
 

@@ -92,6 +92,7 @@ def check(dut, rows):
 
 
 def random_rows(dut, number, rng, bubble=0.15):
+    """Random rows for ``dut``: exponents and slope signs within what it is built for."""
     lo, hi = int_range(dut.res_bits)
     slo, shi = int_range(dut.slope_bits)
     c = dut.channels
@@ -110,8 +111,9 @@ def random_rows(dut, number, rng, bubble=0.15):
             continue
         row = {"s": res(), "b0": np.where(rng.random(c) < 0.5, 0, res()), "b1": res()}
         if dut.form == "shift":
-            row["exp"] = rng.integers(-15, 4, size=c)
-            row["neg"] = rng.integers(0, 2, size=c)
+            elo, ehi = dut.exponents or (-15, 3)
+            row["exp"] = rng.integers(elo, ehi + 1, size=c)
+            row["neg"] = rng.integers(0, 2 if dut.negative_slopes else 1, size=c)
         else:
             pick = rng.integers(0, 5, size=c)
             row["slope"] = np.select(
@@ -216,6 +218,33 @@ def test_out_of_range_exponents():
         assert y == [ref16] + [ref3] * 12
 
 
+@pytest.mark.parametrize("exponents", [(-4, -1), (-15, 3), (-3, -3), (0, 0), (-2, 2), (1, 3),
+                                       (-15, -15), (-5, -2), (3, 3)])
+@pytest.mark.parametrize("negative_slopes", [True, False])
+def test_shifter_for_a_layers_exponents(exponents, negative_slopes):
+    """A unit built for ``lo..hi`` (and without negative slopes) equals the reference on every
+    exponent of the range, at the rounding edges and on random rows."""
+    lo, hi = exponents
+    exps = list(range(lo, hi + 1))
+    dut = RPReLUUnit(len(exps), "shift", exponents=exponents, negative_slopes=negative_slopes)
+    rows = [{"s": [t] * len(exps), "b0": [0] * len(exps), "b1": [b1] * len(exps), "exp": exps,
+             "neg": [neg] * len(exps)}
+            for neg in ((0, 1) if negative_slopes else (0,)) for t in T_EDGES for b1 in (0, -9)]
+    check(dut, rows)
+    check(dut, random_rows(dut, 80, np.random.default_rng((lo + 20) * 31 + hi + 20)))
+
+
+def test_shifter_for_a_layers_exponents_is_smaller():
+    """Fewer multiplexers than the full shifter: log2 of the range's size levels, no negation."""
+    def muxes(**kw):
+        return rtlil.convert(RPReLUUnit(4, "shift", **kw), emit_src=False).count("cell $mux ")
+    full = muxes()
+    assert muxes(exponents=(-4, -1)) < muxes(exponents=(-15, 3)) <= full
+    assert muxes(exponents=(-4, -1), negative_slopes=False) < muxes(exponents=(-4, -1))
+    assert muxes(exponents=(-1, -1), negative_slopes=False) < muxes(exponents=(-2, -1),
+                                                                    negative_slopes=False)
+
+
 @pytest.mark.parametrize("form", ["shift", "multiply"])
 def test_constants_travel_with_the_data(form):
     """Every input, constants included, changes every cycle without bubbles."""
@@ -274,6 +303,15 @@ def test_ports_and_multipliers():
     ({"channels": 4, "form": "multiply", "slope_bits": 8, "slope_frac": 8},
      r"slope_frac must be in 0\.\.7, got 8"),
     ({"channels": 4, "form": "multiply", "slope_frac": True}, r"slope_frac must be an integer"),
+    ({"channels": 4, "form": "shift", "exponents": (-16, 0)},
+     r"exponents\[0\] must be in -15\.\.3, got -16"),
+    ({"channels": 4, "form": "shift", "exponents": (0, -1)},
+     r"exponents\[1\] must be in 0\.\.3, got -1"),
+    ({"channels": 4, "form": "shift", "exponents": (0, 4)},
+     r"exponents\[1\] must be in 0\.\.3, got 4"),
+    ({"channels": 4, "form": "shift", "exponents": 2}, r"exponents must be a pair \(lo, hi\)"),
+    ({"channels": 4, "form": "shift", "negative_slopes": 0},
+     r"negative_slopes must be True or False, got 0"),
 ])
 def test_bad_parameters(kwargs, match):
     with pytest.raises(BincountError, match=match):
