@@ -10,8 +10,13 @@ does it:
   ``bincount.model.layers.fastpath.reference_path()`` (the layers' plain tensor expressions), the
   default (NCHW) memory format and torch's default (per-parameter) Adam;
 * **fused**: ``train.train_step`` on the fused path, the multi-tensor Adam, the default
-  memory format (what ``bincount train`` does; ``--channels-last`` adds a third path with
-  model and images in ``channels_last``, which changes BN's float rounding).
+  memory format (what ``bincount train`` does; ``--channels-last`` adds a path with
+  model and images in ``channels_last``, which changes BN's float rounding);
+* **compiled**: the fused path with the network through ``torch.compile`` (what ``bincount
+  train --compile`` does; its warm-up step compiles, which is timed apart; ``--no-compile``
+  leaves it out). One step from the same weights and batch is also run on the fused and the
+  compiled path and their logits and gradients compared (the largest difference relative to
+  the tensor's largest magnitude).
 
 The two alternate (reference, fused, then fused, reference, ...) for ``--rounds`` rounds after
 one warm-up step each, so that the load of a shared machine falls on both alike; the table gives
@@ -58,6 +63,7 @@ def parse(argv=None):
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--channels-last", action="store_true",
                    help="also time the fused path with model and images in channels_last")
+    p.add_argument("--no-compile", action="store_true", help="leave out the compiled path")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
                    help="markdown file whose section is replaced ('-' prints only)")
@@ -73,7 +79,7 @@ def _flags(args):
 class Path_:
     """One training path: a model copy, its Adam, its batch iterator, its step."""
 
-    def __init__(self, name, base, images, labels, batch, fused, seed):
+    def __init__(self, name, base, images, labels, batch, fused, seed, compiled=False):
         from bincount.model.data.batches import Batches
         from bincount.model.training.train import make_optimizer
 
@@ -84,6 +90,7 @@ class Path_:
         self.batches = Batches(images, labels, batch, augment=True, seed=seed,
                                memory_format=fmt)
         self.epoch, self.it = 0, iter(())
+        self.step_model = torch.compile(self.model) if compiled else self.model
 
     def _next(self):
         try:
@@ -99,7 +106,7 @@ class Path_:
 
         x, y = self._next()
         if self.fused:
-            logits, loss = train_step(self.model, self.opt, x, y, 1e-3)
+            logits, loss = train_step(self.step_model, self.opt, x, y, 1e-3)
         else:
             with fastpath.reference_path():        # the loop body as it was
                 for g in self.opt.param_groups:
@@ -126,8 +133,13 @@ def measure(args, variant, batch, threads, images, labels):
              Path_("fused", base, images, labels, batch, True, args.seed)]
     if args.channels_last:
         paths.append(Path_("fused_cl", base, images, labels, batch, "cl", args.seed))
+    if not args.no_compile:
+        paths.append(Path_("compiled", base, images, labels, batch, True, args.seed, True))
+    warm = {}
     for p in paths:
-        p.step()                                            # warm-up
+        t0 = time.perf_counter()
+        p.step()                                            # warm-up (compiles)
+        warm[p.name] = time.perf_counter() - t0
     rates = {p.name: [] for p in paths}
     for r in range(args.rounds):
         for p in (paths if r % 2 == 0 else paths[::-1]):
@@ -136,7 +148,43 @@ def measure(args, variant, batch, threads, images, labels):
             rates[p.name].append(n / (time.perf_counter() - t0))
     med = {k: statistics.median(v) for k, v in rates.items()}
     return {"variant": variant, "batch": batch, "threads": threads, **med,
-            "ratio": med["fused"] / med["reference"], "runs": rates}
+            "ratio": med["fused"] / med["reference"], "runs": rates, "warm_s": warm}
+
+
+def agreement(args, variant, images, labels):
+    """The fused and the compiled path after one forward and backward from the same weights and
+    batch: the logits' and the loss's largest difference (relative to the fused logits' largest
+    magnitude), and the share of gradient elements that differ by more than 1e-3 of their
+    tensor's largest magnitude (a float rounding difference that flips one binary activation
+    changes the gradients downstream of it)."""
+    from bincount.model.data.batches import Batches
+    from bincount.model.training.train import build_model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    base = build_model(args.network, variant, args.width_mult, _flags(args)).train()
+    x, y = next(iter(Batches(images, labels, 64, augment=True, seed=args.seed).epoch(0)))
+    cl = torch.channels_last
+    out = {}
+    for name, model, xx in (
+            ("fused", copy.deepcopy(base), x),
+            ("compiled", torch.compile(copy.deepcopy(base)), x),
+            ("channels_last", copy.deepcopy(base).to(memory_format=cl), x.contiguous(
+                memory_format=cl))):
+        logits = model(xx)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        out[name] = (logits.detach(), float(loss),
+                     [p.grad.detach().clone() for p in model.parameters() if p.grad is not None])
+    la, sa, ga = out["fused"]
+    res = {"variant": variant, "tensors": len(ga)}
+    for name in ("compiled", "channels_last"):
+        lb, sb, gb = out[name]
+        assert len(ga) == len(gb)
+        off = sum(int(((a - b).abs() > 1e-3 * a.abs().max()).sum()) for a, b in zip(ga, gb))
+        res[name] = {"logits": float((la - lb).abs().max() / la.abs().max()),
+                     "loss": abs(sa - sb), "grad_off": off / sum(a.numel() for a in ga)}
+    return res
 
 
 def profile(args, variant, images, labels):
@@ -175,14 +223,14 @@ def _commit():
         return "unknown"
 
 
-def section(args, rows, prof, started, wall):
+def section(args, rows, prof, started, wall, agree=()):
     flags = " ".join(f"--flag {k}={str(v).lower()}" for k, v in _flags(args).items())
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     lines = [BEGIN, "## Training speed (CPU)", "",
              f"`python bench/train_speed.py` ({started}, commit {_commit()}, {wall:.0f} s): "
              f"{args.network} at width {args.width_mult:g}, {flags}; {args.images} synthetic "
              f"images through the training iterator (crop, flip, normalise); a step is forward, "
-             f"loss, backward and the Adam update. Reference and fused path alternate in one "
+             f"loss, backward and the Adam update. The paths alternate in one "
              f"process, {args.rounds} timed steps each after one warm-up; medians. "
              f"torch {torch.__version__.split('+')[0]}, CPU: "
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores"
@@ -190,14 +238,20 @@ def section(args, rows, prof, started, wall):
                 f"numbers vary, the ratio in one run is the comparison)" if load else "") + ".",
              "",
              "| variant | batch | threads | reference img/s | fused img/s | speed-up |"
-             + (" fused + channels_last img/s | speed-up |" if args.channels_last else ""),
+             + (" fused + channels_last img/s | speed-up |" if args.channels_last else "")
+             + ("" if args.no_compile else
+                " compiled img/s | speed-up | compile (warm-up step) |"),
              "| --- | ---: | ---: | ---: | ---: | ---: |"
-             + (" ---: | ---: |" if args.channels_last else "")]
+             + (" ---: | ---: |" if args.channels_last else "")
+             + ("" if args.no_compile else " ---: | ---: | ---: |")]
     for r in rows:
         lines.append(f"| `{r['variant']}` | {r['batch']} | {r['threads']} | "
                      f"{r['reference']:.1f} | {r['fused']:.1f} | {r['ratio']:.2f}x |"
                      + (f" {r['fused_cl']:.1f} | {r['fused_cl'] / r['reference']:.2f}x |"
-                        if args.channels_last else ""))
+                        if args.channels_last else "")
+                     + ("" if args.no_compile else
+                        f" {r['compiled']:.1f} | **{r['compiled'] / r['reference']:.2f}x** | "
+                        f"{r['warm_s']['compiled']:.0f} s |"))
     if prof:
         lines += ["", f"Where the time goes (`{args.variants[0]}`, batch 64, one thread, "
                       f"`torch.profiler`, self CPU time of two steps):", ""]
@@ -209,7 +263,19 @@ def section(args, rows, prof, started, wall):
     lines += ["", "The fused path gives the same forward values and BN statistics and the same "
               "gradients up to float rounding (`tests/test_fastpath.py`); channels_last "
               "changes the order of BN's sums, so its results equal the others' up to float "
-              "rounding only (not used by `bincount train`).", END]
+              "rounding only (not used by `bincount train`)."]
+    for a in agree:
+        c, k = a["compiled"], a["channels_last"]
+        lines += ["", f"Compiled and channels_last against fused, one forward and backward of "
+                      f"`{a['variant']}` from the same weights and batch (64 images): the "
+                      f"logits differ by at most {c['logits']:.1e} (compiled) and "
+                      f"{k['logits']:.1e} (channels_last) of their largest magnitude, the loss "
+                      f"by {c['loss']:.1e} and {k['loss']:.1e}; {100 * c['grad_off']:.2f} % "
+                      f"and {100 * k['grad_off']:.2f} % of the gradient elements "
+                      f"({a['tensors']} tensors) differ by more than 1e-3 of their tensor's "
+                      f"largest magnitude (a rounding difference that flips one binary "
+                      f"activation changes the gradients that depend on it)."]
+    lines.append(END)
     return "\n".join(lines) + "\n"
 
 
@@ -228,9 +294,14 @@ def main(argv=None):
                 rows.append(r)
                 print(f"{variant} batch {batch} threads {threads}: reference "
                       f"{r['reference']:.1f} img/s, fused {r['fused']:.1f} img/s, "
-                      f"{r['ratio']:.2f}x", flush=True)
+                      f"{r['ratio']:.2f}x"
+                      + ("" if args.no_compile else
+                         f", compiled {r['compiled']:.1f} img/s, "
+                         f"{r['compiled'] / r['reference']:.2f}x"), flush=True)
     prof = None if args.no_profile else profile(args, args.variants[0], images, labels)
-    text = section(args, rows, prof, started, time.time() - t0)
+    agree = [] if args.no_compile else [agreement(args, v, images, labels)
+                                         for v in args.variants]
+    text = section(args, rows, prof, started, time.time() - t0, agree)
     print(text)
     if args.output != "-":
         from bincount.fileio import replace_marked_section

@@ -94,6 +94,35 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, jpeg_dir, tiny):
         _run(tmp_path / "part.pt", jpeg_dir)
 
 
+def test_compiled_step_writes_the_networks_own_checkpoint(tmp_path, jpeg_dir, tiny):
+    """``compiled=True`` (``--compile``): the step runs through torch.compile, the checkpoint
+    holds the network's own keys (no wrapper prefix) and the run resumes."""
+    plain = _run(tmp_path / "plain.pt", jpeg_dir, given={"epochs": 1})
+    part = _run(tmp_path / "c.pt", jpeg_dir, given={"epochs": 2}, compiled=True, stop_after=1)
+    assert set(part["model"]) == set(plain["model"]) and part["epoch"] == 1
+    done = _run(tmp_path / "c.pt", jpeg_dir, given={"epochs": 2}, resume=True, compiled=True)
+    assert done["epoch"] == 2 and done["done"] and set(done["model"]) == set(plain["model"])
+    net = TinyNet("qat_cn_times_alpha")
+    net.load_state_dict(torch.load(tmp_path / "c.pt", weights_only=True)["model"])
+
+
+def test_compiled_step_equals_the_plain_step_up_to_rounding():
+    """One ``train_step`` of the same weights and batch, plain and through torch.compile: the
+    same logits and loss up to float rounding."""
+    torch.manual_seed(3)
+    net = TinyNet("qat_cn_times_alpha").train()
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    out = []
+    for compiled in (False, True):
+        copy_ = TinyNet("qat_cn_times_alpha").train()
+        copy_.load_state_dict(net.state_dict())
+        model = torch.compile(copy_) if compiled else copy_
+        logits, loss = tr.train_step(model, tr.make_optimizer(copy_, 1e-3, 0.0), x, y, 1e-3)
+        out.append((logits.detach(), float(loss)))
+    (la, sa), (lb, sb) = out
+    assert (la - lb).abs().max() <= 1e-5 * la.abs().max() and abs(sa - sb) <= 1e-5 * sa
+
+
 def test_two_step_schedule_and_binary_release(tmp_path, tiny):
     data = tmp_path / "bin"
     write_binary_release(data / cifar.BIN_FOLDER, per_file=4)
