@@ -49,6 +49,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ._common import delay, delay_valid
 from .banked_ram import BankedRAM
@@ -58,6 +59,8 @@ from .claim_queue import ClaimQueue
 from .conv_output import ConvOutput
 from .input_assembler import InputAssembler
 from .lane_array import LaneArray
+from .lane_gatherer import LaneGatherer
+from .lane_serializer import LaneSerializer
 from .rprelu_lanes import RPReLULanes
 from .saturating_add import SaturatingAdd
 from .shortcut import Shortcut
@@ -110,9 +113,16 @@ class BinaryBlockEngine(wiring.Component):
         self._input = InputAssembler(p)
         self._window = WindowBuffer(p)
         self._lanes = LaneArray(p.lanes, p.bits_per_cycle, p.folds)
-        self._conv = ConvOutput(p)
-        self._sum = SaturatingAdd(p.lanes, p.res_bits)
-        self._rprelu = RPReLULanes(p) if p.rprelu is not None else None
+        # the post-popcount units: P lanes, or Q = post_lanes shared by them (a serializer
+        # hands each group's counts on Q lanes a cycle, a gatherer rebuilds the beat)
+        q = p.post_params()
+        self._serializer = self._gatherer = None
+        if p.shared_post:
+            self._serializer = LaneSerializer(p.lanes, q.lanes, ceil_log2(p.n + 1), p.out_groups)
+            self._gatherer = LaneGatherer(p.lanes, q.lanes, p.res_bits)
+        self._conv = ConvOutput(q)
+        self._sum = SaturatingAdd(q.lanes, p.res_bits)
+        self._rprelu = RPReLULanes(q) if p.rprelu is not None else None
         # the credits: groups in flight, bounded by the output FIFO (and the shortcut queue)
         self._shortcut = Shortcut(p, self.fifo_depth)
         self._sequencer = BlockSequencer(p, self.fifo_depth)
@@ -138,6 +148,21 @@ class BinaryBlockEngine(wiring.Component):
         return self.fetch_latency + self._lanes.latency
 
     @property
+    def serial_latency(self):
+        """Cycles from a group's counts to its first slice at the conv output's inputs: the
+        serializer's latency plus the conv output's constants lead (the slice waits for its
+        constants); 0 without shared post-popcount units."""
+        if self._serializer is None:
+            return 0
+        return self._serializer.latency + self._conv.constants_lead
+
+    @property
+    def serial_tail(self):
+        """Cycles from a group's first slice to its last: ``P / post_lanes - 1`` (0 without
+        shared post-popcount units)."""
+        return 0 if self._serializer is None else self._serializer.slices - 1
+
+    @property
     def conv_latency(self):
         """The post-popcount block's latency (1 threshold compare, 3 baseline scale)."""
         return self._conv.latency
@@ -149,14 +174,16 @@ class BinaryBlockEngine(wiring.Component):
 
     @property
     def sum_latency(self):
-        """Cycles from a group's last fold's issue to ``sat(conv + shortcut)``."""
-        return self.count_latency + self.conv_latency + self._sum.latency
+        """Cycles from a group's last fold's issue to ``sat(conv + shortcut)`` (of its first
+        slice, when the post-popcount units are shared)."""
+        return self.count_latency + self.serial_latency + self.conv_latency + self._sum.latency
 
     @property
     def pipeline_latency(self):
         """Cycles from issuing a group's last fold to its beat entering the output FIFO:
-        window buffer + lane array + conv output + saturating add + RPReLU lanes."""
-        return self.sum_latency + self.rprelu_latency
+        window buffer + lane array (+ serializer, constants lead and the slices after the
+        first, when shared) + conv output + saturating add + RPReLU lanes."""
+        return self.sum_latency + self.rprelu_latency + self.serial_tail
 
     @property
     def fifo_depth(self):
@@ -198,24 +225,59 @@ class BinaryBlockEngine(wiring.Component):
                      lanes.first.eq(delay(m, seq.first, t_act, "first")),
                      lanes.last.eq(delay(m, seq.last, t_act, "last"))]
 
-        # conv output: constants of the group read constants_lead ahead of its counts
-        m.d.comb += [conv.group.eq(delay(m, fold.group, self.count_latency - conv.constants_lead,
-                                         "kc_cg")),
-                     conv.counts.eq(lanes.counts), conv.in_valid.eq(lanes.out_valid)]
-
-        # sum = sat(conv + shortcut); the group's shortcut leaves its queue with the conv output
-        m.d.comb += [sc.take.eq(conv.out_valid), add.a.eq(conv.y), add.b.eq(sc.value),
-                     add.in_valid.eq(conv.out_valid)]
+        if self._serializer is None:
+            # conv output: constants of the group read constants_lead ahead of its counts
+            m.d.comb += [conv.group.eq(delay(m, fold.group,
+                                             self.count_latency - conv.constants_lead, "kc_cg")),
+                         conv.counts.eq(lanes.counts), conv.in_valid.eq(lanes.out_valid)]
+            # sum = sat(conv + shortcut); the group's shortcut leaves its queue with its conv
+            # output
+            m.d.comb += [sc.take.eq(conv.out_valid), add.a.eq(conv.y), add.b.eq(sc.value),
+                         add.in_valid.eq(conv.out_valid)]
+            group = fold.group
+        else:
+            # shared: the group's counts as P/Q slices of Q lanes, each slice's constants read
+            # constants_lead ahead of it (the slice waits for them)
+            m.submodules.serializer = ser = self._serializer
+            lead = conv.constants_lead
+            m.d.comb += [ser.data.eq(lanes.counts),
+                         ser.group.eq(delay(m, fold.group, self.count_latency, "ks_cg")),
+                         ser.in_valid.eq(lanes.out_valid),
+                         conv.group.eq(ser.index),
+                         conv.counts.eq(delay(m, ser.out, lead, "ks_counts")),
+                         conv.in_valid.eq(delay_valid(m, ser.out_valid, lead))]
+            # sum: the slice of the group's shortcut; the shortcut leaves its queue with the
+            # last slice
+            at_conv = lead + conv.latency
+            s_slice = delay(m, ser.slice, at_conv, "ks_slice")
+            s_last = delay(m, ser.last, at_conv, "ks_last")
+            q_bits = p.post_params().beat_bits
+            m.d.comb += [sc.take.eq(conv.out_valid & s_last), add.a.eq(conv.y),
+                         add.b.eq(sc.value.as_value().word_select(s_slice, q_bits)),
+                         add.in_valid.eq(conv.out_valid)]
+            group = ser.index
+            fold_to_index = self.count_latency + ser.latency   # fold.group -> index delay
 
         # RPReLU (constants read constants_lead ahead of the sum)
         if self._rprelu is not None:
             m.submodules.rprelu = act = self._rprelu
-            m.d.comb += [act.group.eq(delay(m, fold.group, self.sum_latency - act.constants_lead,
-                                            "r_cg")),
-                         act.s.eq(add.y), act.in_valid.eq(add.out_valid)]
+            if self._serializer is None:
+                r_group = delay(m, fold.group, self.sum_latency - act.constants_lead, "r_cg")
+            else:
+                r_group = delay(m, group, self.sum_latency - fold_to_index - act.constants_lead,
+                                "r_cg")
+            m.d.comb += [act.group.eq(r_group), act.s.eq(add.y),
+                         act.in_valid.eq(add.out_valid)]
             y, y_valid = act.y, act.out_valid
         else:
             y, y_valid = add.y, add.out_valid
+        if self._gatherer is not None:
+            # the slices back into one beat of P lanes
+            m.submodules.gatherer = gat = self._gatherer
+            post = self.sum_latency - fold_to_index + self.rprelu_latency
+            m.d.comb += [gat.data.eq(y), gat.slice.eq(delay(m, ser.slice, post, "ks_out")),
+                         gat.in_valid.eq(y_valid)]
+            y, y_valid = gat.out, gat.out_valid
 
         # output FIFO; its level returns the sequencer's credits
         m.d.comb += [out_fifo.w_data.eq(y), out_fifo.w_en.eq(y_valid),

@@ -43,7 +43,7 @@ Memory images (word ``w`` of a memory is ``init[w]``, an ``int``; bit order litt
   hardware reads them with.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from amaranth.lib import data
@@ -142,7 +142,22 @@ class BlockParams:
     slope_frac: int = 12
     split_weights: object = None  # None: decided by weight_split's block-RAM count; True/False
     weights: str = "memory"       # "memory" (on chip) | "stream" (a weight stream input)
+    post_lanes: object = None     # None: P post-popcount lanes; Q < P: shared (post_params)
     arrays: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        q = self.post_lanes
+        if q is None or q == self.lanes:
+            return
+        if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q < self.lanes \
+                or self.lanes % q:
+            raise BincountError(f"layer {self.name}: post_lanes must divide lanes = "
+                                f"{self.lanes} (1..{self.lanes}), got {q!r}")
+        if self.lanes // q > self.folds:
+            raise BincountError(f"layer {self.name}: post_lanes = {q} takes lanes / post_lanes "
+                                f"= {self.lanes // q} cycles per channel group, more than its "
+                                f"F = {self.folds} folds; expected post_lanes >= "
+                                f"{-(-self.lanes // self.folds)}")
 
     @property
     def n(self):
@@ -171,6 +186,20 @@ class BlockParams:
     @property
     def beat_bits(self):
         return self.lanes * self.res_bits
+
+    @property
+    def shared_post(self):
+        """Whether the post-popcount units are shared: ``post_lanes`` units serve the ``P``
+        lanes, ``P / post_lanes`` cycles per channel group."""
+        return self.post_lanes is not None and self.post_lanes != self.lanes
+
+    def post_params(self):
+        """The parameters the post-popcount units (conv output, shortcut add, RPReLU) see:
+        ``post_lanes`` lanes and ``Cout / post_lanes`` channel groups (so their constant ROMs
+        are packed for that many lanes); the block itself when they are not shared."""
+        if not self.shared_post:
+            return self
+        return replace(self, lanes=self.post_lanes, post_lanes=None)
 
     # -- memory images -----------------------------------------------------------------
 
@@ -296,10 +325,11 @@ WEIGHT_SOURCES = ("memory", "stream")
 
 
 def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
-                 weights="memory"):
+                 weights="memory", post_lanes=None):
     """:class:`BlockParams` of binary layer ``name`` of ``export`` (a dict from
     :func:`bincount.model.export.network_file.load_export` or ``export_arrays``), checked;
-    ``weights`` is ``"memory"`` or ``"stream"`` (module docstring)."""
+    ``weights`` is ``"memory"`` or ``"stream"`` (module docstring); ``post_lanes`` (``None``:
+    ``lanes``) the post-popcount units shared by the lanes (:meth:`BlockParams.post_params`)."""
     if weights not in WEIGHT_SOURCES:
         raise BincountError(f"weights must be 'memory' or 'stream', got {weights!r}")
     meta = _meta(export)
@@ -334,7 +364,8 @@ def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_
         bits_per_cycle=bits_per_cycle, res_bits=int(fmt["res_bits"]),
         mul_bits=int(fmt["mul_bits"]), off_bits=int(fmt["off_bits"]),
         shift=int(m["shift"] or 0), slope_bits=int(fmt["slope_bits"]),
-        slope_frac=int(fmt["slope_frac"]), weights=weights, arrays=arrays)
+        slope_frac=int(fmt["slope_frac"]), weights=weights, post_lanes=post_lanes,
+        arrays=arrays)
 
 
 def to_beats(x, lanes, bits=RES_BITS):

@@ -14,7 +14,8 @@ restarts at ``first``.
 
 Latency: ``popcount_latency(B) + 1`` cycles from the ``last`` fold's inputs to ``counts`` and
 ``out_valid`` (the tree, then the accumulator register); ``out_valid`` is high for one cycle per
-group, ``counts`` hold until the next group's count replaces them. One fold per cycle, no
+group; ``counts`` are the group's in that cycle and change when the next group's first fold
+reaches the accumulator (as soon as the next cycle). One fold per cycle, no
 backpressure. Clock domain ``sync``; ``rst`` clears the valid pipeline only.
 """
 

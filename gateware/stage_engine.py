@@ -59,10 +59,13 @@ class StageEngine(wiring.Component):
         alone, to measure its cycles).
     weights : str
         ``"memory"`` (on-chip weight memories) or ``"stream"`` (a weight stream per block).
+    post_lanes : int or None
+        Post-popcount units per block shared by its lanes (``None``: one per lane;
+        :meth:`BlockParams.post_params`).
     """
 
     def __init__(self, export, stage, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
-                 taps=False, layers=None, weights="memory"):
+                 taps=False, layers=None, weights="memory", post_lanes=None):
         names = stage_layers(export, stage)
         if layers is not None:
             layers = list(layers)
@@ -77,7 +80,7 @@ class StageEngine(wiring.Component):
         self.stage = stage
         self.whole_stage = len(names) == len(stage_layers(export, stage))
         self.blocks = [BinaryBlockEngine(block_params(export, n, lanes, bits_per_cycle,
-                                                      weights))
+                                                      weights, post_lanes))
                        for n in names]
         self.weights = weights
         self.taps = bool(taps)

@@ -54,17 +54,20 @@ def stage_module_name(engine, digest):
         q.name.split(".")[1] for q in engine.params)
     return (f"bincount_stage{engine.stage}{part}_{p.form}_p{p.lanes}_b{p.bits_per_cycle}"
             f"{'_wstream' if p.weights == 'stream' else ''}"
+            f"{f'_q{p.post_lanes}' if p.shared_post else ''}"
             f"{'_taps' if engine.taps else ''}_{digest[:10]}")
 
 
 def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None,
-                weights="memory"):
+                weights="memory", post_lanes=None):
     """``(engine, module_name, parameters)``; knobs ``None`` take the defaults; ``layers``
     builds a run of the stage's layers only (see :class:`StageEngine`); ``weights`` is
-    ``"memory"`` or ``"stream"``."""
+    ``"memory"`` or ``"stream"``; ``post_lanes`` the shared post-popcount units per block
+    (``None``: one per lane)."""
     kw = {k: v for k, v in (("lanes", lanes), ("bits_per_cycle", bits_per_cycle))
           if v is not None}
-    engine = StageEngine(export, stage, taps=taps, layers=layers, weights=weights, **kw)
+    engine = StageEngine(export, stage, taps=taps, layers=layers, weights=weights,
+                         post_lanes=post_lanes, **kw)
     digest = stage_digest(export, stage)
     p = engine.params[0]
     params = {"stage": stage, "form": p.form, "lanes": p.lanes,
@@ -72,6 +75,8 @@ def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, laye
               "layers": [q.name for q in engine.params]}
     if weights == "stream":               # (absent for on-chip weights: their bytes unchanged)
         params["weights"] = "stream"
+    if p.shared_post:                     # (absent when not shared, likewise)
+        params["post_lanes"] = p.post_lanes
     return engine, stage_module_name(engine, digest), params
 
 
@@ -110,10 +115,10 @@ def _manifest(engine, name, params, text):
 
 
 def emit_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None,
-               weights="memory"):
+               weights="memory", post_lanes=None):
     """Verilog text and manifest of the stage engine (nothing written)."""
     engine, name, params = build_stage(export, stage, lanes, bits_per_cycle, taps, layers,
-                                       weights)
+                                       weights, post_lanes)
     header = [f"bincount {__version__}: stage engine, parameters "
               f"{json.dumps(params, sort_keys=True)}",
               f"ports, blocks and cycles: {name}.json"]

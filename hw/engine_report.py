@@ -53,6 +53,7 @@ ENGINE_PARTS = {
     "conv": "post-popcount: threshold compare / BN scale, constants (conv)",
     "rprelu": "post-popcount: RPReLU (rprelu)",
     "sum": "post-popcount: shortcut add (sum)",
+    "serial": "post-popcount sharing: lane serializer and gatherer",
     "input": "input register, RSign (input)",
     "window": "line buffers (window)",
     "shortcut": "shortcut buffer (shortcut)",
@@ -104,6 +105,8 @@ def engine_part_of(module, top):
         return "glue"
     if rest[1] == "lanes":
         return "popcount" if len(rest) > 2 and rest[2].startswith("popcount") else "accumulators"
+    if rest[1] in ("serializer", "gatherer"):
+        return "serial"
     return rest[1] if rest[1] in ENGINE_PARTS else "glue"
 
 
@@ -217,6 +220,11 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                "ideal_cycles": manifest["ideal_cycles"],
                "layer_ideal_cycles": [b["ideal_cycles"] for b in manifest["blocks"]]}
         row.update({k: int(r[k]) for k in RESOURCES})
+        # binary operations per cycle as FINN counts them: an XNOR and a popcount add per bit
+        # pair, P*B bit pairs per block and cycle
+        row["ops_per_cycle"] = 2 * lanes * bpc * len(manifest["blocks"])
+        row["ops_per_cycle_per_klut"] = (row["ops_per_cycle"] / (row["lut"] / 1000)
+                                         if row["lut"] else None)
         row.update({"lut_equiv": r["lut_equiv"], "other_cells": r["other_cells"],
                     "synth_seconds": r["seconds"], "synth_cpu_seconds": r.get("cpu_seconds")})
         if breakdown:
@@ -241,6 +249,9 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                 row["fmax_module"] = p["pnr_module"]
                 row["weights_note"] = p["weights_note"]
                 row["weight_bits_per_cycle"] = p["weight_bits_per_cycle"]
+            if p.get("fmax_mhz") and row["lut"]:
+                row["gops_per_klut"] = (row["ops_per_cycle"] * p["fmax_mhz"] / 1e3
+                                        / (row["lut"] / 1000))
             if p.get("fmax_mhz"):
                 row["ecp5"] = {k: p.get(k) for k in ("lut", "lut_equiv", "ff", "carry", "dsp",
                                                       "bram")}
@@ -254,7 +265,8 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                                    if p.get("fmax_mhz") else None)
         rows.append(row)
     rows.sort(key=lambda r: (r["stage"], ENGINE_FORMS.index(r["form"])))
-    return {"lanes": lanes, "bits_per_cycle": bpc, "rows": rows, "pnr": pnr_info,
+    return {"lanes": lanes, "bits_per_cycle": bpc, "post_lanes": knobs.post_lanes,
+            "rows": rows, "pnr": pnr_info,
             "fmax": bool(fmax), "wall_seconds": round(time.monotonic() - t_start, 1),
             "cycles_measured": any_measured, "breakdown": bool(breakdown)}
 
@@ -271,14 +283,17 @@ def engine_markdown(section, target):
     out = ["## Stage engines", "",
            f"Each stage engine is four binary blocks chained by streams "
            f"(gateware/stage_engine.py, docs/engines.md) at P = {lanes} lanes (output channels "
-           f"per cycle) and B = {bpc} window bits per lane and cycle, weights and constants in "
+           f"per cycle) and B = {bpc} window bits per lane and cycle"
+           + (f", Q = {section['post_lanes']} post-popcount units per block shared by the "
+              f"lanes (P/Q cycles per channel group)" if section.get("post_lanes") else "")
+           + f", weights and constants in "
            f"on-chip memories initialised from the export. Resources: Yosys for `{target}` as "
            f"for the lanes above, the whole engine flattened, out of context. Fmax: "
            f"nextpnr-ecp5 on an LFE5U-85F, out of context, inputs and outputs registered by a "
            f"wrapper. Images per second = Fmax / cycles per image.", "",
            "| stage | form | LUT | FF | CARRY | DSP | BRAM | Fmax ECP5 (MHz) | cycles / image "
-           "| images / s |",
-           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| images / s | ops / cycle / kLUT | GOPS / kLUT |",
+           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in section["rows"]:
         f = r.get("fmax_mhz")
         fm = f"{f:.1f}" if f else ("does not fit" if r.get("fmax_error") and
@@ -288,7 +303,8 @@ def engine_markdown(section, target):
         cyc = _fmt(r["cycles_per_image"]) + ("" if r["measured_interval"] else " (ideal)")
         out.append(f"| {r['stage']} | {r['form']} | {_fmt(r['lut'])} | {_fmt(r['ff'])} | "
                    f"{_fmt(r['carry'])} | {_fmt(r['dsp'])} | {_fmt(r['bram'])} | {fm} | {cyc} | "
-                   f"{_fmt(r.get('images_per_s'), 0)} |")
+                   f"{_fmt(r.get('images_per_s'), 0)} | {_fmt(r.get('ops_per_cycle_per_klut'))} "
+                   f"| {_fmt(r.get('gops_per_klut'), 1)} |")
     out.append("")
     errors = [r for r in section["rows"] if r.get("fmax_error")]
     for r in errors:
@@ -313,6 +329,9 @@ def engine_markdown(section, target):
             f"multiply + shift, RPReLU slopes `{slopes.get('baseline', 'n/a')}` (a multiply "
             "when trained). The DSP column counts both multiplies; the LUT column includes the "
             "RPReLU shifters of the multiplier-free form.",
+            "- ops / cycle / kLUT: binary operations per cycle (an XNOR and a popcount add "
+            "per bit pair, as FINN counts them: 2 x P x B per block, one fold per cycle) per "
+            "thousand LUTs of the LUT column; GOPS / kLUT: the same at the ECP5 Fmax.",
             "- Cycles per image: " + ("measured in Verilator by `bench/engine_cycles.py` "
                                       "(interval between two images fed back to back) where "
                                       "marked without \"(ideal)\"; "

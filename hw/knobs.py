@@ -1,8 +1,9 @@
 """The parallelism knobs of a stage engine, checked in one place.
 
 :class:`EngineKnobs` holds ``lanes`` (P, output channels per cycle), ``bits_per_cycle`` (B,
-window bits per lane and cycle) and ``weights`` (``"memory"``: on-chip weight memories;
-``"stream"``: a weight stream input per block). Making one checks the types and the weight
+window bits per lane and cycle), ``weights`` (``"memory"``: on-chip weight memories;
+``"stream"``: a weight stream input per block) and ``post_lanes`` (``None``: a post-popcount
+unit per lane; Q: Q units per block shared by the P lanes, P/Q cycles per channel group). Making one checks the types and the weight
 source; :meth:`EngineKnobs.validate` checks the knobs against the layers of exports (every
 layer's :func:`~bincount.gateware.block_params.block_params`) and, where no export is at hand,
 against a bound (``limit``: the smallest Cin of the network). Error messages name the
@@ -21,7 +22,8 @@ from bincount.gateware.block_params import (DEFAULT_BITS_PER_CYCLE, DEFAULT_LANE
 
 __all__ = ["EngineKnobs", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE", "WEIGHT_SOURCES"]
 
-_FIELD_OPTIONS = {"lanes": "lanes", "bits_per_cycle": "bits_per_cycle", "weights": "weights"}
+_FIELD_OPTIONS = {"lanes": "lanes", "bits_per_cycle": "bits_per_cycle", "weights": "weights",
+                  "post_lanes": "post_lanes"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class EngineKnobs:
     lanes: int = DEFAULT_LANES
     bits_per_cycle: int = DEFAULT_BITS_PER_CYCLE
     weights: str = "memory"
+    #: post-popcount units per block shared by the lanes (None: one per lane)
+    post_lanes: object = None
     #: knob -> the option name used in error messages (``{"lanes": "--engine-lanes"}``)
     options: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -49,6 +53,11 @@ class EngineKnobs:
                 object.__setattr__(self, knob, operator.index(v))
             except TypeError:
                 raise BincountError(f"{names[knob]} must be an integer, got {v!r}") from None
+        if self.post_lanes is not None:
+            v = self.post_lanes
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise BincountError(f"{names['post_lanes']} must be a positive integer, "
+                                    f"got {v!r}")
         if self.weights not in WEIGHT_SOURCES:
             raise BincountError(f"{names['weights']} must be memory or stream, "
                                 f"got {self.weights!r}")
@@ -64,7 +73,8 @@ class EngineKnobs:
         ``limit`` (the smallest Cin they must divide); raise :class:`BincountError`."""
         for export in exports:
             for name in (layer_names(export) if layers is None else layers):
-                block_params(export, name, self.lanes, self.bits_per_cycle, self.weights)
+                block_params(export, name, self.lanes, self.bits_per_cycle, self.weights,
+                             self.post_lanes)
         if limit is not None:
             for knob in ("lanes", "bits_per_cycle"):
                 v = getattr(self, knob)

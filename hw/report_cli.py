@@ -69,6 +69,10 @@ def add_arguments(parser):
     engines.add_argument("--engine-bits-per-cycle", metavar="B", type=_positive_int,
                          default=None, help=f"window bits per lane and cycle (default "
                                             f"{DEFAULT_BITS_PER_CYCLE})")
+    engines.add_argument("--engine-post-lanes", metavar="Q", type=_positive_int, default=None,
+                         help="post-popcount units (threshold / BN scale, shortcut add, RPReLU) "
+                              "per block, shared by its P lanes, P/Q cycles per channel group "
+                              "(default: one per lane)")
     engines.add_argument("--engine-export", metavar="FILE", action="append", default=None,
                          help="a trained bincount-network export to build the engines of its "
                               "form from (repeat for both forms; default: the calibrated "
@@ -126,8 +130,10 @@ def _engine_knobs(args):
     from bincount.model.export.network_file import load_export
 
     knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
+                        post_lanes=args.engine_post_lanes,
                         options={"lanes": "--engine-lanes",
-                                 "bits_per_cycle": "--engine-bits-per-cycle"})
+                                 "bits_per_cycle": "--engine-bits-per-cycle",
+                                 "post_lanes": "--engine-post-lanes"})
     for path in args.engine_export or ():
         knobs.validate([load_export(path)])
     # the default networks are ReActNet-18, whose smallest Cin is 64

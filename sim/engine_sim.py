@@ -32,19 +32,20 @@ SIM_KNOBS = {"lanes": DEFAULT_LANES, "bits_per_cycle": DEFAULT_BITS_PER_CYCLE}
 
 def emit_stage_cached(golden: Path, stage: int, lanes: int, bits_per_cycle: int,
                       out_dir: Path, layers: list[str] | None = None,
-                      weights: str = "memory") -> tuple[Path, dict]:
+                      weights: str = "memory",
+                      post_lanes: int | None = None) -> tuple[Path, dict]:
     """Verilog (with taps) and manifest of ``stage`` built from the export inside ``golden``
     (``weights="stream"``: the streamed-weight form), converted once per export, knobs and
     generator sources (:func:`simlib.emit_stage`)."""
     export, _ = load_engine_golden(golden, check=False)
     return simlib.emit_stage(export, stage, lanes, bits_per_cycle, out_dir, layers=layers,
-                             weights=weights)
+                             weights=weights, post_lanes=post_lanes)
 
 
 def run_stage(test_id: str, test_module: str, golden: Path, stage: int, case: dict | None = None,
               *, lanes: int | None = None, bits_per_cycle: int | None = None,
               layers: list[str] | None = None, seed: int | None = None,
-              weights: str = "memory") -> Path:
+              weights: str = "memory", post_lanes: int | None = None) -> Path:
     """Emit, build and simulate the engine of ``stage``; timings go to ``timings.json``."""
     lanes = SIM_KNOBS["lanes"] if lanes is None else lanes
     bits_per_cycle = SIM_KNOBS["bits_per_cycle"] if bits_per_cycle is None else bits_per_cycle
@@ -52,7 +53,7 @@ def run_stage(test_id: str, test_module: str, golden: Path, stage: int, case: di
         times = {}
         t0 = time.perf_counter()
         vpath, manifest = emit_stage_cached(Path(golden), stage, lanes, bits_per_cycle,
-                                            build_dir, layers, weights)
+                                            build_dir, layers, weights, post_lanes)
         times["emit_s"] = time.perf_counter() - t0
         runner = simlib.build([vpath], manifest["module"], build_dir)
         times["build_s"] = time.perf_counter() - t0 - times["emit_s"]

@@ -193,12 +193,14 @@ def emit_block(block: str, params: dict, out_dir: Path) -> tuple[Path, dict]:
 
 
 def emit_stage(export, stage: int, lanes: int, bits_per_cycle: int, out_dir: Path, *,
-               layers: list[str] | None = None, weights: str = "memory") -> tuple[Path, dict]:
+               layers: list[str] | None = None, weights: str = "memory",
+               post_lanes: int | None = None) -> tuple[Path, dict]:
     """Emit the stage engine of ``stage`` of ``export`` with observation taps into ``out_dir``
     (through the build layer's Verilog store, :func:`bincount.hw.designs.engine_design`);
     return ``(verilog_path, manifest)``."""
     _, verilog, manifest = engine_design(export, stage,
-                                         EngineKnobs(lanes, bits_per_cycle, weights),
+                                         EngineKnobs(lanes, bits_per_cycle, weights,
+                                                     post_lanes),
                                          taps=True, layers=layers,
                                          cache_dir=verilog_cache_dir())
     return write_design(out_dir, verilog, manifest), manifest

@@ -159,6 +159,15 @@ def test_stage_engine(request, form, stage):
     run_stage(request.node.name, __name__, golden, stage, {"stall": stall_probability()})
 
 
+@pytest.mark.parametrize("form, stage, post_lanes", [("binarized", 1, 1), ("baseline", 2, 1)])
+def test_stage_engine_shared_post_popcount(request, form, stage, post_lanes):
+    """The post-popcount units shared by the 8 lanes of each block (8 slices a group: F = 9 at
+    stage 1, 18 at stage 2), with gaps and stalls."""
+    golden = simlib.engine_golden(form)
+    run_stage(request.node.name, __name__, golden, stage, {"stall": stall_probability()},
+              post_lanes=post_lanes)
+
+
 def test_stage_engine_streamed_weights(request):
     """Stage 4 (whose weights exceed an LFE5U-85F's block RAM) with its weights streamed."""
     golden = simlib.engine_golden("binarized")

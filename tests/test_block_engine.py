@@ -34,14 +34,14 @@ CASES = [
 
 
 def _run(cin, cout, stride, size, form, rsign, rprelu, pad_bit, lanes, bpc, stall, seed=0,
-         images=2, split=None, weights="memory"):
+         images=2, split=None, weights="memory", post=None):
     ex = tiny_export(cin, cout, stride, size, form, rsign, rprelu, pad_bit, seed=seed)
     rng = np.random.default_rng(seed + 1)
     xs = [rng.integers(-700, 700, (cin, size, size)) for _ in range(images)]
     xs[0][:, 0, 0] = 32767                                  # saturation of conv + shortcut
     xs[-1][:, -1, -1] = -32768
     p = dataclasses.replace(block_params(ex, "stage1.conv1", lanes, bpc, weights),
-                            split_weights=split)
+                            split_weights=split, post_lanes=post)
     dut = BinaryBlockEngine(p)
     beats = sum((to_beats(x, lanes) for x in xs), [])
     ho = size // stride
@@ -62,6 +62,50 @@ def _run(cin, cout, stride, size, form, rsign, rprelu, pad_bit, lanes, bpc, stal
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c)))
 def test_block_engine_matches_reference(case):
     _run(*case)
+
+
+SHARED = [
+    # cin, cout, stride, size, form, rsign, rprelu, pad_bit, lanes, bpc, stall, post_lanes
+    (8, 8, 1, 6, "binarized", True, "pow2", 1, 4, 8, 0.3, 1),         # S = 4, F = 9
+    (16, 32, 2, 4, "binarized", True, "trained", 1, 2, 16, 0.4, 1),   # S = 2, F = 9
+    (16, 16, 1, 5, "binarized", False, None, 0, 8, 4, 0.2, 1),        # S = 8, F = 36
+    (8, 16, 2, 8, "baseline", True, "trained", 1, 4, 4, 0.3, 2),      # S = 2, F = 18
+    (16, 16, 1, 4, "baseline", True, "pow2", 1, 16, 16, 0.5, 2),      # S = 8, F = 9
+    (8, 8, 1, 3, "binarized", True, "pow2", 1, 8, 8, 0.0, 1),         # S = 8, F = 9, no stalls
+]
+
+
+@pytest.mark.parametrize("case", SHARED, ids=lambda c: "-".join(map(str, c)))
+def test_shared_post_popcount_units_match_reference(case):
+    """post_lanes < lanes: the lanes' counts pass through post_lanes shared units, slice by
+    slice, and the outputs still equal the reference (with gaps and stalls)."""
+    *knobs, post = case
+    p, cycles = _run(*knobs, post=post)
+    assert p.shared_post and p.post_params().lanes == post
+    dut = BinaryBlockEngine(p)
+    plain = BinaryBlockEngine(dataclasses.replace(p, post_lanes=None))
+    assert dut.pipeline_latency == plain.pipeline_latency + dut.serial_latency + \
+        p.lanes // post - 1
+
+
+@pytest.mark.parametrize("post, message", [
+    (3, r"post_lanes must divide lanes = 4 \(1\.\.4\), got 3"),
+    (0, r"post_lanes must divide lanes = 4"),
+    (True, r"post_lanes must divide lanes = 4"),
+])
+def test_bad_post_lanes_are_rejected(post, message):
+    ex = tiny_export(8, 8, 1, 4, "binarized", True, "pow2", 1)
+    with pytest.raises(BincountError, match=message):
+        block_params(ex, "stage1.conv1", 4, 8, post_lanes=post)
+
+
+def test_post_lanes_must_keep_up_with_the_folds():
+    """P / post_lanes cycles per group must fit in its F folds."""
+    ex = tiny_export(16, 16, 1, 4, "binarized", True, "pow2", 1)
+    with pytest.raises(BincountError, match=r"16 cycles per channel group, more than its F = 9 "
+                                            r"folds; expected post_lanes >= 2"):
+        block_params(ex, "stage1.conv1", 16, 16, post_lanes=1)
+    assert block_params(ex, "stage1.conv1", 16, 16, post_lanes=2).post_params().lanes == 2
 
 
 @pytest.mark.parametrize("case", [
