@@ -25,6 +25,11 @@ word in simulation, but the banks carry the ``no_rw_check`` attribute, which tel
 that the design never does it, so that no collision logic (a register of the write data and an
 address comparator and multiplexer after the RAM's output) is added. Users of a writable
 BankedRAM must never read the word written in the same cycle. ``init`` gives the initial words.
+
+``style`` (``"auto"``, ``"block"``, ``"logic"``) leaves the choice of block RAM or logic to the
+synthesis tool, or asks for one through the banks' ``ram_style`` attribute (Yosys and Vivado
+read it; a small deep-and-wide ROM such as a block's weights, 72 x 512 bits, is built in LUTs
+by Yosys for xc7 unless asked for block RAM: 1,016 LUT, or 0 LUT and 15 RAMB18).
 """
 
 from amaranth.hdl import Array, Module, Signal
@@ -33,9 +38,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import check_int
+from ._common import check_choice, check_int
 
-__all__ = ["BankedRAM", "BANK_DEPTH", "BRAM_MODES", "block_depth"]
+__all__ = ["BankedRAM", "BANK_DEPTH", "BRAM_MODES", "RAM_STYLES", "block_depth"]
+
+#: Memory styles: the tool's choice, block RAM, logic (``ram_style`` attribute values).
+RAM_STYLES = ("auto", "block", "logic")
 
 #: Words per bank of words wider than 36 bits: the depth of one block RAM in its widest mode
 #: (ECP5 DP16KD 512 x 36, 7-series RAMB36 512 x 72).
@@ -54,7 +62,7 @@ class BankedRAM(wiring.Component):
     """``depth`` words of ``width`` bits in banks of ``bank_depth`` words (default
     :func:`block_depth` of ``width``; module docstring)."""
 
-    def __init__(self, width, depth, init=(), bank_depth=None, writable=True):
+    def __init__(self, width, depth, init=(), bank_depth=None, writable=True, style="auto"):
         self._width = check_int("width", width, (1, 1 << 20))
         self._depth = check_int("depth", depth, (1, 1 << 24))
         if bank_depth is None:
@@ -68,6 +76,7 @@ class BankedRAM(wiring.Component):
         if writable:
             members.update({"w_addr": In(ab), "w_data": In(width), "w_en": In(1)})
         self._writable = writable
+        self._style = check_choice("style", style, RAM_STYLES)
         super().__init__(members)
 
     @property
@@ -86,8 +95,10 @@ class BankedRAM(wiring.Component):
         for b in range(n):
             words = self._init[b * bd:(b + 1) * bd]
             size = min(bd, self._depth - b * bd)
-            attrs = {"no_rw_check": 1} if self._writable else None
-            mem = Memory(shape=self._width, depth=size, init=words, attrs=attrs)
+            attrs = {"no_rw_check": 1} if self._writable else {}
+            if self._style != "auto":
+                attrs["ram_style"] = self._style
+            mem = Memory(shape=self._width, depth=size, init=words, attrs=attrs or None)
             m.submodules[f"bank{b}"] = mem
             rd = mem.read_port(transparent_for=())
             m.d.comb += rd.addr.eq(self.r_addr[:lb] if n > 1 else self.r_addr)

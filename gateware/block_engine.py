@@ -303,7 +303,8 @@ class BinaryBlockEngine(wiring.Component):
         mems = p.weight_memories()
         rams = []
         for name, width, words in mems:
-            m.submodules[name] = ram = BankedRAM(width, len(words), words, writable=False)
+            m.submodules[name] = ram = BankedRAM(width, len(words), words, writable=False,
+                                                 style=p.weight_ram)
             rams.append(ram)
         t_data = t_act - 1                       # the word leaves the memory here
         a_waddr = delay(m, seq.fold.w_addr, t_data - rams[0].latency, "a_waddr")

@@ -51,7 +51,7 @@ from amaranth.lib import data
 from bincount.errors import BincountError
 from bincount.model.export.bits import unpack_bits
 
-from .banked_ram import BRAM_MODES, block_depth
+from .banked_ram import BRAM_MODES, RAM_STYLES, block_depth
 from .baseline_scale import BaselineScale
 from .rprelu_unit import EXP_RANGE, RPReLUUnit
 from .rsign_compare import RSignCompare
@@ -143,9 +143,13 @@ class BlockParams:
     split_weights: object = None  # None: decided by weight_split's block-RAM count; True/False
     weights: str = "memory"       # "memory" (on chip) | "stream" (a weight stream input)
     post_lanes: object = None     # None: P post-popcount lanes; Q < P: shared (post_params)
+    weight_ram: str = "auto"      # weight memories: "auto" (the tool's choice), "block", "logic"
     arrays: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
+        if self.weight_ram not in RAM_STYLES:
+            raise BincountError(f"layer {self.name}: weight_ram must be one of "
+                                f"{', '.join(RAM_STYLES)}, got {self.weight_ram!r}")
         q = self.post_lanes
         if q is None or q == self.lanes:
             return
@@ -325,11 +329,12 @@ WEIGHT_SOURCES = ("memory", "stream")
 
 
 def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
-                 weights="memory", post_lanes=None):
+                 weights="memory", post_lanes=None, weight_ram="auto"):
     """:class:`BlockParams` of binary layer ``name`` of ``export`` (a dict from
     :func:`bincount.model.export.network_file.load_export` or ``export_arrays``), checked;
     ``weights`` is ``"memory"`` or ``"stream"`` (module docstring); ``post_lanes`` (``None``:
-    ``lanes``) the post-popcount units shared by the lanes (:meth:`BlockParams.post_params`)."""
+    ``lanes``) the post-popcount units shared by the lanes (:meth:`BlockParams.post_params`);
+    ``weight_ram`` the weight memories' style (:data:`~bincount.gateware.banked_ram.RAM_STYLES`)."""
     if weights not in WEIGHT_SOURCES:
         raise BincountError(f"weights must be 'memory' or 'stream', got {weights!r}")
     meta = _meta(export)
@@ -365,7 +370,7 @@ def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_
         mul_bits=int(fmt["mul_bits"]), off_bits=int(fmt["off_bits"]),
         shift=int(m["shift"] or 0), slope_bits=int(fmt["slope_bits"]),
         slope_frac=int(fmt["slope_frac"]), weights=weights, post_lanes=post_lanes,
-        arrays=arrays)
+        weight_ram=weight_ram, arrays=arrays)
 
 
 def to_beats(x, lanes, bits=RES_BITS):

@@ -62,10 +62,14 @@ class StageEngine(wiring.Component):
     post_lanes : int or None
         Post-popcount units per block shared by its lanes (``None``: one per lane;
         :meth:`BlockParams.post_params`).
+    weight_ram : str
+        The weight memories' style: ``"auto"`` (the synthesis tool's choice), ``"block"``,
+        ``"logic"``.
     """
 
     def __init__(self, export, stage, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
-                 taps=False, layers=None, weights="memory", post_lanes=None):
+                 taps=False, layers=None, weights="memory", post_lanes=None,
+                 weight_ram="auto"):
         names = stage_layers(export, stage)
         if layers is not None:
             layers = list(layers)
@@ -80,7 +84,7 @@ class StageEngine(wiring.Component):
         self.stage = stage
         self.whole_stage = len(names) == len(stage_layers(export, stage))
         self.blocks = [BinaryBlockEngine(block_params(export, n, lanes, bits_per_cycle,
-                                                      weights, post_lanes))
+                                                      weights, post_lanes, weight_ram))
                        for n in names]
         self.weights = weights
         self.taps = bool(taps)

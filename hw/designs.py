@@ -80,13 +80,15 @@ def engine_design(export, stage, knobs=None, *, taps=False, layers=None, cache_d
     def make():
         text, manifest = emit_stage(export, stage, knobs.lanes, knobs.bits_per_cycle,
                                     taps=taps, layers=layers, weights=knobs.weights,
-                                    post_lanes=knobs.post_lanes)
+                                    post_lanes=knobs.post_lanes, weight_ram=knobs.weight_ram)
         return {"manifest": manifest, "verilog": text}
 
     what = {"stage": stage, "lanes": knobs.lanes, "bits_per_cycle": knobs.bits_per_cycle,
             "weights": knobs.weights, "taps": bool(taps), "layers": layers}
     if knobs.post_lanes is not None:
         what["post_lanes"] = knobs.post_lanes
+    if knobs.weight_ram != "auto":
+        what["weight_ram"] = knobs.weight_ram
     d = _cached(cache_dir, "stage-engine-verilog",
                 [stage_digest(export, stage), json.dumps(what, sort_keys=True)], make,
                 ("manifest", "verilog"))

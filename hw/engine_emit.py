@@ -55,19 +55,20 @@ def stage_module_name(engine, digest):
     return (f"bincount_stage{engine.stage}{part}_{p.form}_p{p.lanes}_b{p.bits_per_cycle}"
             f"{'_wstream' if p.weights == 'stream' else ''}"
             f"{f'_q{p.post_lanes}' if p.shared_post else ''}"
+            f"{f'_w{p.weight_ram}' if p.weight_ram != 'auto' else ''}"
             f"{'_taps' if engine.taps else ''}_{digest[:10]}")
 
 
 def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None,
-                weights="memory", post_lanes=None):
+                weights="memory", post_lanes=None, weight_ram="auto"):
     """``(engine, module_name, parameters)``; knobs ``None`` take the defaults; ``layers``
     builds a run of the stage's layers only (see :class:`StageEngine`); ``weights`` is
     ``"memory"`` or ``"stream"``; ``post_lanes`` the shared post-popcount units per block
-    (``None``: one per lane)."""
+    (``None``: one per lane); ``weight_ram`` the weight memories' style."""
     kw = {k: v for k, v in (("lanes", lanes), ("bits_per_cycle", bits_per_cycle))
           if v is not None}
     engine = StageEngine(export, stage, taps=taps, layers=layers, weights=weights,
-                         post_lanes=post_lanes, **kw)
+                         post_lanes=post_lanes, weight_ram=weight_ram, **kw)
     digest = stage_digest(export, stage)
     p = engine.params[0]
     params = {"stage": stage, "form": p.form, "lanes": p.lanes,
@@ -77,6 +78,8 @@ def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, laye
         params["weights"] = "stream"
     if p.shared_post:                     # (absent when not shared, likewise)
         params["post_lanes"] = p.post_lanes
+    if p.weight_ram != "auto":
+        params["weight_ram"] = p.weight_ram
     return engine, stage_module_name(engine, digest), params
 
 
@@ -115,10 +118,10 @@ def _manifest(engine, name, params, text):
 
 
 def emit_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None,
-               weights="memory", post_lanes=None):
+               weights="memory", post_lanes=None, weight_ram="auto"):
     """Verilog text and manifest of the stage engine (nothing written)."""
     engine, name, params = build_stage(export, stage, lanes, bits_per_cycle, taps, layers,
-                                       weights, post_lanes)
+                                       weights, post_lanes, weight_ram)
     header = [f"bincount {__version__}: stage engine, parameters "
               f"{json.dumps(params, sort_keys=True)}",
               f"ports, blocks and cycles: {name}.json"]

@@ -266,6 +266,7 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
         rows.append(row)
     rows.sort(key=lambda r: (r["stage"], ENGINE_FORMS.index(r["form"])))
     return {"lanes": lanes, "bits_per_cycle": bpc, "post_lanes": knobs.post_lanes,
+            "weight_ram": knobs.weight_ram,
             "rows": rows, "pnr": pnr_info,
             "fmax": bool(fmax), "wall_seconds": round(time.monotonic() - t_start, 1),
             "cycles_measured": any_measured, "breakdown": bool(breakdown)}
@@ -286,6 +287,8 @@ def engine_markdown(section, target):
            f"per cycle) and B = {bpc} window bits per lane and cycle"
            + (f", Q = {section['post_lanes']} post-popcount units per block shared by the "
               f"lanes (P/Q cycles per channel group)" if section.get("post_lanes") else "")
+           + (f", weight memories in {section['weight_ram']} (asked for by the `ram_style` "
+              f"attribute)" if section.get("weight_ram", "auto") != "auto" else "")
            + f", weights and constants in "
            f"on-chip memories initialised from the export. Resources: Yosys for `{target}` as "
            f"for the lanes above, the whole engine flattened, out of context. Fmax: "

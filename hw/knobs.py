@@ -3,7 +3,8 @@
 :class:`EngineKnobs` holds ``lanes`` (P, output channels per cycle), ``bits_per_cycle`` (B,
 window bits per lane and cycle), ``weights`` (``"memory"``: on-chip weight memories;
 ``"stream"``: a weight stream input per block) and ``post_lanes`` (``None``: a post-popcount
-unit per lane; Q: Q units per block shared by the P lanes, P/Q cycles per channel group). Making one checks the types and the weight
+unit per lane; Q: Q units per block shared by the P lanes, P/Q cycles per channel group) and
+``weight_ram`` (the weight memories' style: the synthesis tool's choice, block RAM or logic). Making one checks the types and the weight
 source; :meth:`EngineKnobs.validate` checks the knobs against the layers of exports (every
 layer's :func:`~bincount.gateware.block_params.block_params`) and, where no export is at hand,
 against a bound (``limit``: the smallest Cin of the network). Error messages name the
@@ -17,13 +18,14 @@ import operator
 from dataclasses import dataclass, field
 
 from bincount.errors import BincountError
+from bincount.gateware.banked_ram import RAM_STYLES
 from bincount.gateware.block_params import (DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES,
                                             WEIGHT_SOURCES, block_params, layer_names)
 
 __all__ = ["EngineKnobs", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE", "WEIGHT_SOURCES"]
 
 _FIELD_OPTIONS = {"lanes": "lanes", "bits_per_cycle": "bits_per_cycle", "weights": "weights",
-                  "post_lanes": "post_lanes"}
+                  "post_lanes": "post_lanes", "weight_ram": "weight_ram"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class EngineKnobs:
     weights: str = "memory"
     #: post-popcount units per block shared by the lanes (None: one per lane)
     post_lanes: object = None
+    #: the weight memories' style: "auto" (the synthesis tool's choice), "block", "logic"
+    weight_ram: str = "auto"
     #: knob -> the option name used in error messages (``{"lanes": "--engine-lanes"}``)
     options: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -58,6 +62,11 @@ class EngineKnobs:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise BincountError(f"{names['post_lanes']} must be a positive integer, "
                                     f"got {v!r}")
+        if self.weight_ram is None:
+            object.__setattr__(self, "weight_ram", "auto")
+        if self.weight_ram not in RAM_STYLES:
+            raise BincountError(f"{names['weight_ram']} must be one of {', '.join(RAM_STYLES)}, "
+                                f"got {self.weight_ram!r}")
         if self.weights not in WEIGHT_SOURCES:
             raise BincountError(f"{names['weights']} must be memory or stream, "
                                 f"got {self.weights!r}")
@@ -74,7 +83,7 @@ class EngineKnobs:
         for export in exports:
             for name in (layer_names(export) if layers is None else layers):
                 block_params(export, name, self.lanes, self.bits_per_cycle, self.weights,
-                             self.post_lanes)
+                             self.post_lanes, self.weight_ram)
         if limit is not None:
             for knob in ("lanes", "bits_per_cycle"):
                 v = getattr(self, knob)

@@ -73,6 +73,11 @@ def add_arguments(parser):
                          help="post-popcount units (threshold / BN scale, shortcut add, RPReLU) "
                               "per block, shared by its P lanes, P/Q cycles per channel group "
                               "(default: one per lane)")
+    engines.add_argument("--engine-weight-ram", choices=("auto", "block", "logic"),
+                         default=None,
+                         help="the weight memories: auto (default: the synthesis tool's choice; "
+                              "Yosys builds a block's small deep-and-wide weight ROM in LUTs "
+                              "on xc7), block (block RAM), logic")
     engines.add_argument("--engine-export", metavar="FILE", action="append", default=None,
                          help="a trained bincount-network export to build the engines of its "
                               "form from (repeat for both forms; default: the calibrated "
@@ -130,10 +135,11 @@ def _engine_knobs(args):
     from bincount.model.export.network_file import load_export
 
     knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
-                        post_lanes=args.engine_post_lanes,
+                        post_lanes=args.engine_post_lanes, weight_ram=args.engine_weight_ram,
                         options={"lanes": "--engine-lanes",
                                  "bits_per_cycle": "--engine-bits-per-cycle",
-                                 "post_lanes": "--engine-post-lanes"})
+                                 "post_lanes": "--engine-post-lanes",
+                                 "weight_ram": "--engine-weight-ram"})
     for path in args.engine_export or ():
         knobs.validate([load_export(path)])
     # the default networks are ReActNet-18, whose smallest Cin is 64

@@ -2,8 +2,10 @@
 the right bank, initial contents."""
 
 import numpy as np
+import pytest
 from amaranth.sim import Simulator
 
+from bincount.errors import BincountError
 from bincount.gateware.banked_ram import BankedRAM
 
 
@@ -51,3 +53,21 @@ def test_default_banks_fill_one_block_ram():
     narrow, wide = BankedRAM(4, 18432, writable=False), BankedRAM(64, 1024, writable=False)
     assert narrow.banks == 5                                         # 4,096 words of 4 bits each
     assert wide.banks == 2                                           # 512 words of > 36 bits
+
+
+@pytest.mark.parametrize("style", ["block", "logic"])
+def test_style_asks_for_block_ram_or_logic(style):
+    """``style`` puts the ``ram_style`` attribute on every bank; ``auto`` puts none."""
+    from amaranth.back import verilog
+
+    def text(s):
+        return verilog.convert(BankedRAM(40, 1100, list(range(1100)), writable=False, style=s),
+                               name="r", emit_src=False)
+    assert text(style).count(f'ram_style = "{style}"') == 3        # three banks of 512
+    assert "ram_style" not in text("auto")
+
+
+def test_bad_style_is_rejected():
+    with pytest.raises(BincountError, match=r"style must be one of 'auto', 'block', 'logic', "
+                                            r"got 'ultra'"):
+        BankedRAM(8, 16, style="ultra")

@@ -99,6 +99,19 @@ def test_bad_post_lanes_are_rejected(post, message):
         block_params(ex, "stage1.conv1", 4, 8, post_lanes=post)
 
 
+def test_weight_ram_style_reaches_the_weight_memories():
+    from amaranth.back import verilog
+
+    ex = tiny_export(8, 8, 1, 4, "binarized", True, "pow2", 1)
+    text = verilog.convert(BinaryBlockEngine(block_params(ex, "stage1.conv1", 4, 8,
+                                                          weight_ram="block")),
+                           name="b", emit_src=False)
+    assert text.count('ram_style = "block"') >= 1
+    with pytest.raises(BincountError, match=r"weight_ram must be one of auto, block, logic, "
+                                            r"got 'bram'"):
+        block_params(ex, "stage1.conv1", 4, 8, weight_ram="bram")
+
+
 def test_post_lanes_must_keep_up_with_the_folds():
     """P / post_lanes cycles per group must fit in its F folds."""
     ex = tiny_export(16, 16, 1, 4, "binarized", True, "pow2", 1)
