@@ -16,10 +16,16 @@ def test_outputs_match_reference(rprelu):
     ex = tiny_export(8, 16, 2, 4, "binarized", True, rprelu, 1, seed=11)
     x = np.random.default_rng(12).integers(-3000, 3000, (8, 4, 4))
     p = block_params(ex, "stage1.conv1", 4, 8)
-    ref = reference_tensors(ex, x)
     dut = RPReLULanes(p)
     assert dut.latency == 4 and dut.constants_lead == 3
-    picks = [(g, y, xx) for g in (3, 0, 2, 1) for y in range(2) for xx in range(2)]
+    _check_against_reference(dut, ex, x, (3, 0, 2, 1))
+
+
+def _check_against_reference(dut, ex, x, groups):
+    """Drive the reference's block sums of ``groups`` (every output pixel of the 2x2 map) into
+    ``dut`` and compare each beat with the reference's block output."""
+    ref = reference_tensors(ex, x)
+    picks = [(g, y, xx) for g in groups for y in range(2) for xx in range(2)]
     sums = [ref["sum"][g * 4:(g + 1) * 4, y, xx].tolist() for g, y, xx in picks]
     inputs = drive_groups("s", [g for g, _, _ in picks], sums, dut.constants_lead, 16)
     got = run_cycles(dut, inputs, ["y", "out_valid"], extra=dut.latency)
@@ -43,14 +49,7 @@ def test_shifter_built_for_the_layers_exponents(neg):
     dut = RPReLULanes(p)
     assert dut._unit.exponents == (-3, -1) and dut._unit.negative_slopes == bool(neg)
     x = np.random.default_rng(6).integers(-3000, 3000, (8, 4, 4))
-    ref = reference_tensors(ex, x)
-    picks = [(g, y, xx) for g in (1, 3, 0, 2) for y in range(2) for xx in range(2)]
-    sums = [ref["sum"][g * 4:(g + 1) * 4, y, xx].tolist() for g, y, xx in picks]
-    inputs = drive_groups("s", [g for g, _, _ in picks], sums, dut.constants_lead, 16)
-    got = run_cycles(dut, inputs, ["y", "out_valid"], extra=dut.latency)
-    for k, (g, y, xx) in enumerate(picks):
-        out = got[k + dut.constants_lead + dut.latency - 1]
-        assert unpack(out["y"], 16, 4) == ref["output"][g * 4:(g + 1) * 4, y, xx].tolist(), k
+    _check_against_reference(dut, ex, x, (1, 3, 0, 2))
 
 
 def test_pow2_exponents_outside_the_shifters_range_use_the_full_shifter():
