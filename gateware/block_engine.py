@@ -246,15 +246,19 @@ class BinaryBlockEngine(wiring.Component):
                          conv.group.eq(ser.index),
                          conv.counts.eq(delay(m, ser.out, lead, "ks_counts")),
                          conv.in_valid.eq(delay_valid(m, ser.out_valid, lead))]
-            # sum: the slice of the group's shortcut; the shortcut leaves its queue with the
-            # last slice
+            # sum: the slice of the group's shortcut, selected and registered a cycle ahead
+            # (so that the multiplexer and the adder are not in one cycle); the shortcut
+            # leaves its queue with the last slice. A cycle ahead of a group's first slice
+            # the previous group's shortcut has left the queue: F = 9*Cin/B is never the
+            # power of two S = P/Q, so at least one cycle separates two groups' slices.
             at_conv = lead + conv.latency
-            s_slice = delay(m, ser.slice, at_conv, "ks_slice")
+            s_slice = delay(m, ser.slice, at_conv - 1, "ks_slice")
             s_last = delay(m, ser.last, at_conv, "ks_last")
             q_bits = p.post_params().beat_bits
+            b_slice = Signal(q_bits, name="shortcut_slice", reset_less=True)
+            m.d.sync += b_slice.eq(sc.value.as_value().word_select(s_slice, q_bits))
             m.d.comb += [sc.take.eq(conv.out_valid & s_last), add.a.eq(conv.y),
-                         add.b.eq(sc.value.as_value().word_select(s_slice, q_bits)),
-                         add.in_valid.eq(conv.out_valid)]
+                         add.b.eq(b_slice), add.in_valid.eq(conv.out_valid)]
             group = ser.index
             fold_to_index = self.count_latency + ser.latency   # fold.group -> index delay
 
