@@ -61,3 +61,13 @@ def delay_valid(m, valid, stages):
         m.d.sync += reg.eq(valid)
         valid = reg
     return valid
+
+
+def check_slices(lanes, slice_lanes):
+    """Check ``lanes`` (2..1024) and ``slice_lanes`` (a divisor of ``lanes`` below it) of a
+    lane serializer or gatherer; returns ``S = lanes / slice_lanes``, the slices of a group."""
+    check_int("lanes", lanes, (2, 1024))
+    check_int("slice_lanes", slice_lanes, (1, lanes - 1))
+    if lanes % slice_lanes:
+        raise BincountError(f"slice_lanes must divide lanes = {lanes}, got {slice_lanes}")
+    return lanes // slice_lanes

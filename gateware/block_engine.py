@@ -234,7 +234,9 @@ class BinaryBlockEngine(wiring.Component):
             # output
             m.d.comb += [sc.take.eq(conv.out_valid), add.a.eq(conv.y), add.b.eq(sc.value),
                          add.in_valid.eq(conv.out_valid)]
-            group = fold.group
+            # the channel group the later constants are addressed by, and its lag after the
+            # issue of the group's last fold
+            group, group_lag = fold.group, 0
         else:
             # shared: the group's counts as P/Q slices of Q lanes, each slice's constants read
             # constants_lead ahead of it (the slice waits for them)
@@ -254,22 +256,17 @@ class BinaryBlockEngine(wiring.Component):
             at_conv = lead + conv.latency
             s_slice = delay(m, ser.slice, at_conv - 1, "ks_slice")
             s_last = delay(m, ser.last, at_conv, "ks_last")
-            q_bits = p.post_params().beat_bits
+            q_bits = conv.params.beat_bits
             b_slice = Signal(q_bits, name="shortcut_slice", reset_less=True)
             m.d.sync += b_slice.eq(sc.value.as_value().word_select(s_slice, q_bits))
             m.d.comb += [sc.take.eq(conv.out_valid & s_last), add.a.eq(conv.y),
                          add.b.eq(b_slice), add.in_valid.eq(conv.out_valid)]
-            group = ser.index
-            fold_to_index = self.count_latency + ser.latency   # fold.group -> index delay
+            group, group_lag = ser.index, self.count_latency + ser.latency
 
         # RPReLU (constants read constants_lead ahead of the sum)
         if self._rprelu is not None:
             m.submodules.rprelu = act = self._rprelu
-            if self._serializer is None:
-                r_group = delay(m, fold.group, self.sum_latency - act.constants_lead, "r_cg")
-            else:
-                r_group = delay(m, group, self.sum_latency - fold_to_index - act.constants_lead,
-                                "r_cg")
+            r_group = delay(m, group, self.sum_latency - group_lag - act.constants_lead, "r_cg")
             m.d.comb += [act.group.eq(r_group), act.s.eq(add.y),
                          act.in_valid.eq(add.out_valid)]
             y, y_valid = act.y, act.out_valid
@@ -278,7 +275,7 @@ class BinaryBlockEngine(wiring.Component):
         if self._gatherer is not None:
             # the slices back into one beat of P lanes
             m.submodules.gatherer = gat = self._gatherer
-            post = self.sum_latency - fold_to_index + self.rprelu_latency
+            post = self.sum_latency - group_lag + self.rprelu_latency
             m.d.comb += [gat.data.eq(y), gat.slice.eq(delay(m, ser.slice, post, "ks_out")),
                          gat.in_valid.eq(y_valid)]
             y, y_valid = gat.out, gat.out_valid

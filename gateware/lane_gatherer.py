@@ -16,9 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from bincount.errors import BincountError
-
-from ._common import check_int
+from ._common import check_int, check_slices
 
 __all__ = ["LaneGatherer"]
 
@@ -34,10 +32,8 @@ class LaneGatherer(wiring.Component):
     """
 
     def __init__(self, lanes, slice_lanes, width):
-        self._lanes = check_int("lanes", lanes, (2, 1024))
-        self._q = check_int("slice_lanes", slice_lanes, (1, lanes - 1))
-        if lanes % slice_lanes:
-            raise BincountError(f"slice_lanes must divide lanes = {lanes}, got {slice_lanes}")
+        check_slices(lanes, slice_lanes)
+        self._lanes, self._q = lanes, slice_lanes
         self._width = check_int("width", width, (1, 64))
         s = lanes // slice_lanes
         super().__init__({"data": In(slice_lanes * width), "slice": In(ceil_log2(max(s, 2))),
