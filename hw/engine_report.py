@@ -30,7 +30,8 @@ from bincount.errors import BincountError
 from bincount.hw.designs import engine_design
 from bincount.hw.knobs import EngineKnobs
 from bincount.hw.measured_cycles import engine_cycles
-from bincount.hw.pnr import ECP5_BRAM_BLOCKS, fmax_ecp5, part_name
+from bincount.hw.pnr import (ECP5_BRAM_BLOCKS, fmax_ecp5, median_fmax, median_run_path,
+                             part_name, path_text)
 from bincount.hw.ports import module_names
 from bincount.hw.synth import SynthesisError, group_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
@@ -125,14 +126,18 @@ def engine_keep(text, top):
 def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                          stages=ENGINE_STAGES, forms=ENGINE_FORMS, exports=None, fmax=True, jobs=1,
                          synth_cache=None, pnr_cache=None, v_cache=None, cycles_cache=None,
-                         use_cache=True, progress=None, breakdown=False):
+                         use_cache=True, progress=None, breakdown=False, seeds=(1,)):
     """Synthesise (and place and route) the stage engines; return the ``engines`` dict of
     ``report.json``. ``knobs`` (an :class:`~bincount.hw.knobs.EngineKnobs`, already checked)
     or ``lanes`` / ``bits_per_cycle`` (None: the defaults) set the parallelism; measured cycles
     are looked up in ``cycles_cache``; ``progress`` is the report's
     :class:`~bincount.hw.tasks.Progress`. With ``breakdown`` each engine is synthesised with
     its parts kept as modules (:func:`engine_keep`) and every row gets ``parts``: the resources
-    of each :data:`ENGINE_PARTS` entry."""
+    of each :data:`ENGINE_PARTS` entry. Every engine is placed once per nextpnr seed of
+    ``seeds``; its Fmax is the median (every run is kept in ``fmax_runs``)."""
+    seeds = [int(x) for x in seeds]
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 1:
+        raise BincountError(f"engine seeds {seeds}; expected distinct positive integers")
     if knobs is None:
         knobs = EngineKnobs(lanes, bits_per_cycle)
     lanes, bpc = knobs.lanes, knobs.bits_per_cycle
@@ -158,7 +163,7 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
             designs[(form, stage)] = (module, text, manifest)
 
     results = {}
-    prog.total += len(designs) * (2 if fmax else 1)
+    prog.total += len(designs) * (1 + (len(seeds) if fmax else 0))
 
     def synth_one(key):
         module, text, _ = designs[key]
@@ -171,19 +176,25 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                     "" if r["cached"] else f" ({r['lut']} LUT, {r['dsp']} DSP)")
         results[("synth",) + key] = r
 
-    def pnr_one(key):
-        module, text, manifest = designs[key]
-        label = f"stage {key[1]} {key[0]} engine ecp5-85k place and route"
+    # the design each engine is placed as: an engine whose weights cannot be on chip is
+    # placed with a weight stream input per block instead
+    placed = {}
+    if fmax:
+        for key, (module, text, manifest) in designs.items():
+            too_big = _weights_exceed_bram(manifest, "85k")
+            if too_big:
+                form, stage = key
+                module, text, _ = engine_design(ex[form][0], stage,
+                                                knobs.with_weights("stream"), cache_dir=v_cache)
+            placed[key] = (module, text, too_big)
+
+    def pnr_one(key, seed):
+        module, text, too_big = placed[key]
+        label = (f"stage {key[1]} {key[0]} engine ecp5-85k place and route"
+                 + (f", seed {seed}" if len(seeds) > 1 else ""))
         prog.start(label)
-        too_big = _weights_exceed_bram(manifest, "85k")
-        if too_big:
-            # the weights cannot be on chip: place the engine that takes them from streams
-            form, stage = key
-            module, text, manifest = engine_design(ex[form][0], stage,
-                                                   knobs.with_weights("stream"),
-                                                   cache_dir=v_cache)
         try:
-            r = fmax_ecp5(text, module, cache_dir=pnr_cache, use_cache=use_cache)
+            r = fmax_ecp5(text, module, seed=seed, cache_dir=pnr_cache, use_cache=use_cache)
             extra = f" ({r['fmax_mhz']} MHz)"
         except SynthesisError as exc:
             first = str(exc).splitlines()[0]
@@ -194,19 +205,17 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
             r = {"fmax_mhz": None, "error": first, "seconds": 0.0, "cached": False}
             extra = f" (no result: {first})"
         if too_big:
-            r = dict(r, weights="stream", weights_note=too_big, pnr_module=module,
-                     weight_bits_per_cycle=sum(lanes * bpc for _ in manifest["blocks"]))
             extra += " (weights streamed)"
         prog.finish(label, r["seconds"], r["cached"], extra)
-        results[("pnr",) + key] = r
+        results[("pnr",) + key + (seed,)] = r
 
     tasks = []
     for k in designs:                     # stage by stage, so early stages finish first
-        tasks.append((synth_one, k))
+        tasks.append((synth_one, (k,)))
         if fmax:
-            tasks.append((pnr_one, k))
+            tasks += [(pnr_one, (k, seed)) for seed in seeds]
     t_start = time.monotonic()
-    run_tasks([(fn, (k,)) for fn, k in tasks], jobs, prog)
+    run_tasks(tasks, jobs, prog)
 
     rows = []
     pnr_info = None
@@ -241,16 +250,27 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                                 if m else "ideal Ho*Wo*Cout*N/(P*B) of the slowest block "
                                           "(run bench/engine_cycles.py to measure)")
         if fmax:
-            p = results[("pnr", form, stage)]
-            row["fmax_mhz"] = p.get("fmax_mhz")
-            row["fmax_error"] = p.get("error")
-            row["fmax_weights"] = p.get("weights", "memory")
-            if p.get("weights") == "stream":
-                row["fmax_module"] = p["pnr_module"]
-                row["weights_note"] = p["weights_note"]
-                row["weight_bits_per_cycle"] = p["weight_bits_per_cycle"]
-            if p.get("fmax_mhz") and row["lut"]:
-                row["gops_per_klut"] = (row["ops_per_cycle"] * p["fmax_mhz"] / 1e3
+            runs = []
+            for seed in seeds:
+                p = results[("pnr", form, stage, seed)]
+                run = {"seed": seed, "fmax_mhz": p.get("fmax_mhz"), "error": p.get("error"),
+                       "seconds": p.get("seconds"), "critical_path": p.get("critical_path")}
+                runs.append(run)
+            row["fmax_runs"] = runs
+            row["fmax_mhz"] = median_fmax(runs)
+            row["fmax_error"] = next((x["error"] for x in runs if x["error"]), None)
+            # resources and settings of the first run with a result (the same netlist for
+            # every seed)
+            p = next((results[("pnr", form, stage, x["seed"])] for x in runs
+                      if x["fmax_mhz"]), {})
+            module_p, _, too_big = placed[(form, stage)]
+            row["fmax_weights"] = "stream" if too_big else "memory"
+            if too_big:
+                row["fmax_module"] = module_p
+                row["weights_note"] = too_big
+                row["weight_bits_per_cycle"] = lanes * bpc * len(manifest["blocks"])
+            if row["fmax_mhz"] and row["lut"]:
+                row["gops_per_klut"] = (row["ops_per_cycle"] * row["fmax_mhz"] / 1e3
                                         / (row["lut"] / 1000))
             if p.get("fmax_mhz"):
                 row["ecp5"] = {k: p.get(k) for k in ("lut", "lut_equiv", "ff", "carry", "dsp",
@@ -261,11 +281,12 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                                                                "nextpnr_package",
                                                                "yosys_package", "bram_outreg")}
                 row["bram_outreg_absorbed"] = p.get("bram_outreg_absorbed")
-            row["images_per_s"] = (round(p["fmax_mhz"] * 1e6 / cycles, 1)
-                                   if p.get("fmax_mhz") else None)
+            row["images_per_s"] = (round(row["fmax_mhz"] * 1e6 / cycles, 1)
+                                   if row["fmax_mhz"] else None)
         rows.append(row)
     rows.sort(key=lambda r: (r["stage"], ENGINE_FORMS.index(r["form"])))
     return {"lanes": lanes, "bits_per_cycle": bpc, "post_lanes": knobs.post_lanes,
+            "seeds": seeds,
             "weight_ram": knobs.weight_ram,
             "rows": rows, "pnr": pnr_info,
             "fmax": bool(fmax), "wall_seconds": round(time.monotonic() - t_start, 1),
@@ -309,6 +330,26 @@ def engine_markdown(section, target):
                    f"{_fmt(r.get('images_per_s'), 0)} | {_fmt(r.get('ops_per_cycle_per_klut'))} "
                    f"| {_fmt(r.get('gops_per_klut'), 1)} |")
     out.append("")
+    seeds = section.get("seeds") or [1]
+    if section.get("fmax"):
+        out += [f"Fmax: " + (f"the median over nextpnr seeds {', '.join(map(str, seeds))}; "
+                             f"every run and the median run's critical path below."
+                             if len(seeds) > 1 else
+                             f"nextpnr seed {seeds[0]} (one seed); its critical path below."),
+                ""]
+        for r in section["rows"]:
+            runs = r.get("fmax_runs") or []
+            if len(runs) > 1:
+                out.append(f"- stage {r['stage']} {r['form']} Fmax per seed: " + "; ".join(
+                    f"seed {x['seed']}: "
+                    + (f"{x['fmax_mhz']:.2f} MHz" if x["fmax_mhz"] else
+                       f"no result ({x['error']})") for x in runs) + ".")
+            cp = median_run_path(runs)
+            if cp:
+                out.append(f"- stage {r['stage']} {r['form']} critical path (seed {cp[0]}"
+                           + (", the median run" if len(runs) > 1 else "") + f"): "
+                           f"{path_text(cp[1])}.")
+        out.append("")
     errors = [r for r in section["rows"] if r.get("fmax_error")]
     for r in errors:
         out.append(f"- stage {r['stage']} {r['form']}: no Fmax: {r['fmax_error']}")

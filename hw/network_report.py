@@ -32,7 +32,6 @@ trained values.
 """
 
 import re
-import statistics
 import time
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from bincount.gateware.network_top import PARTS
 from bincount.hw.designs import network_design
 from bincount.hw.fold_plan import plan_network
 from bincount.hw.measured_cycles import network_cycles
-from bincount.hw.pnr import fmax_ecp5
+from bincount.hw.pnr import fmax_ecp5, median_fmax, median_run_path, path_text
 from bincount.hw.synth import SynthesisError, group_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
 from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
@@ -293,9 +292,7 @@ def build_network_section(target, *, exports=None, knobs=None, target_fps=DEFAUL
                         "nextpnr_package", "yosys_package", "bram_outreg")}
                 runs.append(run)
             row["fmax_runs"] = runs
-            got = [x["fmax_mhz"] for x in runs if x["fmax_mhz"]]
-            row["fmax_mhz"] = (round(statistics.median(got), 2)
-                               if len(got) == len(runs) else None)
+            row["fmax_mhz"] = median_fmax(runs)
             row["fmax_error"] = next((x["error"] for x in runs if x["error"]), None)
             ok = next((x for x in runs if x["fmax_mhz"]), None)
             row["ecp5"] = ({k: ok[k] for k in RESOURCES + ("lut_equiv",)} if ok else None)
@@ -343,25 +340,6 @@ def _summary(section, by):
                  f"images/s binarized against {m['fmax_mhz']:.1f} MHz, "
                  f"{m['images_per_s']:,.0f} images/s baseline.")
     return text
-
-
-def _median_path(runs):
-    """``(seed, critical path)`` of the run with the median Fmax, or None."""
-    done = sorted((x for x in runs if x.get("fmax_mhz") and x.get("critical_path")),
-                  key=lambda x: x["fmax_mhz"])
-    if not done:
-        return None
-    x = done[(len(done) - 1) // 2]
-    return x["seed"], x["critical_path"]
-
-
-def _path_text(cp):
-    """One line for a :func:`~bincount.hw.pnr.critical_path`: delay, its split, the ends."""
-    steps = cp["steps"]
-    logic = [s for s in steps if s[0] == "logic"]
-    return (f"{cp['delay_ns']:.2f} ns ({cp['logic_ns']:.2f} ns logic in {len(logic)} cells, "
-            f"{cp['routing_ns']:.2f} ns routing) from `{steps[0][3]}` to `{steps[-1][4]}`"
-            if steps else f"{cp['delay_ns']:.2f} ns")
 
 
 def network_markdown(section, target):
@@ -446,10 +424,10 @@ def network_markdown(section, target):
                              + (f"{x['fmax_mhz']:.2f} MHz" if x["fmax_mhz"] else
                                 f"no result ({x['error']})") for x in r["fmax_runs"])
             out.append(f"- {r['form']} Fmax per seed: {runs}.")
-            cp = _median_path(r["fmax_runs"])
+            cp = median_run_path(r["fmax_runs"])
             if cp:
                 out.append(f"- {r['form']} critical path (seed {cp[0]}, the median run): "
-                           f"{_path_text(cp[1])}.")
+                           f"{path_text(cp[1])}.")
         util = r.get("ecp5_utilisation") or {}
         if util:
             out.append(f"- {r['form']} on the LFE5U-85F: " + ", ".join(

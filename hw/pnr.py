@@ -13,6 +13,7 @@ Results are cached like :func:`bincount.hw.synth.synthesize`, in ``build/cache/p
 
 import json
 import re
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,8 @@ from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, cached_result, chec
 from bincount.hw.tools import (nextpnr_package_version, run_nextpnr_ecp5, run_yosys,
                                yosys_package_version)
 
-__all__ = ["fmax_ecp5", "critical_path", "pnr_job", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "WRAPPER_TOP",
+__all__ = ["fmax_ecp5", "critical_path", "median_fmax", "median_run_path", "path_text",
+           "pnr_job", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "WRAPPER_TOP",
            "register_io_wrapper", "part_name"]
 
 ECP5_DEVICES = ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k",
@@ -151,6 +153,33 @@ def critical_path(report, index=0):
     return {"from": cp["from"], "to": cp["to"], "delay_ns": round(total, 3),
             "logic_ns": round(by_type.get("logic", 0.0), 3),
             "routing_ns": round(by_type.get("routing", 0.0), 3), "steps": steps}
+
+
+def median_fmax(runs):
+    """The median ``fmax_mhz`` of place-and-route ``runs`` (one dict per seed), rounded to
+    0.01 MHz; None unless every run has a result."""
+    got = [x["fmax_mhz"] for x in runs if x.get("fmax_mhz")]
+    return round(statistics.median(got), 2) if got and len(got) == len(runs) else None
+
+
+def median_run_path(runs):
+    """``(seed, critical path)`` of the run with the median Fmax (the lower of the two middle
+    ones for an even count), or None."""
+    done = sorted((x for x in runs if x.get("fmax_mhz") and x.get("critical_path")),
+                  key=lambda x: x["fmax_mhz"])
+    if not done:
+        return None
+    x = done[(len(done) - 1) // 2]
+    return x["seed"], x["critical_path"]
+
+
+def path_text(cp):
+    """One line for a :func:`critical_path`: delay, its split, the ends."""
+    steps = cp["steps"]
+    logic = [s for s in steps if s[0] == "logic"]
+    return (f"{cp['delay_ns']:.2f} ns ({cp['logic_ns']:.2f} ns logic in {len(logic)} cells, "
+            f"{cp['routing_ns']:.2f} ns routing) from `{steps[0][3]}` to `{steps[-1][4]}`"
+            if steps else f"{cp['delay_ns']:.2f} ns")
 
 
 def fmax_ecp5(verilog_text, top, device="85k", package="CABGA381", *, clock="clk",

@@ -86,6 +86,13 @@ def add_arguments(parser):
                          help="synthesise each engine with its parts kept as modules and "
                               "tabulate where the LUTs go (popcount trees, accumulators, "
                               "post-popcount units, line buffers, weight path, control, FIFO)")
+    engines.add_argument("--engine-forms", metavar="FORM", nargs="+", default=None,
+                         choices=["binarized", "baseline"],
+                         help="forms to build (default: binarized baseline)")
+    engines.add_argument("--engine-seeds", metavar="S", nargs="+", type=int_in(1, 2**31 - 1),
+                         default=None, help="nextpnr seeds of each engine's Fmax (default: 1; "
+                                            "with several, the median is reported and every "
+                                            "seed kept)")
     engines.add_argument("--engine-no-fmax", action="store_true",
                          help="skip place and route of the engines")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -144,6 +151,31 @@ def _engine_knobs(args):
         knobs.validate([load_export(path)])
     # the default networks are ReActNet-18, whose smallest Cin is 64
     return knobs.validate(limit=64)
+
+
+ENGINE_OPTIONS = ("engine_stages", "engine_lanes", "engine_bits_per_cycle", "engine_post_lanes",
+                  "engine_weight_ram", "engine_export", "engine_breakdown", "engine_forms",
+                  "engine_seeds", "engine_no_fmax")
+
+
+def _engines(args):
+    """The keyword arguments of :func:`bincount.hw.engine_report.build_engine_section` from the
+    command line, checked with one line before any synthesis."""
+    from bincount.errors import BincountError
+
+    for opt in ("engine_stages", "engine_forms", "engine_seeds"):
+        vals = getattr(args, opt) or []
+        if len(set(vals)) != len(vals):
+            raise BincountError(f"--{opt.replace('_', '-')} {' '.join(map(str, vals))}: a value "
+                                f"is given twice; expected distinct values")
+    if args.engine_no_fmax and args.engine_seeds:
+        raise BincountError("--engine-seeds does not apply with --engine-no-fmax")
+    forms = args.engine_forms or ["binarized", "baseline"]
+    return {"stages": sorted(args.engine_stages or [1, 2, 3, 4]), "knobs": _engine_knobs(args),
+            "exports": args.engine_export, "fmax": not args.engine_no_fmax,
+            "breakdown": args.engine_breakdown,
+            "forms": [f for f in ("binarized", "baseline") if f in forms],
+            "seeds": args.engine_seeds or [1]}
 
 
 NETWORK_OPTIONS = ("network_export", "network_lanes", "network_bits_per_cycle",
@@ -211,17 +243,13 @@ def run(args):
             raise BincountError(f"--widths {width} is out of range; expected {N_HELP} (the "
                                 f"widest lane the Verilog conversion can build)")
     if not args.engines:
-        refuse_given(args, ("engine_stages", "engine_lanes", "engine_bits_per_cycle",
-                            "engine_export", "engine_no_fmax", "engine_breakdown"),
-                     "applies with --engines only")
+        refuse_given(args, ENGINE_OPTIONS, "applies with --engines only")
     if not args.network:
         refuse_given(args, NETWORK_OPTIONS, "applies with --network only")
     check_output_dir(args.output)      # before minutes of synthesis
     engines = None
     if args.engines:
-        engines = {"stages": args.engine_stages or [1, 2, 3, 4], "knobs": _engine_knobs(args),
-                   "exports": args.engine_export, "fmax": not args.engine_no_fmax,
-                   "breakdown": args.engine_breakdown}
+        engines = _engines(args)
     network = _network(args) if args.network else None
     runner = connect(args.scheduler)    # one line if no scheduler answers, before any work
     try:

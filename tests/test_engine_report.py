@@ -97,6 +97,8 @@ def test_engine_part_of_and_keep():
     (["--engine-lanes", "3"], "--engine-lanes 3: expected a power of two"),
     (["--engine-bits-per-cycle", "128"], "--engine-bits-per-cycle 128"),
     (["--engine-export", "missing.npz"], "missing.npz"),
+    (["--engine-seeds", "2", "2"], "--engine-seeds 2 2: a value is given twice"),
+    (["--engine-seeds", "1", "--engine-no-fmax"], "--engine-seeds does not apply with"),
 ])
 def test_bad_engine_options_fail_before_synthesis(tmp_path, capsys, argv, message):
     out = tmp_path / "rep"
@@ -106,10 +108,13 @@ def test_bad_engine_options_fail_before_synthesis(tmp_path, capsys, argv, messag
     assert not out.exists() or not os.listdir(out)
 
 
-@pytest.mark.parametrize("option", ["--engine-breakdown", "--engine-no-fmax"])
+@pytest.mark.parametrize("option", ["--engine-breakdown", "--engine-no-fmax",
+                                    "--engine-seeds 1 2", "--engine-forms binarized",
+                                    "--engine-post-lanes 1", "--engine-weight-ram block"])
 def test_engine_options_need_engines(tmp_path, capsys, option):
     out = tmp_path / "rep"
-    assert main(["report", "--widths", "9", "-o", str(out), option]) != 0
+    assert main(["report", "--widths", "9", "-o", str(out), *option.split()]) != 0
+    option = option.split()[0]
     err = capsys.readouterr().err
     assert f"{option} applies with --engines only" in err and "[1/" not in err
     assert not out.exists()
@@ -152,11 +157,33 @@ def test_engine_whose_weights_exceed_the_block_ram_is_placed_with_streamed_weigh
                         lambda manifest, device: "does not fit LFE5U-85F: the weights alone are "
                                                  "576 bits, its 0 block RAMs hold 0 (test)")
     sec = engine_report.build_engine_section("xc7", lanes=4, bits_per_cycle=8, stages=(1,),
-                                             forms=("binarized",), jobs=1)
+                                             forms=("binarized",), jobs=2, seeds=(1, 2))
     (row,) = sec["rows"]
     assert row["fmax_weights"] == "stream" and row["fmax_mhz"] > 50
+    # one run per seed, the median of the two, each run with its critical path
+    assert [x["seed"] for x in row["fmax_runs"]] == [1, 2]
+    got = sorted(x["fmax_mhz"] for x in row["fmax_runs"])
+    assert row["fmax_mhz"] == round((got[0] + got[1]) / 2, 2)
+    assert all(x["critical_path"]["delay_ns"] > 0 for x in row["fmax_runs"])
     assert "_wstream_" in row["fmax_module"] and "_wstream_" not in row["module"]
     assert row["weight_bits_per_cycle"] == 4 * 8            # one block of P*B bits
     assert row["lut"] > 0                                   # resources: the on-chip form
     md = engine_report.engine_markdown(sec, "xc7")
     assert "(weights streamed)" in md and "32 weight bits per cycle" in md
+    assert "the median over nextpnr seeds 1, 2" in md
+    assert "- stage 1 binarized Fmax per seed: seed 1: " in md
+    low = min(row["fmax_runs"], key=lambda x: x["fmax_mhz"])["seed"]
+    assert f"- stage 1 binarized critical path (seed {low}, the median run): " in md
+
+
+def test_engine_markdown_seeds_without_a_result():
+    row = {"stage": 2, "form": "binarized", "lut": 1000, "ff": 1, "carry": 0, "dsp": 0,
+           "bram": 0, "cycles_per_image": 10, "measured_interval": None, "source": "s",
+           "module": "m", "fmax_mhz": None, "fmax_error": "nextpnr failed",
+           "fmax_runs": [{"seed": 1, "fmax_mhz": 151.0, "error": None, "critical_path": None},
+                         {"seed": 4, "fmax_mhz": None, "error": "nextpnr failed",
+                          "critical_path": None}]}
+    sec = {"lanes": 4, "bits_per_cycle": 8, "rows": [row], "fmax": True, "seeds": [1, 4]}
+    md = engine_report.engine_markdown(sec, "xc7")
+    assert "seed 1: 151.00 MHz; seed 4: no result (nextpnr failed)." in md
+    assert "| 2 | binarized | 1,000 |" in md and "| n/a |" in md
