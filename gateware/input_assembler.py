@@ -12,7 +12,7 @@ For beat ``g`` (channels ``g*P .. g*P + P-1``) of input pixel ``(y, x)``::
 ``K = 3 + s`` row slots; bit ``i`` of a bit word is channel ``j*WB + i``. The stream enters
 through a :class:`~bincount.gateware.stream_register.StreamRegister`. The input is
 back-pressured only when it would overwrite a row the window still needs (``room``: the row
-being received is below ``low_k`` from the sequencer, registered), and pauses for one cycle
+being received is below ``low_k`` from the sequencer, registered), and pauses for two cycles
 after each row while the row counter settles. ``loaded`` counts the rows whose bits are
 written; ``image_done`` (from the sequencer) takes an image's ``H`` rows off both counters.
 
@@ -116,14 +116,17 @@ class InputAssembler(wiring.Component):
         m.submodules.in_reg = in_reg = self._in_reg
         wiring.connect(m, wiring.flipped(self.i), in_reg.i)
         inp = in_reg.o
-        # room(t) = acc_row(t) < low_k(t-1): registered from acc_row's next value, so that no
-        # comparator sits in front of the input handshake. low_k one cycle old is safe: within
-        # an image it only grows (room is then late by a cycle), and when it drops back to K at
-        # the end of an image acc_row is still counted in the old image's rows for that cycle,
-        # which the old low_k bounds.
+        # room(t) = acc_row(t) < low_k(t-1), registered, so that no comparator sits in front
+        # of the input handshake. It is compared from the registers alone (no adder in front
+        # of the comparator): in a cycle after which acc_row changes (a row done, an image
+        # done) room goes to 0 for one cycle, a pause of one more cycle per row. low_k one
+        # cycle old is safe: within an image it only grows (room is then late by a cycle), and
+        # when it drops back to K at the end of an image acc_row is still counted in the old
+        # image's rows for that cycle, which the old low_k bounds.
         room = Signal(init=1, name="input_room")
         acc_next = Signal.like(acc_row, name="accept_row_next")
-        m.d.sync += [acc_row.eq(acc_next), room.eq(acc_next < self.low_k)]
+        m.d.sync += [acc_row.eq(acc_next),
+                     room.eq(~row_done_r & ~self.image_done & (acc_row < self.low_k))]
         m.d.comb += inp.ready.eq(room & ~row_done_r)
         beat = Signal(name="in_beat")
         m.d.comb += beat.eq(inp.valid & inp.ready)
