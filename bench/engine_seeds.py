@@ -40,6 +40,7 @@ def _args(argv):
     p.add_argument("--bits-per-cycle", type=int, default=None, help="B")
     p.add_argument("--post-lanes", type=int, default=None, help="Q (default: one per lane)")
     p.add_argument("--weight-ram", choices=("auto", "block", "logic"), default=None)
+    p.add_argument("--constant-ram", choices=("auto", "block", "logic"), default=None)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--json", type=Path, default=Path("build/bench/engine_seeds.json"))
     return p.parse_args(argv)
@@ -60,7 +61,9 @@ def markdown(section, argv, commit):
     knobs = (f"P = {section['lanes']}, B = {section['bits_per_cycle']}"
              + (f", Q = {section['post_lanes']}" if section.get("post_lanes") else "")
              + (f", weights {section['weight_ram']}" if section.get("weight_ram") != "auto"
-                else ""))
+                else "")
+             + (f", constants {section['constant_ram']}"
+                if section.get("constant_ram", "auto") != "auto" else ""))
     out = [f"`python bench/engine_seeds.py {' '.join(argv)}` ({date.today().isoformat()}, "
            f"commit {commit}; {knobs}; nextpnr-ecp5 on an LFE5U-85F, out of context, "
            f"registered I/O, seeds {', '.join(map(str, seeds))}; xc7 LUTs from "
@@ -97,7 +100,8 @@ def main(argv=None):
     a = _args(argv)
     commit = _commit()                    # the gateware measured: HEAD when the run starts
     knobs = EngineKnobs(a.lanes, a.bits_per_cycle, post_lanes=a.post_lanes,
-                        weight_ram=a.weight_ram).validate(limit=64)
+                        weight_ram=a.weight_ram,
+                        constant_ram=a.constant_ram).validate(limit=64)
     caches = cache_dirs()
     section = build_engine_section("xc7", knobs=knobs, stages=a.stages, forms=a.forms,
                                    seeds=a.seeds, jobs=a.jobs, progress=Progress(0, sys.stderr),

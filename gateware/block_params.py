@@ -144,12 +144,14 @@ class BlockParams:
     weights: str = "memory"       # "memory" (on chip) | "stream" (a weight stream input)
     post_lanes: object = None     # None: P post-popcount lanes; Q < P: shared (post_params)
     weight_ram: str = "auto"      # weight memories: "auto" (the tool's choice), "block", "logic"
+    constant_ram: str = "auto"    # constant ROMs (RSign biases, conv, RPReLU), likewise
     arrays: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.weight_ram not in RAM_STYLES:
-            raise BincountError(f"layer {self.name}: weight_ram must be one of "
-                                f"{', '.join(RAM_STYLES)}, got {self.weight_ram!r}")
+        for knob in ("weight_ram", "constant_ram"):
+            if getattr(self, knob) not in RAM_STYLES:
+                raise BincountError(f"layer {self.name}: {knob} must be one of "
+                                    f"{', '.join(RAM_STYLES)}, got {getattr(self, knob)!r}")
         q = self.post_lanes
         if q is None or q == self.lanes:
             return
@@ -329,12 +331,13 @@ WEIGHT_SOURCES = ("memory", "stream")
 
 
 def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
-                 weights="memory", post_lanes=None, weight_ram="auto"):
+                 weights="memory", post_lanes=None, weight_ram="auto", *, constant_ram="auto"):
     """:class:`BlockParams` of binary layer ``name`` of ``export`` (a dict from
     :func:`bincount.model.export.network_file.load_export` or ``export_arrays``), checked;
     ``weights`` is ``"memory"`` or ``"stream"`` (module docstring); ``post_lanes`` (``None``:
     ``lanes``) the post-popcount units shared by the lanes (:meth:`BlockParams.post_params`);
-    ``weight_ram`` the weight memories' style (:data:`~bincount.gateware.banked_ram.RAM_STYLES`)."""
+    ``weight_ram`` the weight memories' style (:data:`~bincount.gateware.banked_ram.RAM_STYLES`),
+    ``constant_ram`` the constant ROMs' style."""
     if weights not in WEIGHT_SOURCES:
         raise BincountError(f"weights must be 'memory' or 'stream', got {weights!r}")
     meta = _meta(export)
@@ -370,7 +373,7 @@ def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_
         mul_bits=int(fmt["mul_bits"]), off_bits=int(fmt["off_bits"]),
         shift=int(m["shift"] or 0), slope_bits=int(fmt["slope_bits"]),
         slope_frac=int(fmt["slope_frac"]), weights=weights, post_lanes=post_lanes,
-        weight_ram=weight_ram, arrays=arrays)
+        weight_ram=weight_ram, constant_ram=constant_ram, arrays=arrays)
 
 
 def to_beats(x, lanes, bits=RES_BITS):

@@ -12,7 +12,11 @@ shared flip-flop fanning out to every block.
 
 ``shape`` is the word's shape: a width, or an ``amaranth.lib.data`` layout (then ``data`` is a
 view of it, and ``init`` holds the words as integers, bit 0 first, e.g. from
-``layout.const(...).as_value().value``). The read runs every cycle. Clock domain ``sync``.
+``layout.const(...).as_value().value``). ``style`` (``"auto"``, ``"block"``, ``"logic"``)
+leaves the memory to the synthesis tool or asks for block RAM or logic through its
+``ram_style`` attribute (a small ROM left to Yosys becomes LUTs on xc7: a stage-1 block's
+three ROMs take about 320 LUT6 there, and 8 RAMB18 in block RAM). The read runs every cycle.
+Clock domain ``sync``.
 """
 
 from amaranth.hdl import Const, Module, Shape, Value
@@ -23,7 +27,8 @@ from amaranth.utils import ceil_log2
 
 from bincount.errors import BincountError
 
-from ._common import check_int, delay
+from ._common import check_choice, check_int, delay
+from .banked_ram import RAM_STYLES
 
 __all__ = ["ConstantROM"]
 
@@ -37,6 +42,8 @@ class ConstantROM(wiring.Component):
         Width of a word (``1..2**20``), or a layout of it.
     init : list of int
         The words (at least one), each ``0 <= w < 2**width``.
+    style : str
+        ``"auto"`` (default), ``"block"`` or ``"logic"`` (the ``ram_style`` attribute).
 
     Members
     -------
@@ -49,7 +56,8 @@ class ConstantROM(wiring.Component):
     #: Cycles from ``addr`` to ``data``: the memory's read register and two more.
     LATENCY = 3
 
-    def __init__(self, shape, init):
+    def __init__(self, shape, init, style="auto"):
+        self._style = check_choice("style", style, RAM_STYLES)
         width = Shape.cast(shape).width
         check_int("width", width, (1, 1 << 20))
         self._init = [int(w) for w in init]
@@ -76,7 +84,9 @@ class ConstantROM(wiring.Component):
             ones &= w
             anys |= w
         varying = ones ^ anys
-        m.submodules.mem = mem = Memory(shape=width, depth=len(self._init), init=self._init)
+        attrs = {"ram_style": self._style} if self._style != "auto" else None
+        m.submodules.mem = mem = Memory(shape=width, depth=len(self._init), init=self._init,
+                                        attrs=attrs)
         rd = mem.read_port(transparent_for=())
         m.d.comb += rd.addr.eq(self.addr)
         word = delay(m, rd.data, self.LATENCY - 1, "word")

@@ -61,7 +61,8 @@ class ConvOutput(wiring.Component):
         self._units = [_post_popcount(p) for _ in range(p.lanes)]
         layout = self._units[0].constants_layout
         assert layout == p.conv_layout               # the layout the words are packed with
-        self._rom = ConstantROM(data.ArrayLayout(layout, p.lanes), p.conv_words())
+        self._rom = ConstantROM(data.ArrayLayout(layout, p.lanes), p.conv_words(),
+                                style=p.constant_ram)
         super().__init__({
             "group": In(ceil_log2(p.out_groups)),
             "counts": In(data.ArrayLayout(unsigned(ceil_log2(p.n + 1)), p.lanes)),

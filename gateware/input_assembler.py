@@ -66,8 +66,8 @@ class InputAssembler(wiring.Component):
         K, span, wb = 3 + p.stride, row_span(p), max(p.bits_per_cycle, p.lanes)
         self._in_reg = StreamRegister(p.beat_bits)
         self._rsign = RSignCompare(p.lanes, p.res_bits)
-        self._bias = (ConstantROM(data.ArrayLayout(p.rsign_layout, p.lanes), p.rsign_words())
-                      if p.rsign else None)
+        self._bias = (ConstantROM(data.ArrayLayout(p.rsign_layout, p.lanes), p.rsign_words(),
+                                  style=p.constant_ram) if p.rsign else None)
         super().__init__({
             "i": In(stream.Signature(p.beat_bits)),
             "bits_w": Out(write_signature(p.size, K, wb, p.cin // wb)),

@@ -58,7 +58,8 @@ class RPReLULanes(wiring.Component):
                                 negative_slopes=p.rprelu_negative_slopes)
         layout = self._unit.constants_layout
         assert layout == p.rprelu_layout             # the layout the words are packed with
-        self._rom = ConstantROM(data.ArrayLayout(layout, p.lanes), p.rprelu_words())
+        self._rom = ConstantROM(data.ArrayLayout(layout, p.lanes), p.rprelu_words(),
+                                style=p.constant_ram)
         super().__init__({
             "group": In(ceil_log2(p.out_groups)),
             "s": In(data.ArrayLayout(signed(p.res_bits), p.lanes)),

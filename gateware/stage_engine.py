@@ -65,11 +65,13 @@ class StageEngine(wiring.Component):
     weight_ram : str
         The weight memories' style: ``"auto"`` (the synthesis tool's choice), ``"block"``,
         ``"logic"``.
+    constant_ram : str
+        The per-group constant ROMs' style (RSign biases, conv and RPReLU constants), likewise.
     """
 
     def __init__(self, export, stage, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_PER_CYCLE,
                  taps=False, layers=None, weights="memory", post_lanes=None,
-                 weight_ram="auto"):
+                 weight_ram="auto", constant_ram="auto"):
         names = stage_layers(export, stage)
         if layers is not None:
             layers = list(layers)
@@ -84,7 +86,8 @@ class StageEngine(wiring.Component):
         self.stage = stage
         self.whole_stage = len(names) == len(stage_layers(export, stage))
         self.blocks = [BinaryBlockEngine(block_params(export, n, lanes, bits_per_cycle,
-                                                      weights, post_lanes, weight_ram))
+                                                      weights, post_lanes, weight_ram,
+                                                      constant_ram=constant_ram))
                        for n in names]
         self.weights = weights
         self.taps = bool(taps)

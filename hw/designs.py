@@ -80,7 +80,8 @@ def engine_design(export, stage, knobs=None, *, taps=False, layers=None, cache_d
     def make():
         text, manifest = emit_stage(export, stage, knobs.lanes, knobs.bits_per_cycle,
                                     taps=taps, layers=layers, weights=knobs.weights,
-                                    post_lanes=knobs.post_lanes, weight_ram=knobs.weight_ram)
+                                    post_lanes=knobs.post_lanes, weight_ram=knobs.weight_ram,
+                                    constant_ram=knobs.constant_ram)
         return {"manifest": manifest, "verilog": text}
 
     what = {"stage": stage, "lanes": knobs.lanes, "bits_per_cycle": knobs.bits_per_cycle,
@@ -89,6 +90,8 @@ def engine_design(export, stage, knobs=None, *, taps=False, layers=None, cache_d
         what["post_lanes"] = knobs.post_lanes
     if knobs.weight_ram != "auto":
         what["weight_ram"] = knobs.weight_ram
+    if knobs.constant_ram != "auto":
+        what["constant_ram"] = knobs.constant_ram
     d = _cached(cache_dir, "stage-engine-verilog",
                 [stage_digest(export, stage), json.dumps(what, sort_keys=True)], make,
                 ("manifest", "verilog"))

@@ -56,19 +56,22 @@ def stage_module_name(engine, digest):
             f"{'_wstream' if p.weights == 'stream' else ''}"
             f"{f'_q{p.post_lanes}' if p.shared_post else ''}"
             f"{f'_w{p.weight_ram}' if p.weight_ram != 'auto' else ''}"
+            f"{f'_c{p.constant_ram}' if p.constant_ram != 'auto' else ''}"
             f"{'_taps' if engine.taps else ''}_{digest[:10]}")
 
 
 def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None,
-                weights="memory", post_lanes=None, weight_ram="auto"):
+                weights="memory", post_lanes=None, weight_ram="auto", constant_ram="auto"):
     """``(engine, module_name, parameters)``; knobs ``None`` take the defaults; ``layers``
     builds a run of the stage's layers only (see :class:`StageEngine`); ``weights`` is
     ``"memory"`` or ``"stream"``; ``post_lanes`` the shared post-popcount units per block
-    (``None``: one per lane); ``weight_ram`` the weight memories' style."""
+    (``None``: one per lane); ``weight_ram`` the weight memories' style, ``constant_ram`` the
+    constant ROMs'."""
     kw = {k: v for k, v in (("lanes", lanes), ("bits_per_cycle", bits_per_cycle))
           if v is not None}
     engine = StageEngine(export, stage, taps=taps, layers=layers, weights=weights,
-                         post_lanes=post_lanes, weight_ram=weight_ram, **kw)
+                         post_lanes=post_lanes, weight_ram=weight_ram,
+                         constant_ram=constant_ram, **kw)
     digest = stage_digest(export, stage)
     p = engine.params[0]
     params = {"stage": stage, "form": p.form, "lanes": p.lanes,
@@ -80,6 +83,8 @@ def build_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, laye
         params["post_lanes"] = p.post_lanes
     if p.weight_ram != "auto":
         params["weight_ram"] = p.weight_ram
+    if p.constant_ram != "auto":
+        params["constant_ram"] = p.constant_ram
     return engine, stage_module_name(engine, digest), params
 
 
@@ -118,10 +123,10 @@ def _manifest(engine, name, params, text):
 
 
 def emit_stage(export, stage, lanes=None, bits_per_cycle=None, taps=False, layers=None,
-               weights="memory", post_lanes=None, weight_ram="auto"):
+               weights="memory", post_lanes=None, weight_ram="auto", constant_ram="auto"):
     """Verilog text and manifest of the stage engine (nothing written)."""
     engine, name, params = build_stage(export, stage, lanes, bits_per_cycle, taps, layers,
-                                       weights, post_lanes, weight_ram)
+                                       weights, post_lanes, weight_ram, constant_ram)
     header = [f"bincount {__version__}: stage engine, parameters "
               f"{json.dumps(params, sort_keys=True)}",
               f"ports, blocks and cycles: {name}.json"]

@@ -287,7 +287,7 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
     rows.sort(key=lambda r: (r["stage"], ENGINE_FORMS.index(r["form"])))
     return {"lanes": lanes, "bits_per_cycle": bpc, "post_lanes": knobs.post_lanes,
             "seeds": seeds,
-            "weight_ram": knobs.weight_ram,
+            "weight_ram": knobs.weight_ram, "constant_ram": knobs.constant_ram,
             "rows": rows, "pnr": pnr_info,
             "fmax": bool(fmax), "wall_seconds": round(time.monotonic() - t_start, 1),
             "cycles_measured": any_measured, "breakdown": bool(breakdown)}
@@ -310,6 +310,8 @@ def engine_markdown(section, target):
               f"lanes (P/Q cycles per channel group)" if section.get("post_lanes") else "")
            + (f", weight memories in {section['weight_ram']} (asked for by the `ram_style` "
               f"attribute)" if section.get("weight_ram", "auto") != "auto" else "")
+           + (f", constant ROMs in {section['constant_ram']}"
+              if section.get("constant_ram", "auto") != "auto" else "")
            + f", weights and constants in "
            f"on-chip memories initialised from the export. Resources: Yosys for `{target}` as "
            f"for the lanes above, the whole engine flattened, out of context. Fmax: "

@@ -4,7 +4,8 @@
 window bits per lane and cycle), ``weights`` (``"memory"``: on-chip weight memories;
 ``"stream"``: a weight stream input per block) and ``post_lanes`` (``None``: a post-popcount
 unit per lane; Q: Q units per block shared by the P lanes, P/Q cycles per channel group) and
-``weight_ram`` (the weight memories' style: the synthesis tool's choice, block RAM or logic). Making one checks the types and the weight
+``weight_ram`` (the weight memories' style: the synthesis tool's choice, block RAM or logic)
+and ``constant_ram`` (the same for the per-group constant ROMs). Making one checks the types and the weight
 source; :meth:`EngineKnobs.validate` checks the knobs against the layers of exports (every
 layer's :func:`~bincount.gateware.block_params.block_params`) and, where no export is at hand,
 against a bound (``limit``: the smallest Cin of the network). Error messages name the
@@ -25,7 +26,8 @@ from bincount.gateware.block_params import (DEFAULT_BITS_PER_CYCLE, DEFAULT_LANE
 __all__ = ["EngineKnobs", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE", "WEIGHT_SOURCES"]
 
 _FIELD_OPTIONS = {"lanes": "lanes", "bits_per_cycle": "bits_per_cycle", "weights": "weights",
-                  "post_lanes": "post_lanes", "weight_ram": "weight_ram"}
+                  "post_lanes": "post_lanes", "weight_ram": "weight_ram",
+                  "constant_ram": "constant_ram"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class EngineKnobs:
     post_lanes: object = None
     #: the weight memories' style: "auto" (the synthesis tool's choice), "block", "logic"
     weight_ram: str = "auto"
+    #: the constant ROMs' style (RSign biases, conv and RPReLU constants), likewise
+    constant_ram: str = "auto"
     #: knob -> the option name used in error messages (``{"lanes": "--engine-lanes"}``)
     options: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -62,11 +66,12 @@ class EngineKnobs:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise BincountError(f"{names['post_lanes']} must be a positive integer, "
                                     f"got {v!r}")
-        if self.weight_ram is None:
-            object.__setattr__(self, "weight_ram", "auto")
-        if self.weight_ram not in RAM_STYLES:
-            raise BincountError(f"{names['weight_ram']} must be one of {', '.join(RAM_STYLES)}, "
-                                f"got {self.weight_ram!r}")
+        for knob in ("weight_ram", "constant_ram"):
+            if getattr(self, knob) is None:
+                object.__setattr__(self, knob, "auto")
+            if getattr(self, knob) not in RAM_STYLES:
+                raise BincountError(f"{names[knob]} must be one of {', '.join(RAM_STYLES)}, "
+                                    f"got {getattr(self, knob)!r}")
         if self.weights not in WEIGHT_SOURCES:
             raise BincountError(f"{names['weights']} must be memory or stream, "
                                 f"got {self.weights!r}")
@@ -83,7 +88,8 @@ class EngineKnobs:
         for export in exports:
             for name in (layer_names(export) if layers is None else layers):
                 block_params(export, name, self.lanes, self.bits_per_cycle, self.weights,
-                             self.post_lanes, self.weight_ram)
+                             self.post_lanes, self.weight_ram,
+                             constant_ram=self.constant_ram)
         if limit is not None:
             for knob in ("lanes", "bits_per_cycle"):
                 v = getattr(self, knob)

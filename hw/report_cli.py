@@ -78,6 +78,11 @@ def add_arguments(parser):
                          help="the weight memories: auto (default: the synthesis tool's choice; "
                               "Yosys builds a block's small deep-and-wide weight ROM in LUTs "
                               "on xc7), block (block RAM), logic")
+    engines.add_argument("--engine-constant-ram", choices=("auto", "block", "logic"),
+                         default=None,
+                         help="the per-group constant ROMs (RSign biases, threshold / BN and "
+                              "RPReLU constants): auto (default: the synthesis tool's choice; "
+                              "Yosys builds these small ROMs in LUTs on xc7), block, logic")
     engines.add_argument("--engine-export", metavar="FILE", action="append", default=None,
                          help="a trained bincount-network export to build the engines of its "
                               "form from (repeat for both forms; default: the calibrated "
@@ -143,10 +148,12 @@ def _engine_knobs(args):
 
     knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
                         post_lanes=args.engine_post_lanes, weight_ram=args.engine_weight_ram,
+                        constant_ram=args.engine_constant_ram,
                         options={"lanes": "--engine-lanes",
                                  "bits_per_cycle": "--engine-bits-per-cycle",
                                  "post_lanes": "--engine-post-lanes",
-                                 "weight_ram": "--engine-weight-ram"})
+                                 "weight_ram": "--engine-weight-ram",
+                                 "constant_ram": "--engine-constant-ram"})
     for path in args.engine_export or ():
         knobs.validate([load_export(path)])
     # the default networks are ReActNet-18, whose smallest Cin is 64
@@ -154,7 +161,7 @@ def _engine_knobs(args):
 
 
 ENGINE_OPTIONS = ("engine_stages", "engine_lanes", "engine_bits_per_cycle", "engine_post_lanes",
-                  "engine_weight_ram", "engine_export", "engine_breakdown", "engine_forms",
+                  "engine_weight_ram", "engine_constant_ram", "engine_export", "engine_breakdown", "engine_forms",
                   "engine_seeds", "engine_no_fmax")
 
 

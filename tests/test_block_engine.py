@@ -112,6 +112,21 @@ def test_weight_ram_style_reaches_the_weight_memories():
         block_params(ex, "stage1.conv1", 4, 8, weight_ram="bram")
 
 
+@pytest.mark.parametrize("post", [None, 1])
+def test_constant_ram_style_reaches_the_three_constant_roms(post):
+    from amaranth.back import verilog
+
+    ex = tiny_export(8, 8, 1, 4, "binarized", True, "pow2", 1)
+    p = block_params(ex, "stage1.conv1", 4, 8, post_lanes=post, constant_ram="logic")
+    assert p.rsign
+    text = verilog.convert(BinaryBlockEngine(p), name="b", emit_src=False)
+    # the RSign biases, the conv constants and the RPReLU constants; the weights left alone
+    assert text.count('ram_style = "logic"') == 3 and 'ram_style = "block"' not in text
+    with pytest.raises(BincountError, match=r"constant_ram must be one of auto, block, logic, "
+                                            r"got 'lut'"):
+        block_params(ex, "stage1.conv1", 4, 8, constant_ram="lut")
+
+
 def test_post_lanes_must_keep_up_with_the_folds():
     """P / post_lanes cycles per group must fit in its F folds."""
     ex = tiny_export(16, 16, 1, 4, "binarized", True, "pow2", 1)

@@ -39,3 +39,20 @@ def test_bad_words():
         ConstantROM(4, [16])
     with pytest.raises(BincountError, match="len"):
         ConstantROM(4, [])
+
+
+@pytest.mark.parametrize("style", ["block", "logic"])
+def test_style_asks_for_block_ram_or_logic(style):
+    """``style`` puts the ``ram_style`` attribute on the memory; ``auto`` puts none; the words
+    read back the same."""
+    from amaranth.back import verilog
+
+    words = [3, 9, 27, 81]
+    assert verilog.convert(ConstantROM(8, words, style=style), name="r",
+                           emit_src=False).count(f'ram_style = "{style}"') == 1
+    assert "ram_style" not in verilog.convert(ConstantROM(8, words), name="r", emit_src=False)
+    got = run_cycles(ConstantROM(8, words, style=style), [{"addr": a} for a in (2, 0)], ["data"],
+                     extra=3)
+    assert [got[2]["data"], got[3]["data"]] == [27, 3]
+    with pytest.raises(BincountError, match="style"):
+        ConstantROM(8, words, style="bram")

@@ -110,7 +110,8 @@ def test_bad_engine_options_fail_before_synthesis(tmp_path, capsys, argv, messag
 
 @pytest.mark.parametrize("option", ["--engine-breakdown", "--engine-no-fmax",
                                     "--engine-seeds 1 2", "--engine-forms binarized",
-                                    "--engine-post-lanes 1", "--engine-weight-ram block"])
+                                    "--engine-post-lanes 1", "--engine-weight-ram block",
+                                    "--engine-constant-ram block"])
 def test_engine_options_need_engines(tmp_path, capsys, option):
     out = tmp_path / "rep"
     assert main(["report", "--widths", "9", "-o", str(out), *option.split()]) != 0
