@@ -10,7 +10,8 @@ For beat ``g`` (channels ``g*P .. g*P + P-1``) of input pixel ``(y, x)``::
     bit word (slot y mod K, x, j)      = bits j*WB .. j*WB + WB-1, WB = max(B, P)
 
 ``K = 3 + s`` row slots; bit ``i`` of a bit word is channel ``j*WB + i``. The stream enters
-through a :class:`~bincount.gateware.stream_register.StreamRegister`. The input is
+through a :class:`~bincount.gateware.pipe_register.PipeRegister` (its ``ready`` is the
+assembler's, which comes from flip-flops through one gate). The input is
 back-pressured only when it would overwrite a row the window still needs (``room``: the row
 being received is below ``low_k`` from the sequencer, registered), and pauses for two cycles
 after each row while the row counter settles. ``loaded`` counts the rows whose bits are
@@ -37,7 +38,7 @@ from .block_sequencer import row_span
 from .constant_rom import ConstantROM
 from .line_buffer import write_signature
 from .rsign_compare import RSignCompare
-from .stream_register import StreamRegister
+from .pipe_register import PipeRegister
 
 __all__ = ["InputAssembler"]
 
@@ -64,7 +65,7 @@ class InputAssembler(wiring.Component):
             raise TypeError("InputAssembler takes a BlockParams")
         self.params = p = params
         K, span, wb = 3 + p.stride, row_span(p), max(p.bits_per_cycle, p.lanes)
-        self._in_reg = StreamRegister(p.beat_bits)
+        self._in_reg = PipeRegister(p.beat_bits)
         self._rsign = RSignCompare(p.lanes, p.res_bits)
         self._bias = (ConstantROM(data.ArrayLayout(p.rsign_layout, p.lanes), p.rsign_words(),
                                   style=p.constant_ram) if p.rsign else None)
@@ -112,7 +113,8 @@ class InputAssembler(wiring.Component):
         # acc_row counts a finished row one cycle late (row_done registered, so that no adder
         # follows the ready comparator); the input pauses for that cycle
         row_done_r = Signal(name="in_row_done_r")
-        # the input stream passes a StreamRegister first: the producer sees a registered ready
+        # the input stream passes a pipe register first; the ready it passes back is room and
+        # row_done_r (flip-flops) through a gate or two
         m.submodules.in_reg = in_reg = self._in_reg
         wiring.connect(m, wiring.flipped(self.i), in_reg.i)
         inp = in_reg.o

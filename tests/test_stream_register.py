@@ -1,16 +1,19 @@
-"""StreamRegister in the Amaranth simulator: random gaps and stalls, every beat once, in order,
-one cycle of latency, full rate without stalls."""
+"""StreamRegister and PipeRegister in the Amaranth simulator: random gaps and stalls, every beat
+once, in order, one cycle of latency, full rate without stalls."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
 from bincount.errors import BincountError
+from bincount.gateware.pipe_register import PipeRegister
 from bincount.gateware.stream_register import StreamRegister
 
+REGISTERS = [StreamRegister, PipeRegister]
 
-def _run(p_valid, p_ready, beats=300, seed=0):
-    dut = StreamRegister(12)
+
+def _run(cls, p_valid, p_ready, beats=300, seed=0):
+    dut = cls(12)
     rng = np.random.default_rng(seed)
     data = [int(v) for v in rng.integers(0, 1 << 12, beats)]
     got, first_out = [], []
@@ -40,18 +43,22 @@ def _run(p_valid, p_ready, beats=300, seed=0):
     return data, got, first_out
 
 
+@pytest.mark.parametrize("cls", REGISTERS)
 @pytest.mark.parametrize("p_valid, p_ready", [(1.0, 1.0), (0.7, 0.7), (1.0, 0.3), (0.3, 1.0)])
-def test_every_beat_once_in_order(p_valid, p_ready):
-    data, got, _ = _run(p_valid, p_ready)
+def test_every_beat_once_in_order(cls, p_valid, p_ready):
+    data, got, _ = _run(cls, p_valid, p_ready)
     assert got == data
 
 
-def test_full_rate_and_one_cycle_latency():
-    data, got, cycles = _run(1.0, 1.0, beats=50)
+@pytest.mark.parametrize("cls", REGISTERS)
+def test_full_rate_and_one_cycle_latency(cls):
+    data, got, cycles = _run(cls, 1.0, 1.0, beats=50)
     assert got == data
     assert cycles == list(range(1, 51))
+    assert cls(4).latency == 1
 
 
-def test_bad_width():
+@pytest.mark.parametrize("cls", REGISTERS)
+def test_bad_width(cls):
     with pytest.raises(BincountError, match="width must be in"):
-        StreamRegister(0)
+        cls(0)
