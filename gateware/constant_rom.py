@@ -16,10 +16,12 @@ view of it, and ``init`` holds the words as integers, bit 0 first, e.g. from
 leaves the memory to the synthesis tool or asks for block RAM or logic through its
 ``ram_style`` attribute (a small ROM left to Yosys becomes LUTs on xc7: a stage-1 block's
 three ROMs take about 320 LUT6 there, and 8 RAMB18 in block RAM). The read runs every cycle.
-Clock domain ``sync``.
+With ``enable``, the ROM has an ``en`` input and its read and both registers move only in
+cycles with ``en`` high (a pipeline that stalls with its consumer: ``data`` is the word read
+three enabled cycles before). Clock domain ``sync``.
 """
 
-from amaranth.hdl import Const, Module, Shape, Value
+from amaranth.hdl import Const, Module, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -44,6 +46,8 @@ class ConstantROM(wiring.Component):
         The words (at least one), each ``0 <= w < 2**width``.
     style : str
         ``"auto"`` (default), ``"block"`` or ``"logic"`` (the ``ram_style`` attribute).
+    enable : bool
+        Add the ``en`` input (default: the read runs every cycle).
 
     Members
     -------
@@ -56,7 +60,7 @@ class ConstantROM(wiring.Component):
     #: Cycles from ``addr`` to ``data``: the memory's read register and two more.
     LATENCY = 3
 
-    def __init__(self, shape, init, style="auto"):
+    def __init__(self, shape, init, style="auto", enable=False):
         self._style = check_choice("style", style, RAM_STYLES)
         width = Shape.cast(shape).width
         check_int("width", width, (1, 1 << 20))
@@ -65,7 +69,11 @@ class ConstantROM(wiring.Component):
         if any(not 0 <= w < (1 << width) for w in self._init):
             raise BincountError(f"init words must be in 0..2**{width}-1")
         self._width = width
-        super().__init__({"addr": In(ceil_log2(len(self._init))), "data": Out(shape)})
+        self._enable = bool(enable)
+        ports = {"addr": In(ceil_log2(len(self._init))), "data": Out(shape)}
+        if self._enable:
+            ports["en"] = In(1)
+        super().__init__(ports)
 
     @property
     def latency(self):
@@ -89,6 +97,15 @@ class ConstantROM(wiring.Component):
                                         attrs=attrs)
         rd = mem.read_port(transparent_for=())
         m.d.comb += rd.addr.eq(self.addr)
-        word = delay(m, rd.data, self.LATENCY - 1, "word")
+        if self._enable:
+            m.d.comb += rd.en.eq(self.en)
+            word = rd.data
+            for i in range(self.LATENCY - 1):
+                reg = Signal(width, name=f"word_{i + 1}", reset_less=True)
+                with m.If(self.en):
+                    m.d.sync += reg.eq(word)
+                word = reg
+        else:
+            word = delay(m, rd.data, self.LATENCY - 1, "word")
         m.d.comb += Value.cast(self.data).eq((word & Const(varying, width)) | Const(ones, width))
         return m

@@ -17,9 +17,13 @@ being received is below ``low_k`` from the sequencer, registered), and pauses fo
 after each row while the row counter settles. ``loaded`` counts the rows whose bits are
 written; ``image_done`` (from the sequencer) takes an image's ``H`` rows off both counters.
 
-Latency: :attr:`InputAssembler.latency` = the input register's latency (1) + the bias ROM's
-(3) + the RSign compare's (1) = 5 cycles from a beat's handshake on ``i`` to the write of its
-bit word (``bits_w.en``); its residual word is written as it leaves the input register.
+The RSign biases are fetched ahead: the bias ROM moves on each beat and holds the words of the
+next beats' groups, so a beat meets its biases in its own cycle (the ROM fills for its latency
+after reset, while the input waits).
+
+Latency: :attr:`InputAssembler.latency` = the input register's latency (1) + the RSign
+compare's (1) = 2 cycles from a beat's handshake on ``i`` to the write of its bit word
+(``bits_w.en``); its residual word is written as it leaves the input register.
 Clock domain ``sync``; ``rst`` returns to the start of an image.
 
 (The first line turns off Amaranth's "created but never used" warning for the parts made in
@@ -68,7 +72,7 @@ class InputAssembler(wiring.Component):
         self._in_reg = PipeRegister(p.beat_bits)
         self._rsign = RSignCompare(p.lanes, p.res_bits)
         self._bias = (ConstantROM(data.ArrayLayout(p.rsign_layout, p.lanes), p.rsign_words(),
-                                  style=p.constant_ram) if p.rsign else None)
+                                  style=p.constant_ram, enable=True) if p.rsign else None)
         super().__init__({
             "i": In(stream.Signature(p.beat_bits)),
             "bits_w": Out(write_signature(p.size, K, wb, p.cin // wb)),
@@ -78,16 +82,10 @@ class InputAssembler(wiring.Component):
         })
 
     @property
-    def bias_latency(self):
-        """Cycles from a beat to its RSign biases (the bias ROM's latency; the beat waits for
-        them also where there is no RSign bias)."""
-        return ConstantROM.LATENCY if self._bias is None else self._bias.latency
-
-    @property
     def bits_delay(self):
-        """Cycles from a beat leaving the input register to its bit word's write: the bias
-        ROM's latency + the RSign compare's."""
-        return self.bias_latency + self._rsign.latency
+        """Cycles from a beat leaving the input register to its bit word's write: the RSign
+        compare's latency (the beat's biases are fetched ahead and wait for it)."""
+        return self._rsign.latency
 
     @property
     def latency(self):
@@ -129,7 +127,9 @@ class InputAssembler(wiring.Component):
         acc_next = Signal.like(acc_row, name="accept_row_next")
         m.d.sync += [acc_row.eq(acc_next),
                      room.eq(~row_done_r & ~self.image_done & (acc_row < self.low_k))]
-        m.d.comb += inp.ready.eq(room & ~row_done_r)
+        # the input waits while the bias ROM fills after reset
+        filled = Signal(init=1, name="bias_filled")
+        m.d.comb += inp.ready.eq(room & ~row_done_r & filled)
         beat = Signal(name="in_beat")
         m.d.comb += beat.eq(inp.valid & inp.ready)
         last_g = ld_g == CGi - 1
@@ -147,18 +147,28 @@ class InputAssembler(wiring.Component):
                      self.res_w.sub.eq(ld_g), self.res_w.data.eq(inp.payload),
                      self.res_w.en.eq(beat)]
 
-        # RSign: the beat waits for its biases (ROM word ld_g), then one compare register
+        # RSign: the biases are fetched ahead. The bias ROM moves only when it is enabled: on
+        # each beat, and on L = its latency cycles after reset that fill it with the words of
+        # groups 0 .. L-1 (the input waits for them). Its words are then those of the next L
+        # beats' groups, the groups repeat with period CGi, and data is the next beat's: the
+        # beat meets its biases in its own cycle, and its payload waits for nothing.
         m.submodules.rsign = rsign = self._rsign
         if self._bias is not None:
-            m.submodules.rsign_bias = self._bias
-            m.d.comb += self._bias.addr.eq(ld_g)
-            bias = self._bias.data
+            rom = self._bias
+            m.submodules.rsign_bias = rom
+            fetch_g = Signal(range(max(CGi, 2)), name="bias_fetch_group")
+            filling = Signal(range(rom.latency + 1), init=rom.latency, name="bias_filling")
+            advance = Signal(name="bias_advance")
+            m.d.comb += [advance.eq(beat | (filling != 0)), rom.en.eq(advance),
+                         rom.addr.eq(fetch_g if CGi > 1 else 0), filled.eq(filling == 0)]
+            with m.If(advance):
+                m.d.sync += fetch_g.eq(Mux(fetch_g == CGi - 1, 0, fetch_g + 1))
+            with m.If(filling != 0):
+                m.d.sync += filling.eq(filling - 1)
+            bias = rom.data
         else:
             bias = Const(0, p.beat_bits)
-        lead = self.bias_latency
-        x_r = delay(m, inp.payload, lead, "in_x")
-        m.d.comb += [rsign.x.eq(x_r), rsign.bias.eq(bias),
-                     rsign.in_valid.eq(delay_valid(m, beat, lead))]
+        m.d.comb += [rsign.x.eq(inp.payload), rsign.bias.eq(bias), rsign.in_valid.eq(beat)]
         # the beat's position and row end travel alongside to the bit word write
         g2 = delay(m, ld_g, self.bits_delay, "in_g")
         x2 = delay(m, ld_x, self.bits_delay, "in_xpos")

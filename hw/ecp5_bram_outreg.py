@@ -9,14 +9,16 @@ for every ``DP16KD`` port (A or B) whose every used data output ``DO{A,B}k`` dri
 ``TRELLIS_FF`` data input, and nothing else, where that flip-flop
 
 - is clocked by the port's clock net with the same (non-inverted) polarity,
-- has its clock enable tied on (``CEMUX = "1"``) and its set/reset unused (``LSR`` constant 0),
+- has its clock enable tied on (``CEMUX = "1"``) or driven by a net (``CEMUX = "CE"``), the
+  same for every flip-flop of the port, and its set/reset unused (``LSR`` constant 0),
 
 (in the 36-bit pseudo-dual-port mode, ``DATA_WIDTH_B = 36``, the read port B owns all 36 outputs
 ``DOA0-17`` and ``DOB0-17`` and their clock is ``CLKB``: the two ports' outputs are then treated
 as one, and both ``REGMODE_A`` and ``REGMODE_B`` become ``"OUTREG"``, or neither),
 
 the flip-flops are removed, their outputs are driven by the RAM pins instead and the port's
-``REGMODE`` becomes ``"OUTREG"`` (output clock enable ``OCE`` tied to 1, output reset unused).
+``REGMODE`` becomes ``"OUTREG"`` (output clock enable ``OCE`` tied to 1, or to the flip-flops'
+clock enable net; output reset unused).
 The circuit computes the same values in the same cycles: one register is exchanged for another.
 Anything else is left as Yosys produced it. The generated Verilog is not changed; only the
 netlist placed and routed for the Fmax figure.
@@ -47,9 +49,10 @@ def absorb_output_registers(netlist_text, top):
         if c["type"] != "DP16KD":
             continue
         for group, outputs in _read_groups(c):
-            plan = _plan(c, group, outputs, cells, sinks, port_bits)
-            if not plan:
+            found = _plan(c, group, outputs, cells, sinks, port_bits)
+            if not found:
                 continue
+            plan, ce = found
             conn = c["connections"]
             for pin, ff_name, q in plan:
                 conn[pin] = [q]
@@ -57,7 +60,7 @@ def absorb_output_registers(netlist_text, top):
                 absorbed += 1
             for port in outputs:
                 c["parameters"][f"REGMODE_{port}"] = "OUTREG"
-                conn[f"OCE{port}"] = ["1"]
+                conn[f"OCE{port}"] = [ce]
                 if f"RST{port}" in conn:
                     conn[f"RST{port}"] = ["0"]
     return json.dumps(data), absorbed
@@ -81,8 +84,9 @@ def _read_groups(c):
 
 
 def _plan(c, clock_port, outputs, cells, sinks, port_bits):
-    """``[(pin, flip-flop, its Q net)]`` when every used output of ``outputs`` feeds exactly
-    one plain flip-flop on the read clock, else ``None``."""
+    """``([(pin, flip-flop, its Q net)], clock enable)`` when every used output of ``outputs``
+    feeds exactly one plain flip-flop on the read clock, all with the same clock enable (``"1"``
+    or a net), else ``None``."""
     params, conn = c["parameters"], c["connections"]
     if any(params.get(f"REGMODE_{p}") != "NOREG" for p in outputs):
         return None
@@ -90,7 +94,7 @@ def _plan(c, clock_port, outputs, cells, sinks, port_bits):
     if not clk or not isinstance(clk[0], int) \
             or params.get(f"CLK{clock_port}MUX", f"CLK{clock_port}") != f"CLK{clock_port}":
         return None
-    plan = []
+    plan, ces = [], set()
     for port in outputs:
         for k in range(18):
             pin = f"DO{port}{k}"
@@ -109,10 +113,17 @@ def _plan(c, clock_port, outputs, cells, sinks, port_bits):
                 return None
             fp, fc = ff["parameters"], ff["connections"]
             lsr = fc.get("LSR", ["0"])[0]
+            cemux = fp.get("CEMUX", "").strip()
+            if cemux == "1":
+                ces.add("1")
+            elif cemux == "CE" and isinstance(fc.get("CE", [None])[0], int):
+                ces.add(fc["CE"][0])
+            else:
+                return None
             if fc.get("CLK") != clk or fp.get("CLKMUX", "CLK").strip() != "CLK" \
-                    or fp.get("CEMUX", "").strip() != "1" or isinstance(lsr, int) \
+                    or len(ces) != 1 or isinstance(lsr, int) \
                     or any(isinstance(v[0], int) for k, v in fc.items()
                            if k not in ("CLK", "DI", "Q", "LSR", "CE")):
                 return None
             plan.append((pin, ff_name, fc["Q"][0]))
-    return plan or None
+    return (plan, ces.pop()) if plan else None

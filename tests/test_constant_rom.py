@@ -56,3 +56,20 @@ def test_style_asks_for_block_ram_or_logic(style):
     assert [got[2]["data"], got[3]["data"]] == [27, 3]
     with pytest.raises(BincountError, match="style"):
         ConstantROM(8, words, style="bram")
+
+
+def test_enable_moves_the_read_and_both_registers_together():
+    """With ``enable``, ``data`` is the word read three enabled cycles before: a pipeline that
+    stalls with ``en`` low."""
+    words = [10, 20, 30, 40, 50]
+    rng = random.Random(3)
+    ens = [1, 1, 1] + [rng.randrange(2) for _ in range(40)]
+    addrs = [rng.randrange(len(words)) for _ in ens]
+    dut = ConstantROM(8, words, enable=True)
+    got = run_cycles(dut, [{"addr": a, "en": e} for a, e in zip(addrs, ens)], ["data"])
+    read = []                                     # addresses read on enabled cycles
+    for t, (a, e) in enumerate(zip(addrs, ens)):
+        if e:
+            read.append(a)
+        if len(read) >= 3:
+            assert got[t]["data"] == words[read[-3]], t

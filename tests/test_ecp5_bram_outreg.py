@@ -40,14 +40,28 @@ def test_registers_after_the_ram_move_into_it():
     assert ram["connections"]["OCEB"] == ["1"]
 
 
+def test_registers_with_a_clock_enable_move_with_it():
+    """Flip-flops that load on an enable (a stalling ROM pipeline): the output register's clock
+    enable becomes that net."""
+    text, n = absorb_output_registers(_netlist({"CEMUX": "CE"}, {"CE": [5]}), "top")
+    ram = json.loads(text)["modules"]["top"]["cells"]["ram"]
+    assert n == 2 and ram["parameters"]["REGMODE_B"] == "OUTREG"
+    assert ram["connections"]["OCEB"] == [5]
+
+
 def test_anything_else_is_left_alone():
-    for kwargs in ({"ff_params": {"CEMUX": "CE"}, "ff_extra": {"CE": [5]}},   # clock enable
+    netlist = json.loads(_netlist({"CEMUX": "CE"}, {"CE": [5]}))
+    netlist["modules"]["top"]["cells"]["ff1"]["connections"]["CE"] = [7]
+    for kwargs in ({"ff_params": {"CEMUX": "INV"}, "ff_extra": {"CE": [5]}},  # inverted enable
                    {"ff_extra": {"LSR": [6]}},                               # a reset
                    {"ff_extra": {"CLK": [3]}},                               # another clock
                    {"extra_sink": True}):                                    # RAM output shared
         before = _netlist(**kwargs)
         text, n = absorb_output_registers(before, "top")
         assert n == 0 and json.loads(text) == json.loads(before), kwargs
+    # two enables on one port
+    text, n = absorb_output_registers(json.dumps(netlist), "top")
+    assert n == 0 and json.loads(text) == netlist
 
 
 def _pdp_netlist(share_a=False):
