@@ -14,7 +14,7 @@ with ``x`` the block's input (residual stream, written through ``w``, a
 queue of ``depth`` groups (at least the groups in flight), and ``take`` pops the head.
 
 Latency: :attr:`Shortcut.latency` = 7 cycles from the issue of fold ``R - 1`` to ``valid`` at
-the head of an empty queue: address register, line buffer (2), word register, accumulator,
+the head of an empty queue: address register, line buffer (2), word register, pooling accumulator (a plain register for the identity),
 queue (2). Bit order: lane ``p`` at bits ``[p*res_bits, (p+1)*res_bits)``. Clock domain
 ``sync``; ``rst`` empties the queue.
 
@@ -110,17 +110,24 @@ class Shortcut(wiring.Component):
         word_lat = buf.latency + 1
         sc_word = delay(m, buf.r_data, 1, "sc_word")
         b_sc = delay_valid(m, a_sc, word_lat)
-        b_first = delay(m, fi == 0, 1 + word_lat, "sc_first")
         b_last = delay(m, fi == R - 1, 1 + word_lat, "sc_last")
         push = Signal(name="sc_push")
         m.d.sync += push.eq(b_sc & b_last)
+        b_first = delay(m, fi == 0, 1 + word_lat, "sc_first") if R == 4 else None
         vals = []
         for lane in range(P):
             v = sc_word[lane * rb:(lane + 1) * rb].as_signed()
-            a = Signal(signed(rb + 2), name=f"sc_acc{lane}", reset_less=True)
-            with m.If(b_sc):
-                m.d.sync += a.eq(Mux(b_first, 0, a) + v)
-            vals.append(((a + 2) >> 2)[:rb] if R == 4 else a[:rb])
+            if R == 4:
+                a = Signal(signed(rb + 2), name=f"sc_acc{lane}", reset_less=True)
+                with m.If(b_sc):
+                    m.d.sync += a.eq(Mux(b_first, 0, a) + v)
+                vals.append(((a + 2) >> 2)[:rb])
+            else:
+                # one read per group: the word itself (registered), no adder
+                a = Signal(signed(rb), name=f"sc_val{lane}", reset_less=True)
+                with m.If(b_sc):
+                    m.d.sync += a.eq(v)
+                vals.append(a)
         m.d.comb += [fifo.w_data.eq(Cat(*vals)), fifo.w_en.eq(push), fifo.r_en.eq(self.take),
                      self.value.eq(fifo.r_data), self.valid.eq(fifo.r_rdy)]
         return m
