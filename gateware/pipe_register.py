@@ -15,26 +15,16 @@ Order is kept. Clock domain ``sync``; ``rst`` empties the register.
 """
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
-from ._common import check_int
+from .stream_register import StreamRegister
 
 __all__ = ["PipeRegister"]
 
 
-class PipeRegister(wiring.Component):
+class PipeRegister(StreamRegister):
     """A stream's ``valid`` and ``payload`` registered, ``ready`` passed back (module
-    docstring)."""
-
-    def __init__(self, width):
-        self._width = check_int("width", width, (1, 1 << 20))
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
-
-    @property
-    def latency(self):
-        """Cycles from a beat on ``i`` to the same beat on ``o``: 1."""
-        return 1
+    docstring); the ports, the width check and the latency (1) are the
+    :class:`~bincount.gateware.stream_register.StreamRegister`'s."""
 
     def elaborate(self, platform):
         m = Module()
