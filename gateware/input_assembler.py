@@ -127,8 +127,8 @@ class InputAssembler(wiring.Component):
         acc_next = Signal.like(acc_row, name="accept_row_next")
         m.d.sync += [acc_row.eq(acc_next),
                      room.eq(~row_done_r & ~self.image_done & (acc_row < self.low_k))]
-        # the input waits while the bias ROM fills after reset
-        filled = Signal(init=1, name="bias_filled")
+        # the input waits while the bias ROM fills after reset (filled: a flip-flop)
+        filled = Signal(name="bias_filled") if self._bias is not None else Const(1)
         m.d.comb += inp.ready.eq(room & ~row_done_r & filled)
         beat = Signal(name="in_beat")
         m.d.comb += beat.eq(inp.valid & inp.ready)
@@ -159,12 +159,14 @@ class InputAssembler(wiring.Component):
             fetch_g = Signal(range(max(CGi, 2)), name="bias_fetch_group")
             filling = Signal(range(rom.latency + 1), init=rom.latency, name="bias_filling")
             advance = Signal(name="bias_advance")
-            m.d.comb += [advance.eq(beat | (filling != 0)), rom.en.eq(advance),
-                         rom.addr.eq(fetch_g if CGi > 1 else 0), filled.eq(filling == 0)]
+            # beat | ~filled, written from flip-flops and the valid so that one LUT drives
+            # the block RAM's enable (its route is long)
+            m.d.comb += [advance.eq((inp.valid & room & ~row_done_r) | ~filled),
+                         rom.en.eq(advance), rom.addr.eq(fetch_g if CGi > 1 else 0)]
             with m.If(advance):
                 m.d.sync += fetch_g.eq(Mux(fetch_g == CGi - 1, 0, fetch_g + 1))
-            with m.If(filling != 0):
-                m.d.sync += filling.eq(filling - 1)
+            with m.If(~filled):
+                m.d.sync += [filling.eq(filling - 1), filled.eq(filling == 1)]
             bias = rom.data
         else:
             bias = Const(0, p.beat_bits)
