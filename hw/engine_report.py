@@ -299,6 +299,10 @@ def _fmt(v, digits=0):
     return f"{v:,.{digits}f}" if isinstance(v, float) else f"{v:,}"
 
 
+#: How report.md names a memory style.
+_STYLE_TEXT = {"block": "block RAM", "logic": "logic"}
+
+
 def engine_markdown(section, target):
     """The "Stage engines" part of report.md."""
     lanes, bpc = section["lanes"], section["bits_per_cycle"]
@@ -308,9 +312,9 @@ def engine_markdown(section, target):
            f"per cycle) and B = {bpc} window bits per lane and cycle"
            + (f", Q = {section['post_lanes']} post-popcount units per block shared by the "
               f"lanes (P/Q cycles per channel group)" if section.get("post_lanes") else "")
-           + (f", weight memories in {section['weight_ram']} (asked for by the `ram_style` "
-              f"attribute)" if section.get("weight_ram", "auto") != "auto" else "")
-           + (f", constant ROMs in {section['constant_ram']}"
+           + (f", weight memories in {_STYLE_TEXT[section['weight_ram']]} (asked for by the "
+              f"`ram_style` attribute)" if section.get("weight_ram", "auto") != "auto" else "")
+           + (f", constant ROMs in {_STYLE_TEXT[section['constant_ram']]}"
               if section.get("constant_ram", "auto") != "auto" else "")
            + f", weights and constants in "
            f"on-chip memories initialised from the export. Resources: Yosys for `{target}` as "
