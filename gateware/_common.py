@@ -38,15 +38,20 @@ def check_choice(name, value, choices):
     return value
 
 
-def delay(m, value, stages, name):
-    """Delay ``value`` by ``stages`` clock cycles through registers without reset.
+def delay(m, value, stages, name, en=None):
+    """Delay ``value`` by ``stages`` clock cycles through registers without reset; with
+    ``en`` (a 1-bit signal) the registers move only in cycles with ``en`` high.
 
     Returns the delayed signal (``value`` itself when ``stages`` is 0). The registers are
     named ``{name}_d1``, ``{name}_d2``, ...
     """
     for i in range(1, stages + 1):
         reg = Signal.like(value, name=f"{name}_d{i}", reset_less=True)
-        m.d.sync += reg.eq(value)
+        if en is None:
+            m.d.sync += reg.eq(value)
+        else:
+            with m.If(en):
+                m.d.sync += reg.eq(value)
         value = reg
     return value
 

@@ -21,7 +21,7 @@ cycles with ``en`` high (a pipeline that stalls with its consumer: ``data`` is t
 three enabled cycles before). Clock domain ``sync``.
 """
 
-from amaranth.hdl import Const, Module, Shape, Signal, Value
+from amaranth.hdl import Const, Module, Shape, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -97,15 +97,9 @@ class ConstantROM(wiring.Component):
                                         attrs=attrs)
         rd = mem.read_port(transparent_for=())
         m.d.comb += rd.addr.eq(self.addr)
-        if self._enable:
-            m.d.comb += rd.en.eq(self.en)
-            word = rd.data
-            for i in range(self.LATENCY - 1):
-                reg = Signal(width, name=f"word_{i + 1}", reset_less=True)
-                with m.If(self.en):
-                    m.d.sync += reg.eq(word)
-                word = reg
-        else:
-            word = delay(m, rd.data, self.LATENCY - 1, "word")
+        en = self.en if self._enable else None
+        if en is not None:
+            m.d.comb += rd.en.eq(en)
+        word = delay(m, rd.data, self.LATENCY - 1, "word", en=en)
         m.d.comb += Value.cast(self.data).eq((word & Const(varying, width)) | Const(ones, width))
         return m

@@ -109,7 +109,7 @@ class InputAssembler(wiring.Component):
         m.d.comb += self.loaded.eq(loaded)
 
         # acc_row counts a finished row one cycle late (row_done registered, so that no adder
-        # follows the ready comparator); the input pauses for that cycle
+        # follows the ready comparator); the input pauses for that cycle and the next (room)
         row_done_r = Signal(name="in_row_done_r")
         # the input stream passes a pipe register first; the ready it passes back is room and
         # row_done_r (flip-flops) through a gate or two
@@ -129,7 +129,8 @@ class InputAssembler(wiring.Component):
                      room.eq(~row_done_r & ~self.image_done & (acc_row < self.low_k))]
         # the input waits while the bias ROM fills after reset (filled: a flip-flop)
         filled = Signal(name="bias_filled") if self._bias is not None else Const(1)
-        m.d.comb += inp.ready.eq(room & ~row_done_r & filled)
+        may_take = Signal(name="in_may_take")        # room, and not the pause after a row
+        m.d.comb += [may_take.eq(room & ~row_done_r), inp.ready.eq(may_take & filled)]
         beat = Signal(name="in_beat")
         m.d.comb += beat.eq(inp.valid & inp.ready)
         last_g = ld_g == CGi - 1
@@ -161,7 +162,7 @@ class InputAssembler(wiring.Component):
             advance = Signal(name="bias_advance")
             # beat | ~filled, written from flip-flops and the valid so that one LUT drives
             # the block RAM's enable (its route is long)
-            m.d.comb += [advance.eq((inp.valid & room & ~row_done_r) | ~filled),
+            m.d.comb += [advance.eq((inp.valid & may_take) | ~filled),
                          rom.en.eq(advance), rom.addr.eq(fetch_g if CGi > 1 else 0)]
             with m.If(advance):
                 m.d.sync += fetch_g.eq(Mux(fetch_g == CGi - 1, 0, fetch_g + 1))

@@ -14,8 +14,8 @@ with ``x`` the block's input (residual stream, written through ``w``, a
 queue of ``depth`` groups (at least the groups in flight), and ``take`` pops the head.
 
 Latency: :attr:`Shortcut.latency` = 7 cycles from the issue of fold ``R - 1`` to ``valid`` at
-the head of an empty queue: address register, line buffer (2), word register, pooling accumulator (a plain register for the identity),
-queue (2). Bit order: lane ``p`` at bits ``[p*res_bits, (p+1)*res_bits)``. Clock domain
+the head of an empty queue: address register, line buffer (2), word register, pooling
+accumulator (a plain register for the identity), queue (2). Bit order: lane ``p`` at bits ``[p*res_bits, (p+1)*res_bits)``. Clock domain
 ``sync``; ``rst`` empties the queue.
 
 (The first line turns off Amaranth's "created but never used" warning for the parts made in
