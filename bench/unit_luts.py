@@ -1,7 +1,11 @@
 """xc7 LUTs of the parts whose figures docs/benchmarks.md and docs/engines.md quote from a
 synthesis of the part alone: the RPReLU unit (8 lanes and 1 lane; the shift form for every
-exponent, the shift form built for -4..-1 without negative slopes, the multiply form) and a
-stage-1 block's weight ROM (72 words of 512 bits) left to Yosys or in block RAM.
+exponent, the shift form built for -4..-1 without negative slopes, the multiply form), a
+stage-1 block's weight ROM (72 words of 512 bits) and its three constant ROMs (RSign biases
+8 x 128, conv constants 64 x 42 and RPReLU constants 64 x 38 at Q = 1) left to Yosys or in
+block RAM, and the parts of a stage-1 block's 128-bit input: the skid-buffer stream register,
+the pipe register, and a 3-cycle delay line (the wait for the biases before they were fetched
+ahead).
 
     python bench/unit_luts.py
 
@@ -13,10 +17,29 @@ import random
 import sys
 
 from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
+from bincount.gateware._common import delay
 from bincount.gateware.banked_ram import BankedRAM
+from bincount.gateware.constant_rom import ConstantROM
+from bincount.gateware.pipe_register import PipeRegister
 from bincount.gateware.rprelu_unit import RPReLUUnit
+from bincount.gateware.stream_register import StreamRegister
 from bincount.hw.synth import synthesize
+
+
+class _DelayLine(wiring.Component):
+    """``o`` = ``i`` three cycles later, through :func:`delay` (no reset)."""
+
+    def __init__(self, width):
+        super().__init__({"i": In(width), "o": Out(width)})
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module
+        m = Module()
+        m.d.comb += self.o.eq(delay(m, self.i, 3, "line"))
+        return m
 
 
 def _row(name, dut):
@@ -37,6 +60,15 @@ def main():
     for style in ("auto", "block"):
         _row(f"weight ROM 72 x 512, style {style}",
              BankedRAM(512, 72, words, writable=False, style=style))
+    for depth, width, what in ((8, 128, "RSign biases"), (64, 42, "conv constants"),
+                               (64, 38, "RPReLU constants")):
+        words = [rnd.getrandbits(width) for _ in range(depth)]
+        for style in ("auto", "block"):
+            _row(f"constant ROM {depth} x {width} ({what}), style {style}",
+                 ConstantROM(width, words, style=style))
+    _row("stream register (skid buffer), 128 bits", StreamRegister(128))
+    _row("pipe register, 128 bits", PipeRegister(128))
+    _row("delay line, 3 cycles x 128 bits", _DelayLine(128))
     return 0
 
 
