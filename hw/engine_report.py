@@ -31,7 +31,7 @@ from bincount.hw.designs import engine_design
 from bincount.hw.knobs import EngineKnobs
 from bincount.hw.measured_cycles import engine_cycles
 from bincount.hw.pnr import (ECP5_BRAM_BLOCKS, fmax_ecp5, median_fmax, median_run_path,
-                             part_name, path_text)
+                             part_name, path_text, runs_text, seed_run)
 from bincount.hw.ports import module_names
 from bincount.hw.synth import SynthesisError, group_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
@@ -250,12 +250,7 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                                 if m else "ideal Ho*Wo*Cout*N/(P*B) of the slowest block "
                                           "(run bench/engine_cycles.py to measure)")
         if fmax:
-            runs = []
-            for seed in seeds:
-                p = results[("pnr", form, stage, seed)]
-                run = {"seed": seed, "fmax_mhz": p.get("fmax_mhz"), "error": p.get("error"),
-                       "seconds": p.get("seconds"), "critical_path": p.get("critical_path")}
-                runs.append(run)
+            runs = [seed_run(seed, results[("pnr", form, stage, seed)]) for seed in seeds]
             row["fmax_runs"] = runs
             row["fmax_mhz"] = median_fmax(runs)
             row["fmax_error"] = next((x["error"] for x in runs if x["error"]), None)
@@ -346,10 +341,7 @@ def engine_markdown(section, target):
         for r in section["rows"]:
             runs = r.get("fmax_runs") or []
             if len(runs) > 1:
-                out.append(f"- stage {r['stage']} {r['form']} Fmax per seed: " + "; ".join(
-                    f"seed {x['seed']}: "
-                    + (f"{x['fmax_mhz']:.2f} MHz" if x["fmax_mhz"] else
-                       f"no result ({x['error']})") for x in runs) + ".")
+                out.append(f"- stage {r['stage']} {r['form']} Fmax per seed: {runs_text(runs)}.")
             cp = median_run_path(runs)
             if cp:
                 out.append(f"- stage {r['stage']} {r['form']} critical path (seed {cp[0]}"

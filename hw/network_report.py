@@ -40,7 +40,8 @@ from bincount.gateware.network_top import PARTS
 from bincount.hw.designs import network_design
 from bincount.hw.fold_plan import plan_network
 from bincount.hw.measured_cycles import network_cycles
-from bincount.hw.pnr import fmax_ecp5, median_fmax, median_run_path, path_text
+from bincount.hw.pnr import (fmax_ecp5, median_fmax, median_run_path, path_text, runs_text,
+                             seed_run)
 from bincount.hw.synth import SynthesisError, group_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
 from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
@@ -281,8 +282,7 @@ def build_network_section(target, *, exports=None, knobs=None, target_fps=DEFAUL
             runs = []
             for seed in seeds:
                 p = results[("pnr", form, seed)]
-                run = {"seed": seed, "fmax_mhz": p.get("fmax_mhz"), "error": p.get("error"),
-                       "seconds": p.get("seconds"), "critical_path": p.get("critical_path")}
+                run = seed_run(seed, p)
                 if p.get("fmax_mhz"):
                     run.update({k: p.get(k) for k in RESOURCES + ("lut_equiv",)})
                     run["utilisation"] = p.get("utilisation")
@@ -420,10 +420,7 @@ def network_markdown(section, target):
             f"Counted by the rule of {mul['rule']}, from the layer shapes.", ""]
     for r in rows:
         if r.get("fmax_runs"):
-            runs = "; ".join(f"seed {x['seed']}: "
-                             + (f"{x['fmax_mhz']:.2f} MHz" if x["fmax_mhz"] else
-                                f"no result ({x['error']})") for x in r["fmax_runs"])
-            out.append(f"- {r['form']} Fmax per seed: {runs}.")
+            out.append(f"- {r['form']} Fmax per seed: {runs_text(r['fmax_runs'])}.")
             cp = median_run_path(r["fmax_runs"])
             if cp:
                 out.append(f"- {r['form']} critical path (seed {cp[0]}, the median run): "

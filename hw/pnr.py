@@ -28,7 +28,8 @@ from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, cached_result, chec
 from bincount.hw.tools import (nextpnr_package_version, run_nextpnr_ecp5, run_yosys,
                                yosys_package_version)
 
-__all__ = ["fmax_ecp5", "critical_path", "median_fmax", "median_run_path", "path_text",
+__all__ = ["fmax_ecp5", "critical_path", "seed_run", "runs_text", "median_fmax",
+           "median_run_path", "path_text",
            "pnr_job", "ecp5_flow", "ECP5_DEVICES", "ECP5_BRAM_BLOCKS", "WRAPPER_TOP",
            "register_io_wrapper", "part_name"]
 
@@ -153,6 +154,19 @@ def critical_path(report, index=0):
     return {"from": cp["from"], "to": cp["to"], "delay_ns": round(total, 3),
             "logic_ns": round(by_type.get("logic", 0.0), 3),
             "routing_ns": round(by_type.get("routing", 0.0), 3), "steps": steps}
+
+
+def seed_run(seed, result):
+    """The record of one place-and-route run kept per seed: ``seed``, ``fmax_mhz``, ``error``,
+    ``seconds``, ``critical_path`` (from a :func:`fmax_ecp5` result or an error dict)."""
+    return {"seed": seed, "fmax_mhz": result.get("fmax_mhz"), "error": result.get("error"),
+            "seconds": result.get("seconds"), "critical_path": result.get("critical_path")}
+
+
+def runs_text(runs):
+    """``seed 1: 154.04 MHz; seed 2: no result (...)`` for :func:`seed_run` records."""
+    return "; ".join(f"seed {x['seed']}: " + (f"{x['fmax_mhz']:.2f} MHz" if x["fmax_mhz"] else
+                                              f"no result ({x['error']})") for x in runs)
 
 
 def median_fmax(runs):
