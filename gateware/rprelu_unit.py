@@ -34,7 +34,7 @@ of its channels' ``e``; ``negative_slopes=False`` when no channel has ``neg`` se
 shifter of ``ceil(log2(hi - lo + 1))`` multiplexer levels instead of 5, ``res_bits + max(hi+1,
 0)`` bits wide, and without the negation. Its result for an exponent outside ``lo..hi`` or a
 set ``neg`` bit is not defined. (A trained layer's slopes span 2-4 exponents, e.g.
-``-4..-1``: one level of 4:1 multiplexers, one LUT6 per bit.)
+``-4..-1``: two levels of 2:1 multiplexers.)
 
 Pipeline (latency 4, both forms):
 
@@ -43,6 +43,15 @@ Pipeline (latency 4, both forms):
    the product ``t * slope`` (the multiply sits between registers);
 3. round, negate (shift form), select ``t`` for ``t >= 0``, add ``b1``: register the sum;
 4. saturate, register ``y``.
+
+The shifter's levels go where they share LUTs with logic that is there anyway. Without
+negative slopes the last level (k's bit 0) moves into stage 3, where it, the select and the
+adder's XOR read six signals per bit: one LUT6. When at most one level is left, it moves into
+stage 1 together with the select of ``t`` for ``t >= 0``: a bit of the result reads two sum
+bits, the three sign bits the saturation reads and the level's select, one LUT6, so ``t``
+itself needs no LUT of its own; stage 2 then only registers. For ``-4..-1`` without negative
+slopes the shifter takes no LUT of its own (xc7, ``bench/unit_luts.py``: 66 LUT for one
+channel against 87 with the levels in stage 2, and 69 plus a DSP48E1 for the multiply form).
 
 (Yosys packs no registers into the ECP5 multiplier, MULT18X18D, so there the multiply form's
 clock is bounded by the multiplier's own combinational delay, as for ``BaselineScale``.)
@@ -283,14 +292,14 @@ class RPReLUUnit(wiring.Component):
             s = self.s[c * rb:(c + 1) * rb].as_signed()
             b0 = self.b0[c * rb:(c + 1) * rb].as_signed()
             t = _saturating_add(m, s, b0, name=f"t{c}")
-            t_r = Signal(signed(rb), name=f"t{c}_r", reset_less=True)
-            m.d.sync += t_r.eq(t)
 
-            # Stages 2-3: the negative branch, the select and + b1.
+            # Stages 1-3: the negative branch, the select and + b1.
             b1_c = b1[c * rb:(c + 1) * rb].as_signed()
             if shift:
-                total_r = self._shift_stages(m, c, t_r, neg[c], b1_c)
+                total_r = self._shift_stages(m, c, t, neg[c], b1_c)
             else:
+                t_r = Signal(signed(rb), name=f"t{c}_r", reset_less=True)
+                m.d.sync += t_r.eq(t)
                 total_r = self._multiply_stages(m, c, t_r, slope, b1_c)
 
             # Stage 4: y = sat(total).
@@ -303,54 +312,79 @@ class RPReLUUnit(wiring.Component):
         m.d.comb += [self.y.eq(Cat(*ys)), self.out_valid.eq(valid)]
         return m
 
-    def _shift_stages(self, m, c, t_r, neg, b1):
-        """The shift amount (stage 1) and stages 2-3 of the shift form: returns the stage-3
-        register ``u + b1``."""
+    def _shift_stages(self, m, c, t, neg, b1):
+        """Stages 1-3 of the shift form from stage 1's ``t = sat(s + b0)`` (combinational):
+        returns the stage-3 register ``u + b1``."""
         rb = self._res_bits
         e = self.exp[c * EXP_BITS:(c + 1) * EXP_BITS].as_signed()
         if self._exponents is None:
-            # Stage 1: the shift amount k = 3 - e (0..19): t * 2**e = (t << 3) >> k.
+            # the shift amount k = 3 - e (0..19): t * 2**e = (t << 3) >> k
             hi = EXP_RANGE[1]
             k = Signal(range(hi + 2 ** (EXP_BITS - 1) + 1), name=f"k{c}")
             m.d.comb += k.eq(Mux(e > hi, 0, hi - e))
         else:
-            # Stage 1: k = hi - e (0..hi-lo); only the low bits of e matter.
+            # k = hi - e (0..hi-lo); only the low bits of e matter
             lo, hi = self._exponents
             k = Signal(range(hi - lo + 1), name=f"k{c}")
             m.d.comb += k.eq(hi - e)
-        k_r = Signal.like(k, name=f"k{c}_r", reset_less=True)
-        m.d.sync += k_r.eq(k)
 
-        # Stage 2: sh = floor(t * 2**(hi+1)) >> k holds w = floor(t * 2**e) in sh[1:] and the
-        # rounding bit r (bit -e-1 of t; 0 for e >= 0, where the low bits of t << (e+1) are
-        # zero) in sh[0]. A logarithmic shifter, largest step first (smaller on ECP5 than
-        # Yosys's own).
+        # x = floor(t * 2**(hi+1)); sh = x >> k holds w = floor(t * 2**e) in sh[1:] and the
+        # rounding bit r (bit -e-1 of t; 0 for e >= 0, where the low bits of x are zero) in
+        # sh[0]. The steps of k's bits are taken largest first, where they share LUTs:
+        # - without negative slopes, k[0]'s step is taken in stage 3, where an operand bit then
+        #   reads t's sign, k[0], two bits of a, t's bit and b1's bit: one LUT6 with the
+        #   adder's XOR;
+        # - the other steps build a = x >> (their part of k). With one such step, a is built in
+        #   stage 1 from the saturation's own signals (with hi = -1, x = t, a bit of a reads two
+        #   sum bits, the three sign bits the saturation reads and k[1]: one LUT6) and stage 2
+        #   only registers it; with more, the saturation has its own LUTs anyway and a is built
+        #   in stage 2 from the registered t and k (a logarithmic shifter, smaller on ECP5 than
+        #   Yosys's own).
+        late = 1 if len(k) and not self._negative_slopes else 0
+        early = len(k) - late <= 1
+        if not early:
+            t_r, k = delay(m, t, 1, name=f"t{c}"), delay(m, k, 1, name=f"k{c}")
+        src = t if early else t_r
         base = hi + 1
-        sh = Signal(signed(max(rb + base, 2)), name=f"sh{c}_0")
-        m.d.comb += sh.eq(t_r.shift_left(base) if base >= 0 else t_r.shift_right(-base))
-        for i in reversed(range(len(k_r))):
-            step = Signal.like(sh, name=f"sh{c}_{len(k_r) - i}")
-            m.d.comb += step.eq(Mux(k_r[i], sh.shift_right(1 << i), sh))
-            sh = step
-        sh_r = Signal.like(sh, name=f"sh{c}_r", reset_less=True)
-        t_d = Signal(signed(rb), name=f"t{c}_d", reset_less=True)
-        m.d.sync += [sh_r.eq(sh), t_d.eq(t_r)]
+        x = Signal(signed(max(rb + base, rb, 2)), name=f"x{c}")
+        m.d.comb += x.eq(src.shift_left(base) if base >= 0 else src.shift_right(-base))
+        for i in reversed(range(late, len(k))):
+            step = Signal.like(x, name=f"x{c}_{i}")
+            m.d.comb += step.eq(Mux(k[i], x.shift_right(1 << i), x))
+            x = step
+        if early:
+            # a = t for t >= 0 in the same LUT, so that t needs no register of its own
+            a = Signal.like(x, name=f"a{c}")
+            m.d.comb += a.eq(Mux(t[-1], x, t))
+            a_r = delay(m, a, 2, name=f"a{c}")
+            t_d, t_neg = a_r, delay(m, t[-1], 2, name=f"t{c}_neg")
+        else:
+            a_r, t_d = delay(m, x, 1, name=f"a{c}"), delay(m, t_r, 1, name=f"t{c}_d")
+            t_neg = t_d[-1]
 
         # Stage 3: u + b1 in one adder. t < 0: u = sgn * (w + r), and -(w + r) = ~w + (1 - r),
-        # so u + b1 = operand + b1 + carry with operand = ~w or w and carry = r ^ neg;
-        # t >= 0: operand = t, carry = 0. The carry enters as an extra low bit of both addends.
-        w = sh_r[1:].as_signed()
-        t_neg = t_d[-1]
+        # so u + b1 = operand + b1 + carry with operand = ~w or w and carry = r ^ neg; t >= 0:
+        # operand = t, carry = 0. The carry enters as an extra low bit of both addends. The sum
+        # is written as b1 - ~operand: (2*b1 + c) - (2*~operand + 1 - c) = 2*(b1 + operand + c)
+        # + 1, so that b1 is the carry chain's first operand (its DI pins) and the operand's
+        # logic shares the LUT of the chain's XOR (Yosys may swap the addends of a sum).
+        sh = Signal.like(a_r, name=f"sh{c}")
+        if late:
+            k0_r = delay(m, k[0], 2 if early else 1, name=f"k{c}_0")
+            m.d.comb += sh.eq(Mux(k0_r, a_r.shift_right(1), a_r))
+        else:
+            m.d.comb += sh.eq(a_r)
+        w = sh[1:].as_signed()
         ob = max(len(w), rb)
         operand = Signal(signed(ob), name=f"operand{c}")
         carry = Signal(name=f"carry{c}")
         if self._negative_slopes:
             m.d.comb += [operand.eq(Mux(t_neg, Mux(neg, ~w, w), t_d)),
-                         carry.eq(t_neg & (sh_r[0] ^ neg))]
+                         carry.eq(t_neg & (sh[0] ^ neg))]
         else:
-            m.d.comb += [operand.eq(Mux(t_neg, w, t_d)), carry.eq(t_neg & sh_r[0])]
+            m.d.comb += [operand.eq(Mux(t_neg, w, t_d)), carry.eq(t_neg & sh[0])]
         wide = Signal(signed(ob + 2), name=f"wide{c}")
-        m.d.comb += wide.eq(Cat(carry, operand).as_signed() + Cat(carry, b1).as_signed())
+        m.d.comb += wide.eq(Cat(carry, b1).as_signed() - Cat(~carry, ~operand).as_signed())
         total_r = Signal(signed(ob + 1), name=f"total{c}_r", reset_less=True)
         m.d.sync += total_r.eq(wide[1:])
         return total_r
