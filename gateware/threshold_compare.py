@@ -13,8 +13,11 @@ multiplier, adder or saturation: one unsigned comparison and one select.
 Implements :class:`~bincount.gateware.post_popcount.PostPopcount`: the constants layout is
 ``threshold`` (bits ``[0, ceil_log2(n+2))``), then ``hi``, then ``lo``.
 
-Latency: 1 cycle (the comparison and the constants registered, the select after the
-registers: no combinational path from an input to ``y``). Throughput: one input per cycle, no backpressure;
+Latency: 1 cycle (the comparison and the select before the register ``y``: no combinational
+path from an input to ``y``). The select comes before the register, not after it: registered
+constants would make ``hi`` and ``lo`` a third register after a constant ROM's two, and Yosys
+packs such chains into SRL16E shift registers on xc7, one LUT per bit (32 for two 16-bit
+constants), more than the select's 16 LUTs. Throughput: one input per cycle, no backpressure;
 ``out_valid`` is ``in_valid`` delayed by the latency. Clock domain ``sync`` (ports ``clk`` and
 ``rst`` in Verilog; ``rst`` is synchronous, active high, and clears ``out_valid`` only).
 """
@@ -114,22 +117,11 @@ class ThresholdCompare(PostPopcount):
 
     def elaborate(self, platform):
         m = Module()
-        # the compare result and both constants are registered and the select follows the
-        # registers, so that the select and whatever adds y next share LUTs (one LUT per bit
-        # in front of a carry chain holds the select and the adder's XOR); no combinational
-        # path runs from an input to y
-        select_hi = Signal(name="select_hi", reset_less=True)
-        hi = Signal.like(self.hi, name="hi_reg", reset_less=True)
-        lo = Signal.like(self.lo, name="lo_reg", reset_less=True)
+        # the select before the register (module docstring: registered constants would
+        # become shift-register LUTs after a constant ROM)
+        y = Signal.like(self.y, name="y_reg", reset_less=True)
         valid = Signal(name="valid_reg")
-        m.d.sync += [
-            select_hi.eq(self.count >= self.threshold),
-            hi.eq(self.hi),
-            lo.eq(self.lo),
-            valid.eq(self.in_valid),
-        ]
-        m.d.comb += [
-            self.y.eq(Mux(select_hi, hi, lo)),
-            self.out_valid.eq(valid),
-        ]
+        m.d.sync += [y.eq(Mux(self.count >= self.threshold, self.hi, self.lo)),
+                     valid.eq(self.in_valid)]
+        m.d.comb += [self.y.eq(y), self.out_valid.eq(valid)]
         return m
