@@ -314,17 +314,31 @@ class BinaryBlockEngine(wiring.Component):
         if not p.weight_split:
             return delay(m, rams[0].r_data, 1, "wgt")
         # split weights: the tap-8 words of a group arrive in P*B/8-bit chunks with its first
-        # 8*CB folds (when the main word is read) and wait in tap8_words for its last CB
-        # folds, which take their weight word from there; the next group's chunks overwrite
-        # them only after those folds have passed this stage
+        # 8*CB folds (when the main word is read; chunk k = f mod 8 = the address mod 8 of word
+        # f // 8) and are read by its last CB folds. A chunk is written in place into its slot
+        # of `tap8_next`; when a word's first chunk arrives, the word before it moves down the
+        # queue `tap8_words` (CB - 1 words), and every tail fold moves the queue down by one
+        # word too, reading its bottom word. Both moves are the same shift, so no flip-flop
+        # needs a multiplexer in front of it (a clock enable each), and only the choice of
+        # main or tap-8 word stays in front of `wgt`. The next group's chunks overwrite a word
+        # only after the tail folds that read it have passed this stage.
         w_ram, t_ram = rams
+        chunk = P * B // 8
         t_valid = delay_valid(m, seq.issue, t_data)
         t_tail = delay(m, seq.fold.tap8, t_data, "b_tail")
-        t_cb = delay(m, seq.fold.cb, t_data, "b_cb")
-        tap8 = Signal(CB * P * B, name="tap8_words", reset_less=True)
-        with m.If(t_valid & ~t_tail):
-            m.d.sync += tap8.eq(Cat(tap8[P * B // 8:], t_ram.r_data))
+        t_slot = delay(m, seq.fold.w_addr[:3], t_data, "b_slot")
+        fill = Signal(name="tap8_fill")
+        m.d.comb += fill.eq(t_valid & ~t_tail)
+        nxt = Signal(P * B, name="tap8_next", reset_less=True)
+        for k in range(8):
+            with m.If(fill & (t_slot == k)):
+                m.d.sync += nxt[k * chunk:(k + 1) * chunk].eq(t_ram.r_data)
+        bottom = nxt
+        if CB > 1:
+            queue = Signal((CB - 1) * P * B, name="tap8_words", reset_less=True)
+            with m.If((fill & (t_slot == 0)) | (t_valid & t_tail)):
+                m.d.sync += queue.eq(Cat(queue[P * B:], nxt))
+            bottom = queue[:P * B]
         wgt = Signal(P * B, name="wgt", reset_less=True)
-        m.d.sync += wgt.eq(Mux(t_tail, tap8.word_select(t_cb, P * B) if CB > 1 else tap8,
-                               w_ram.r_data))
+        m.d.sync += wgt.eq(Mux(t_tail, bottom, w_ram.r_data))
         return wgt
