@@ -5,7 +5,8 @@ stage-1 block's weight ROM (72 words of 512 bits) and its three constant ROMs (R
 8 x 128, conv constants 64 x 42 and RPReLU constants 64 x 38 at Q = 1) left to Yosys or in
 block RAM, and the parts of a stage-1 block's 128-bit input: the skid-buffer stream register,
 the pipe register, and a 3-cycle delay line (the wait for the biases before they were fetched
-ahead).
+ahead); and a stage-1 block's conv output and RPReLU, each with its constant ROM, at Q = 1 with
+the constants in block RAM, in both forms (engine-golden networks, seed 0).
 
     python bench/unit_luts.py
 
@@ -22,11 +23,15 @@ from amaranth.lib.wiring import In, Out
 
 from bincount.gateware._common import delay
 from bincount.gateware.banked_ram import BankedRAM
+from bincount.gateware.block_params import block_params
 from bincount.gateware.constant_rom import ConstantROM
+from bincount.gateware.conv_output import ConvOutput
 from bincount.gateware.pipe_register import PipeRegister
+from bincount.gateware.rprelu_lanes import RPReLULanes
 from bincount.gateware.rprelu_unit import RPReLUUnit
 from bincount.gateware.stream_register import StreamRegister
 from bincount.hw.synth import synthesize
+from bincount.model.export.engine_golden import engine_golden
 
 
 class _DelayLine(wiring.Component):
@@ -45,11 +50,14 @@ class _DelayLine(wiring.Component):
 def _row(name, dut):
     r = synthesize(verilog.convert(dut, name="part", emit_src=False), "part", "xc7",
                    use_cache=False)
-    print(f"| {name} | {r['lut']:,} | {r['ff']:,} | {r['dsp']} | {r['bram']} |", flush=True)
+    srl = sum(n for cell, n in r["cells"].items() if cell.startswith("SRL"))
+    print(f"| {name} | {r['lut']:,} | {srl:,} | {r['ff']:,} | {r['dsp']} | {r['bram']} |",
+          flush=True)
 
 
 def main():
-    print("| part | LUT | FF | DSP48E1 | BRAM18 |\n| --- | ---: | ---: | ---: | ---: |")
+    print("| part | LUT | of which SRL16E | FF | DSP48E1 | BRAM18 |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: |")
     for lanes in (8, 1):
         _row(f"RPReLU, {lanes} lane(s), shift, every exponent", RPReLUUnit(lanes, "shift"))
         _row(f"RPReLU, {lanes} lane(s), shift for -4..-1, no negative slope",
@@ -69,6 +77,14 @@ def main():
     _row("stream register (skid buffer), 128 bits", StreamRegister(128))
     _row("pipe register, 128 bits", PipeRegister(128))
     _row("delay line, 3 cycles x 128 bits", _DelayLine(128))
+    for form in ("binarized", "baseline"):
+        export, _ = engine_golden(form, seed=0)
+        q = block_params(export, "stage1.conv2", 8, 64, post_lanes=1, weight_ram="block",
+                         constant_ram="block").post_params()
+        _row(f"stage-1 block's conv output with its constant ROM, Q = 1, block RAM, {form}",
+             ConvOutput(q))
+        _row(f"stage-1 block's RPReLU with its constant ROM, Q = 1, block RAM, {form}",
+             RPReLULanes(q))
     return 0
 
 
