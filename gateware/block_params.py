@@ -214,7 +214,8 @@ class BlockParams:
         """Whether the weights are split into taps 0..7 and a narrow tap-8 memory (module
         docstring), unless ``split_weights`` says otherwise: when ``(Cout/P) * F`` words would leave most of their last bank of block
         RAMs empty (``F = 9 * Cin/B`` has a factor 9) and the split layout needs fewer block RAMs
-        by :func:`bram_blocks`. Costs ``Cin/B * P*B`` flip-flops to hold the tap-8 words."""
+        by :func:`bram_blocks`. Costs ``Cin/B * P*B`` bits to hold the tap-8 words (flip-flops;
+        on xc7 Yosys builds the ``Cin/B - 1`` queued words as SRL16E shift registers)."""
         w = self.lanes * self.bits_per_cycle
         if self.weights == "stream":
             return False

@@ -36,21 +36,26 @@ shifter of ``ceil(log2(hi - lo + 1))`` multiplexer levels instead of 5, ``res_bi
 set ``neg`` bit is not defined. (A trained layer's slopes span 2-4 exponents, e.g.
 ``-4..-1``: two levels of 2:1 multiplexers.)
 
-Pipeline (latency 4, both forms):
+Pipeline (latency 4, both forms), in its general arrangement:
 
-1. ``t = sat(s + b0)``; register ``t`` (and the shift amount ``3 - e`` or ``slope``);
+1. ``t = sat(s + b0)``; register ``t`` (and the shift amount, ``3 - e`` or ``hi - e``, or
+   ``slope``);
 2. shift form: register ``t * 2**e`` before rounding (the shifter); multiply form: register
    the product ``t * slope`` (the multiply sits between registers);
 3. round, negate (shift form), select ``t`` for ``t >= 0``, add ``b1``: register the sum;
 4. saturate, register ``y``.
 
-The shifter's levels go where they share LUTs with logic that is there anyway. Without
+The shift form moves the shifter's levels out of stage 2 where they share LUTs with logic
+that is there anyway (the stages above still hold for the values at stages 3 and 4). Without
 negative slopes the last level (k's bit 0) moves into stage 3, where it, the select and the
 adder's XOR read six signals per bit: one LUT6. When at most one level is left, it moves into
 stage 1 together with the select of ``t`` for ``t >= 0``: a bit of the result reads two sum
 bits, the three sign bits the saturation reads and the level's select, one LUT6, so ``t``
-itself needs no LUT of its own; stage 2 then only registers. For ``-4..-1`` without negative
-slopes the shifter takes no LUT of its own (xc7, ``bench/unit_luts.py``: 66 LUT for one
+itself needs no LUT of its own; stage 2 then only registers. (The level's select is one bit of
+``e`` when ``hi`` is odd, as for ``-1``: ``k = hi - e`` then has ``k[1] = ~e[1]`` or ``e[1]``;
+for an even ``hi`` it is ``e[0] ^ e[1]``, a seventh signal, and each bit takes two LUTs, as
+the separate level would.) For ``-4..-1`` without negative slopes the shifter takes no LUT of
+its own (xc7, ``bench/unit_luts.py``: 66 LUT for one
 channel against 87 with the levels in stage 2, and 69 plus a DSP48E1 for the multiply form).
 
 (Yosys packs no registers into the ECP5 multiplier, MULT18X18D, so there the multiply form's

@@ -177,6 +177,14 @@ def test_shift_every_exponent_and_rounding():
     assert y_neg[i][exps.index(-1)] == 1 and y_neg[j][exps.index(3)] == 32767
 
 
+def test_shift_every_exponent_without_negative_slopes():
+    """The full shifter with k[0]'s level in the stage-3 adder (no negative slopes)."""
+    exps = list(range(-15, 4))
+    dut = RPReLUUnit(len(exps), "shift", negative_slopes=False)
+    check(dut, [{"s": [t] * len(exps), "b0": [0] * len(exps), "b1": [b1] * len(exps),
+                 "exp": exps, "neg": [0] * len(exps)} for t in T_EDGES for b1 in (0, -9)])
+
+
 def test_shift_biases_and_saturation():
     lo, hi = int_range(16)
     dut = RPReLUUnit(3, "shift")
@@ -220,7 +228,8 @@ def test_out_of_range_exponents():
 
 
 @pytest.mark.parametrize("exponents", [(-4, -1), (-15, 3), (-3, -3), (0, 0), (-2, 2), (1, 3),
-                                       (-15, -15), (-5, -2), (3, 3)])
+                                       (-15, -15), (-5, -2), (3, 3), (-2, -1), (-5, -4),
+                                       (-6, -3)])
 @pytest.mark.parametrize("negative_slopes", [True, False])
 def test_shifter_for_a_layers_exponents(exponents, negative_slopes):
     """A unit built for ``lo..hi`` (and without negative slopes) equals the reference on every
