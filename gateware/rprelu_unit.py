@@ -55,7 +55,7 @@ itself needs no LUT of its own; stage 2 then only registers. (The level's select
 ``e`` when ``hi`` is odd, as for ``-1``: ``k = hi - e`` then has ``k[1] = ~e[1]`` or ``e[1]``;
 for an even ``hi`` it is ``e[0] ^ e[1]``, a seventh signal, and each bit takes two LUTs, as
 the separate level would.) For ``-4..-1`` without negative slopes the shifter takes no LUT of
-its own (xc7, ``bench/unit_luts.py``: 66 LUT for one
+its own (xc7, ``bench/unit_luts.py``: 65 LUT for one
 channel against 87 with the levels in stage 2, and 69 plus a DSP48E1 for the multiply form).
 
 (Yosys packs no registers into the ECP5 multiplier, MULT18X18D, so there the multiply form's
@@ -362,10 +362,10 @@ class RPReLUUnit(wiring.Component):
             a = Signal.like(x, name=f"a{c}")
             m.d.comb += a.eq(Mux(t[-1], x, t))
             a_r = delay(m, a, 2, name=f"a{c}")
-            t_d, t_neg = a_r, delay(m, t[-1], 2, name=f"t{c}_neg")
+            t_d = a_r                     # t for t >= 0; for t < 0 x keeps t's sign (floor)
         else:
             a_r, t_d = delay(m, x, 1, name=f"a{c}"), delay(m, t_r, 1, name=f"t{c}_d")
-            t_neg = t_d[-1]
+        t_neg = t_d[-1]
 
         # Stage 3: u + b1 in one adder. t < 0: u = sgn * (w + r), and -(w + r) = ~w + (1 - r),
         # so u + b1 = operand + b1 + carry with operand = ~w or w and carry = r ^ neg; t >= 0:

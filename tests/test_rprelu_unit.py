@@ -257,6 +257,7 @@ def test_shifter_for_a_layers_exponents_is_smaller(tmp_path):
 
     def muxes(**kw):
         return rtlil.convert(RPReLUUnit(4, "shift", **kw), emit_src=False).count("cell $mux ")
+    assert muxes(exponents=(-4, -1)) < muxes(exponents=(-15, 3)) <= muxes()
     assert muxes(exponents=(-1, -1), negative_slopes=False) < muxes(exponents=(-2, -1),
                                                                     negative_slopes=False)
 
