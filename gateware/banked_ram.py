@@ -11,12 +11,16 @@ bank is selected after those registers::
     cycle 1: bank data        -> registered, bank index registered
     cycle 2: r_data = bank_reg[bank index]     (combinational after registers)
 
-Bank depth (default): the depth of one 18-Kbit block RAM in the narrowest aspect ratio that holds
-a word (:func:`block_depth`: 512 words of up to 36 bits, 1,024 of up to 18, 2,048 of 9, 4,096
-of 4, 8,192 of 2, 16,384 of 1), so that a bank of narrow words fills its block RAM: in banks of
-512 words, a 4-bit memory would use an eighth of each block, and Yosys builds such small banks
-in logic instead (a 4 x 18,432-bit ROM: 5,946 LUT4 and no block RAM in 512-word banks, 5 DP16KD
-and 40 LUT4 in 4,096-word banks, ``synth_ecp5``).
+Bank depth (default, :func:`default_bank_depth`): the depth of an 18-Kbit block RAM aspect ratio
+(:data:`BRAM_MODES`: 512 x 36, 1,024 x 18, 2,048 x 9, 4,096 x 4, 8,192 x 2, 16,384 x 1) such
+that each bank is built from block RAMs of exactly its depth side by side (no multiplexer
+inside a bank), with the fewest block RAMs in all, and of those the fewest banks. A deeper bank
+of wide words needs no more RAMs: 1,024 words of 512 bits are 29 RAMs of 1,024 x 18 in one bank
+against 2 x 15 of 512 x 36 in two banks and their multiplexer; 4,096 such words are 2 banks of
+2,048 (114 RAMs) against 8 banks of 512 (120). A bank of narrow words fills its block RAM: in
+banks of 512 words, a 4-bit memory would use an eighth of each block, and Yosys builds such
+small banks in logic instead (a 4 x 18,432-bit ROM: 5,946 LUT4 and no block RAM in 512-word
+banks, 5 DP16KD and 40 LUT4 in 4,096-word banks, ``synth_ecp5``).
 
 Latency: 2 cycles from ``r_addr`` to ``r_data``; the memory is read every cycle. The write port
 (``w_addr``, ``w_data``, ``w_en``; absent with ``writable=False``) writes at the clock edge.
@@ -40,7 +44,8 @@ from amaranth.utils import ceil_log2
 
 from ._common import check_choice, check_int
 
-__all__ = ["BankedRAM", "BANK_DEPTH", "BRAM_MODES", "RAM_STYLES", "block_depth"]
+__all__ = ["BankedRAM", "BANK_DEPTH", "BRAM_MODES", "RAM_STYLES", "bank_blocks", "default_bank_depth",
+           "block_depth"]
 
 #: Memory styles: the tool's choice, block RAM, logic (``ram_style`` attribute values).
 RAM_STYLES = ("auto", "block", "logic")
@@ -58,15 +63,34 @@ def block_depth(width):
     return max((d for d, w in BRAM_MODES if w >= width), default=BANK_DEPTH)
 
 
+def bank_blocks(width, depth, bank_depth):
+    """18-Kbit block RAMs of ``depth`` words of ``width`` bits in banks of ``bank_depth`` words
+    (at most 16,384), each bank built side by side from RAMs at least as deep as the bank (no
+    multiplexer inside a bank), in the cheapest such aspect ratio."""
+    check_int("bank_depth", bank_depth, (1, BRAM_MODES[-1][0]))
+    total = 0
+    for start in range(0, depth, bank_depth):
+        d = min(bank_depth, depth - start)
+        total += min(-(-width // mw) for md, mw in BRAM_MODES if md >= d)
+    return total
+
+
+def default_bank_depth(width, depth):
+    """The default bank depth of ``depth`` words of ``width`` bits (module docstring): of the
+    :data:`BRAM_MODES` depths, the one with the fewest :func:`bank_blocks`, then the fewest banks
+    (the deepest)."""
+    return min((bank_blocks(width, depth, d), -d, d) for d, _ in BRAM_MODES)[2]
+
+
 class BankedRAM(wiring.Component):
     """``depth`` words of ``width`` bits in banks of ``bank_depth`` words (default
-    :func:`block_depth` of ``width``; module docstring)."""
+    :func:`default_bank_depth` of ``width`` and ``depth``; module docstring)."""
 
     def __init__(self, width, depth, init=(), bank_depth=None, writable=True, style="auto"):
         self._width = check_int("width", width, (1, 1 << 20))
         self._depth = check_int("depth", depth, (1, 1 << 24))
         if bank_depth is None:
-            bank_depth = block_depth(self._width)
+            bank_depth = default_bank_depth(self._width, self._depth)
         self._bank_depth = check_int("bank_depth", bank_depth, (1, 1 << 24))
         self._init = [int(v) for v in init]
         if len(self._init) > depth:

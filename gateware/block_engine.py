@@ -45,7 +45,7 @@ the constructor: they are elaborated with the engine, and an unused engine is re
 own.)
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -313,15 +313,11 @@ class BinaryBlockEngine(wiring.Component):
             m.d.comb += ram.r_addr.eq(a_waddr)
         if not p.weight_split:
             return delay(m, rams[0].r_data, 1, "wgt")
-        # split weights: the tap-8 words of a group arrive in P*B/8-bit chunks with its first
-        # 8*CB folds (when the main word is read; chunk k = f mod 8 = the address mod 8 of word
-        # f // 8) and are read by its last CB folds. A chunk is written in place into its slot
-        # of `tap8_next`; when a word's first chunk arrives, the word before it moves down the
-        # queue `tap8_words` (CB - 1 words), and every tail fold moves the queue down by one
-        # word too, reading its bottom word. Both moves are the same shift, so no flip-flop
-        # needs a multiplexer in front of it (a clock enable each), and only the choice of
-        # main or tap-8 word stays in front of `wgt`. The next group's chunks overwrite a word
-        # only after the tail folds that read it have passed this stage.
+        # split weights: a tap-8 word arrives in 8 chunks of P*B/8 bits with the 8 folds of
+        # taps 0..7 before its tap-8 fold (chunk k = the address mod 8, read with the main
+        # word), each written in place into its slot of `tap8_word`; the tap-8 fold right
+        # after them reads the whole word. The next word's first chunk is written in the cycle
+        # after that read, so one word of flip-flops is all the tap-8 words need.
         w_ram, t_ram = rams
         chunk = P * B // 8
         t_valid = delay_valid(m, seq.issue, t_data)
@@ -329,16 +325,10 @@ class BinaryBlockEngine(wiring.Component):
         t_slot = delay(m, seq.fold.w_addr[:3], t_data, "b_slot")
         fill = Signal(name="tap8_fill")
         m.d.comb += fill.eq(t_valid & ~t_tail)
-        nxt = Signal(P * B, name="tap8_next", reset_less=True)
+        word = Signal(P * B, name="tap8_word", reset_less=True)
         for k in range(8):
             with m.If(fill & (t_slot == k)):
-                m.d.sync += nxt[k * chunk:(k + 1) * chunk].eq(t_ram.r_data)
-        bottom = nxt
-        if CB > 1:
-            queue = Signal((CB - 1) * P * B, name="tap8_words", reset_less=True)
-            with m.If((fill & (t_slot == 0)) | (t_valid & t_tail)):
-                m.d.sync += queue.eq(Cat(queue[P * B:], nxt))
-            bottom = queue[:P * B]
+                m.d.sync += word[k * chunk:(k + 1) * chunk].eq(t_ram.r_data)
         wgt = Signal(P * B, name="wgt", reset_less=True)
-        m.d.sync += wgt.eq(Mux(t_tail, bottom, w_ram.r_data))
+        m.d.sync += wgt.eq(Mux(t_tail, word, w_ram.r_data))
         return wgt

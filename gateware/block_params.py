@@ -51,7 +51,7 @@ from amaranth.lib import data
 from bincount.errors import BincountError
 from bincount.model.export.bits import unpack_bits
 
-from .banked_ram import BRAM_MODES, RAM_STYLES, block_depth
+from .banked_ram import BRAM_MODES, RAM_STYLES, bank_blocks, default_bank_depth
 from .baseline_scale import BaselineScale
 from .rprelu_unit import EXP_RANGE, RPReLUUnit
 from .rsign_compare import RSignCompare
@@ -70,17 +70,15 @@ RES_BITS = 16
 
 
 def bram_blocks(width, depth, bank_depth=None):
-    """18 Kbit block RAMs of a read-only ``BankedRAM`` of ``depth`` words of ``width`` bits:
-    each bank of at most ``bank_depth`` words (default: the BankedRAM's,
-    :func:`~bincount.gateware.banked_ram.block_depth`) in its cheapest aspect ratio (a model of
-    the synthesis tool's choice, used to decide the weight memory layout)."""
+    """18 Kbit block RAMs of a read-only ``BankedRAM`` of ``depth`` words of ``width`` bits in
+    banks of ``bank_depth`` words (default: the BankedRAM's,
+    :func:`~bincount.gateware.banked_ram.default_bank_depth`), each bank in the cheapest aspect
+    ratio that needs no multiplexer inside it (:func:`~bincount.gateware.banked_ram.
+    bank_blocks`: a model of the synthesis tool's choice, used to decide the weight memory
+    layout)."""
     if bank_depth is None:
-        bank_depth = block_depth(width)
-    total = 0
-    for start in range(0, depth, bank_depth):
-        d = min(bank_depth, depth - start)
-        total += min(-(-width // mw) * -(-d // md) for md, mw in BRAM_MODES)
-    return total
+        bank_depth = default_bank_depth(width, depth)
+    return bank_blocks(width, depth, bank_depth)
 
 
 def _pow2(v):
@@ -214,8 +212,9 @@ class BlockParams:
         """Whether the weights are split into taps 0..7 and a narrow tap-8 memory (module
         docstring), unless ``split_weights`` says otherwise: when ``(Cout/P) * F`` words would leave most of their last bank of block
         RAMs empty (``F = 9 * Cin/B`` has a factor 9) and the split layout needs fewer block RAMs
-        by :func:`bram_blocks`. Costs ``Cin/B * P*B`` bits to hold the tap-8 words (flip-flops;
-        on xc7 Yosys builds the ``Cin/B - 1`` queued words as SRL16E shift registers)."""
+        by :func:`bram_blocks`. Costs ``P*B`` flip-flops for the tap-8 word being collected (the
+        tap-8 folds are interleaved with the others, :mod:`~bincount.gateware.block_sequencer`)
+        and a 2:1 choice in front of the weight register."""
         w = self.lanes * self.bits_per_cycle
         if self.weights == "stream":
             return False

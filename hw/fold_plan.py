@@ -17,10 +17,11 @@ block with ``P`` lanes of ``B`` bits:
     BRAM = sum of bram_blocks(width, depth) over the weight memories and the bit and residual
            line buffers (the per-group constant ROMs, at most Cout/P words, go to LUTs: with
            that rule the model gives exactly the measured ECP5 DP16KD counts of stages 1, 2
-           and 3, 100 / 104 / 163; xc7 measured fewer, 40 / 89 / 163, as Yosys puts some
-           small memories in LUT RAM there, so the model is an upper bound for xc7; every
-           bank of a weight memory holds as many words as one block RAM at the word's width,
-           :func:`~bincount.gateware.banked_ram.block_depth`, as the BankedRAM builds it;
+           and 3, 100 / 104 / 160 (stage 3 measured again after the banks became deeper;
+           163 with 512-word banks); xc7 measured fewer, 40 / 89 / 163 with 512-word banks,
+           as Yosys puts some small memories in LUT RAM there, so the model is an upper bound
+           for xc7; banks as the BankedRAM builds them,
+           :func:`~bincount.gateware.banked_ram.default_bank_depth`;
            the default network at P = 1, B = 1 and one stem lane, the ULX3S board design:
            106 by the model, 110 DP16KD after synth_ecp5 of the whole board: Yosys puts
            stage 4's per-group constant ROMs in block RAM, which the model gives to LUTs)

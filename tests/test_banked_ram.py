@@ -45,14 +45,28 @@ def test_banks_read_write_and_init():
     assert len(checked) > 190
 
 
-def test_default_banks_fill_one_block_ram():
-    from bincount.gateware.banked_ram import block_depth
+def test_default_banks_fill_their_block_rams_without_a_multiplexer_inside():
+    from bincount.gateware.banked_ram import bank_blocks, block_depth, default_bank_depth
 
     assert [block_depth(w) for w in (1, 2, 3, 4, 5, 9, 10, 18, 19, 36, 37, 512)] == \
         [16384, 8192, 4096, 4096, 2048, 2048, 1024, 1024, 512, 512, 512, 512]
-    narrow, wide = BankedRAM(4, 18432, writable=False), BankedRAM(64, 1024, writable=False)
-    assert narrow.banks == 5                                         # 4,096 words of 4 bits each
-    assert wide.banks == 2                                           # 512 words of > 36 bits
+    # wide words: one bank of 1,024 x 18 RAMs (29) beats two banks of 512 x 36 (2 x 15);
+    # 4,096 words: 2 banks of 2,048 x 9 (2 x 57) beat 4 of 1,024 (4 x 29) and 8 of 512 (8 x 15)
+    assert default_bank_depth(512, 1024) == 16384 and bank_blocks(512, 1024, 16384) == 29
+    assert bank_blocks(512, 1024, 512) == 30
+    assert default_bank_depth(512, 4096) == 2048 and bank_blocks(512, 4096, 2048) == 114
+    assert bank_blocks(512, 4096, 1024) == 116 and bank_blocks(512, 4096, 512) == 120
+    # a bank's RAMs sit side by side: 18,432 words of 4 bits are 5 RAMs in banks of 4,096,
+    # 8,192 or 16,384 (16K x 1, 4 of them, and 2K x 9), more in shallower banks; of the ties
+    # the fewest banks
+    assert [bank_blocks(4, 18432, d) for d in (512, 1024, 2048, 4096, 8192, 16384)] == \
+        [36, 18, 9, 5, 5, 5]
+    narrow, wide = BankedRAM(4, 18432, writable=False), BankedRAM(512, 4096, writable=False)
+    assert narrow.banks == 2 and wide.banks == 2
+    assert BankedRAM(512, 1024, writable=False).banks == 1
+    assert BankedRAM(512, 72, writable=False).banks == 1
+    with pytest.raises(BincountError, match="bank_depth"):
+        bank_blocks(4, 100, 32768)
 
 
 @pytest.mark.parametrize("style", ["block", "logic"])
@@ -61,8 +75,8 @@ def test_style_asks_for_block_ram_or_logic(style):
     from amaranth.back import verilog
 
     def text(s):
-        return verilog.convert(BankedRAM(40, 1100, list(range(1100)), writable=False, style=s),
-                               name="r", emit_src=False)
+        return verilog.convert(BankedRAM(40, 1100, list(range(1100)), bank_depth=512,
+                                         writable=False, style=s), name="r", emit_src=False)
     assert text(style).count(f'ram_style = "{style}"') == 3        # three banks of 512
     assert "ram_style" not in text("auto")
 

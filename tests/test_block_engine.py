@@ -173,14 +173,14 @@ def test_streamed_weights_are_a_port_and_no_memory():
 
 
 def test_weights_split_where_it_saves_block_rams():
-    # stage-3 geometry: 32 groups x 36 folds of 512 bits = 3 banks (45 blocks); split:
-    # 1,024 words (30) + 1,024 x 64 bits (4)
-    assert bram_blocks(512, 1152) == 45
-    assert bram_blocks(512, 1024) + bram_blocks(64, 1024) == 34
+    # stage-3 geometry: 32 groups x 36 folds of 512 bits = 1,024 + 128 words in banks of 1,024
+    # (29 + 15 blocks); split: 1,024 words (29) + 1,024 x 64 bits (4)
+    assert bram_blocks(512, 1152) == 44
+    assert bram_blocks(512, 1024) + bram_blocks(64, 1024) == 33
     assert bram_blocks(18, 512) == 1 and bram_blocks(512, 72) == 15
-    assert bram_blocks(36, 1024) == 2                 # banks of at most 512 words of 36 bits
+    assert bram_blocks(36, 1024) == 2                 # one bank of 1,024 x 18 RAMs, two of them
     assert bram_blocks(18, 1024) == 1                 # ... 1,024 of 18 bits
-    assert bram_blocks(4, 18432) == 5                 # ... 4,096 of 4 bits
+    assert bram_blocks(4, 18432) == 5                 # 16,384 x 1 (4) and 2,048 x 9 (1)
     assert bram_blocks(4, 18432, bank_depth=512) == 36
     for cin, split in ((64, False), (128, False), (256, True)):
         ex = tiny_export(cin, cin, 1, 2, "binarized", True, "pow2", 1)

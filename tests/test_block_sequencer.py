@@ -23,8 +23,10 @@ def reference_folds(p):
                 for f in range(F):
                     tap, cb = divmod(f, cb_n)
                     if p.weight_split:             # (the address is unused in tap-8 folds)
-                        t8 = int(f >= 8 * cb_n)
-                        w = None if t8 else g * 8 * cb_n + f
+                        j, k = divmod(f, 9)        # tap 8 after every 8 folds of taps 0..7
+                        t8 = int(k == 8)
+                        tap, cb = (8, j) if t8 else divmod(8 * j + k, cb_n)
+                        w = None if t8 else g * 8 * cb_n + 8 * j + k
                     else:
                         w, t8 = g * F + f, 0
                     out.append((oy, ox, g, f, tap // 3, tap % 3, cb, w, t8))
