@@ -15,14 +15,16 @@ A group starts when
 - its input rows are loaded: ``loaded >= need`` with ``need = min(H, oy*s + 2)``, registered,
   and held off for 3 cycles after every output row while ``need`` and ``loaded`` settle;
 - the output FIFO has room for every group in flight: ``space = credits - groups issued + beats
-  taken`` (``out_taken``) is not zero.
+  taken`` (``out_taken``, registered: a credit returns one cycle after its beat leaves, so that
+  the consumer's ready, which decides ``out_taken``, ends in a flip-flop here and not in the
+  credit counter's adder) is not zero.
 
 ``low_k = max(0, oy*s - 1) + K`` (``K`` row slots) tells the input side below which row it may
 fill; ``image_done`` pulses one cycle after an image's last fold. Both are registers, so no
 adder sits in the control paths.
 
-Latency: :attr:`BlockSequencer.latency` = 1 cycle from ``loaded`` (or ``out_taken``) reaching
-a group's condition to the group's first ``issue`` (``rows_ok`` and ``space`` are registers).
+Latency: :attr:`BlockSequencer.latency` = 1 cycle from ``loaded`` reaching a group's condition
+to the group's first ``issue`` (``rows_ok`` and ``space`` are registers; 2 from ``out_taken``).
 Clock domain ``sync``; ``rst`` returns to the start of an image with all credits free.
 """
 
@@ -194,5 +196,6 @@ class BlockSequencer(wiring.Component):
                                                   Mux(oy == 0, K + s - 1, low_k + s)))]
         # the image's rows leave the counters one cycle after its last fold (start is held)
         m.d.comb += self.image_done.eq(delay_valid(m, img_done, 1))
-        m.d.sync += space.eq(space - (issue & first) + self.out_taken)
+        taken = Signal(name="out_taken_r")
+        m.d.sync += [taken.eq(self.out_taken), space.eq(space - (issue & first) + taken)]
         return m

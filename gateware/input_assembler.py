@@ -124,9 +124,10 @@ class InputAssembler(wiring.Component):
         # when it drops back to K at the end of an image acc_row is still counted in the old
         # image's rows for that cycle, which the old low_k bounds.
         room = Signal(init=1, name="input_room")
+        room_next = Signal(name="input_room_next")
         acc_next = Signal.like(acc_row, name="accept_row_next")
-        m.d.sync += [acc_row.eq(acc_next),
-                     room.eq(~row_done_r & ~self.image_done & (acc_row < self.low_k))]
+        m.d.comb += room_next.eq(~row_done_r & ~self.image_done & (acc_row < self.low_k))
+        m.d.sync += [acc_row.eq(acc_next), room.eq(room_next)]
         # the input waits while the bias ROM fills after reset (filled: a flip-flop)
         filled = Signal(name="bias_filled") if self._bias is not None else Const(1)
         may_take = Signal(name="in_may_take")        # room, and not the pause after a row
@@ -153,17 +154,21 @@ class InputAssembler(wiring.Component):
         # groups 0 .. L-1 (the input waits for them). Its words are then those of the next L
         # beats' groups, the groups repeat with period CGi, and data is the next beat's: the
         # beat meets its biases in its own cycle, and its payload waits for nothing.
+        # The enable, beat | ~filled, is a flip-flop (its route to the block RAM's enable is
+        # long): it is computed a cycle ahead from what decides each of its terms next cycle,
+        # the input register's valid (loaded from i.valid when it takes a beat), room, the
+        # pause after a row (row_done) and the fill count.
         m.submodules.rsign = rsign = self._rsign
         if self._bias is not None:
             rom = self._bias
             m.submodules.rsign_bias = rom
             fetch_g = Signal(range(max(CGi, 2)), name="bias_fetch_group")
             filling = Signal(range(rom.latency + 1), init=rom.latency, name="bias_filling")
-            advance = Signal(name="bias_advance")
-            # beat | ~filled, written from flip-flops and the valid so that one LUT drives
-            # the block RAM's enable (its route is long)
-            m.d.comb += [advance.eq((inp.valid & may_take) | ~filled),
-                         rom.en.eq(advance), rom.addr.eq(fetch_g if CGi > 1 else 0)]
+            advance = Signal(init=1, name="bias_advance")
+            valid_next = Mux(in_reg.i.ready, in_reg.i.valid, inp.valid)
+            filled_next = filled | (filling == 1)
+            m.d.sync += advance.eq((valid_next & room_next & ~row_done) | ~filled_next)
+            m.d.comb += [rom.en.eq(advance), rom.addr.eq(fetch_g if CGi > 1 else 0)]
             with m.If(advance):
                 m.d.sync += fetch_g.eq(Mux(fetch_g == CGi - 1, 0, fetch_g + 1))
             with m.If(~filled):

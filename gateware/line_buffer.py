@@ -9,7 +9,10 @@ slot ``y mod rows``; the engine decides which slots may be overwritten.
 Read: present ``r_slot``, ``r_x``, ``r_sub`` (and ``r_pad``); ``r_data`` holds the word two
 cycles later (the memory reads every cycle; its data goes straight into a register, so that no
 logic follows a block RAM's slow clock-to-output and the register can become the RAM's own
-output register). A padded read (``r_pad`` high, only with ``fill`` given) reads one extra
+output register). With ``address_register`` the read address (the slot base plus the pixel,
+and the padding multiplexer) is registered first, one cycle more: then the RAMs' address pins
+are driven by flip-flops alone, whose only loads are the RAMs, so that the placer can put them
+next to the RAMs however far those are from the logic that computes the address. A padded read (``r_pad`` high, only with ``fill`` given) reads one extra
 word of the memory that holds ``fill`` and is never written: the padding of a convolution
 window costs an address multiplexer, not a data multiplexer. Write: ``w_data`` goes to ``(w_slot, w_x,
 w_sub)`` one clock edge after ``w_en`` is high (the word, its address and the enable are
@@ -17,9 +20,10 @@ registered first, so that neither the address adder nor the enable's fan-out rea
 pins from the caller's logic). A read of the word written in the same cycle
 must not happen (the engine never does it): synthesis is told so (see :class:`BankedRAM`).
 
-Latency: 2 cycles from read address to ``r_data``; a written word can be read from the cycle
-after the one in which it is written, i.e. with the read address presented 2 cycles after
-``w_en``. Clock domain ``sync``.
+Latency: 2 cycles from read address to ``r_data`` (3 with ``address_register``); a written
+word can be read from the cycle after the one in which it is written, i.e. with the read
+address presented 2 cycles after ``w_en`` (1 cycle with ``address_register``). Clock domain
+``sync``.
 """
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal
@@ -59,9 +63,11 @@ class LineBuffer(wiring.Component):
     fill : int or None
         ``r_data`` of a padded read (``0 <= fill < 2**word_bits``); ``None``: no padding
         (``r_pad`` is ignored).
+    address_register : bool
+        Register the read address before the RAMs (module docstring; one cycle of latency).
     """
 
-    def __init__(self, width, rows, word_bits, subwords=1, fill=None):
+    def __init__(self, width, rows, word_bits, subwords=1, fill=None, address_register=False):
         self._width = check_int("width", width, (1, 4096))
         self._rows = check_int("rows", rows, (1, 64))
         self._word_bits = check_int("word_bits", word_bits, (1, 65536))
@@ -73,6 +79,7 @@ class LineBuffer(wiring.Component):
             raise BincountError(f"fill must be an integer in 0..2**{word_bits}-1, "
                                 f"got {fill!r}")
         self._fill = fill
+        self._address_register = bool(address_register)
         sb, xb, bb = ceil_log2(max(rows, 2)), ceil_log2(max(width, 2)), ceil_log2(subwords)
         super().__init__({
             "w_slot": In(sb), "w_x": In(xb), "w_sub": In(max(bb, 1)), "w_data": In(word_bits),
@@ -88,8 +95,9 @@ class LineBuffer(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from the read address to ``r_data``: 2."""
-        return 2
+        """Cycles from the read address to ``r_data``: the RAM's 2, plus 1 with
+        ``address_register``."""
+        return 2 + self._address_register
 
     @property
     def write_signature(self):
@@ -126,7 +134,12 @@ class LineBuffer(wiring.Component):
             ram.w_addr.eq(w_addr),
             ram.w_data.eq(w_data),
             ram.w_en.eq(w_en),
-            ram.r_addr.eq(Mux(self.r_pad, self.depth, r_addr) if padded else r_addr),
             self.r_data.eq(ram.r_data),
         ]
+        read = Mux(self.r_pad, self.depth, r_addr) if padded else r_addr
+        if self._address_register:
+            r_reg = Signal.like(ram.r_addr, name="r_addr_r", reset_less=True)
+            m.d.sync += r_reg.eq(read)
+            read = r_reg
+        m.d.comb += ram.r_addr.eq(read)
         return m

@@ -13,9 +13,10 @@ with ``x`` the block's input (residual stream, written through ``w``, a
 ``R`` folds (``R = 4`` pooled, else 1) each read one input pixel; their sum is pushed into a
 queue of ``depth`` groups (at least the groups in flight), and ``take`` pops the head.
 
-Latency: :attr:`Shortcut.latency` = 7 cycles from the issue of fold ``R - 1`` to ``valid`` at
-the head of an empty queue: address register, line buffer (2), word register, pooling
-accumulator (a plain register for the identity), queue (2). Bit order: lane ``p`` at bits ``[p*res_bits, (p+1)*res_bits)``. Clock domain
+Latency: :attr:`Shortcut.latency` = 8 cycles from the issue of fold ``R - 1`` to ``valid`` at
+the head of an empty queue: address register, line buffer (3, its RAM address registered next
+to the RAMs), word register, pooling accumulator (a plain register for the identity), queue
+(2). Bit order: lane ``p`` at bits ``[p*res_bits, (p+1)*res_bits)``. Clock domain
 ``sync``; ``rst`` empties the queue.
 
 (The first line turns off Amaranth's "created but never used" warning for the parts made in
@@ -60,7 +61,8 @@ class Shortcut(wiring.Component):
             raise TypeError("Shortcut takes a BlockParams")
         self._depth = check_int("depth", depth, (1, 1024))
         self.params = p = params
-        self._buf = LineBuffer(p.size, 3 + p.stride, p.beat_bits, subwords=p.in_groups)
+        self._buf = LineBuffer(p.size, 3 + p.stride, p.beat_bits, subwords=p.in_groups,
+                               address_register=True)
         super().__init__({"w": In(self._buf.write_signature), "issue": In(1),
                           "fold": In(fold_layout(p)), "take": In(1),
                           "value": Out(data.ArrayLayout(signed(p.res_bits), p.lanes)),
@@ -74,7 +76,7 @@ class Shortcut(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from the issue of fold ``R - 1`` to ``valid`` (empty queue): 7."""
+        """Cycles from the issue of fold ``R - 1`` to ``valid`` (empty queue): 8."""
         return 1 + self._buf.latency + 1 + 1 + _QUEUE_LATENCY
 
     def elaborate(self, platform):

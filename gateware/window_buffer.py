@@ -14,8 +14,9 @@ Padding is an address multiplexer: a padded read addresses the buffer's fill wor
 word holds more than ``B`` bits (``P > B``) the fold's ``B`` bits are selected after the read.
 
 Latency: :attr:`WindowBuffer.latency` = 1 (address register) + the line buffer's read latency
-(2) + 1 (bit select register) = 4 cycles from ``fold`` to ``act``. A word written with ``w.en``
-in cycle ``t`` can be read by a fold presented from ``t + 1``. Clock domain ``sync``.
+(3: its RAM address is registered once more, next to the RAMs) + 1 (bit select register) = 5
+cycles from ``fold`` to ``act``. A word written with ``w.en`` in cycle ``t`` can be read by a
+fold presented from ``t``. Clock domain ``sync``.
 
 (The first line turns off Amaranth's "created but never used" warning for the parts made in
 the constructor: they are elaborated with this component, and an unused one is reported on
@@ -54,7 +55,7 @@ class WindowBuffer(wiring.Component):
         self.params = p = params
         wb = max(p.bits_per_cycle, p.lanes)
         self._buf = LineBuffer(p.size, 3 + p.stride, wb, subwords=p.cin // wb,
-                               fill=(1 << wb) - 1 if p.pad_bit else 0)
+                               fill=(1 << wb) - 1 if p.pad_bit else 0, address_register=True)
         super().__init__({"w": In(self._buf.write_signature), "fold": In(fold_layout(p)),
                           "act": Out(p.bits_per_cycle)})
 

@@ -9,10 +9,12 @@ from bincount.errors import BincountError
 from bincount.gateware.line_buffer import LineBuffer
 
 
-@pytest.mark.parametrize("width, rows, bits, subwords, fill", [
-    (5, 4, 12, 1, 0xFFF), (4, 5, 16, 4, 0), (3, 3, 1, 2, 1), (4, 4, 8, 2, None)])
-def test_reads_return_what_was_written(width, rows, bits, subwords, fill):
-    dut = LineBuffer(width, rows, bits, subwords, fill)
+@pytest.mark.parametrize("width, rows, bits, subwords, fill, areg", [
+    (5, 4, 12, 1, 0xFFF, False), (4, 5, 16, 4, 0, False), (3, 3, 1, 2, 1, False),
+    (4, 4, 8, 2, None, False), (5, 4, 12, 1, 0xFFF, True), (4, 4, 8, 2, None, True)])
+def test_reads_return_what_was_written(width, rows, bits, subwords, fill, areg):
+    dut = LineBuffer(width, rows, bits, subwords, fill, address_register=areg)
+    assert dut.latency == 2 + areg
     rng = np.random.default_rng(width * rows)
     image_rows = 2 * rows + 1                       # slots are reused
     data = rng.integers(0, 1 << bits, (image_rows, width, subwords))
@@ -41,7 +43,8 @@ def test_reads_return_what_was_written(width, rows, bits, subwords, fill):
                 ctx.set(dut.r_pad, int(pad))
                 await ctx.tick()
                 ctx.set(dut.r_pad, 0)
-                await ctx.tick()
+                for _ in range(dut.latency - 1):
+                    await ctx.tick()
                 got = ctx.get(dut.r_data)
                 want = fill if pad else int(data[yy, x, s])
                 assert got == want, (yy, x, s, pad, got, want)

@@ -31,7 +31,7 @@ def test_latency_and_value_of_one_group(cin, cout, stride, lanes):
     p = block_params(ex, "stage1.conv1", lanes, 8)
     ref = reference_tensors(ex, x)["shortcut"]
     dut = Shortcut(p, depth=4)
-    assert dut.latency == 7 and dut.reads == (4 if stride == 2 else 1)
+    assert dut.latency == 8 and dut.reads == (4 if stride == 2 else 1)
     layout, K = fold_layout(p), 3 + stride
     g, oy, ox = p.out_groups - 1, p.out_size - 1, 1
     inputs = _beat_writes(x, p, size)

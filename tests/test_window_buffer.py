@@ -21,7 +21,7 @@ def test_window_bits_match_reference(cin, stride, pad_bit, lanes, bpc):
     p = block_params(ex, "stage1.conv1", lanes, bpc)
     act = reference_tensors(ex, x)["act_bits"]
     dut = WindowBuffer(p)
-    assert dut.latency == 4
+    assert dut.latency == 5
     wb = max(bpc, lanes)
     inputs = []
     for y in range(size):                                  # slot y (size <= 3 + stride)
