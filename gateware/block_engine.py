@@ -30,7 +30,9 @@ Parts (each a component with its own latency; docs/engines.md draws them)::
 The :class:`BlockSequencer` walks output pixel, channel group ``g`` and fold ``f`` (``f = tap *
 Cin/B + cb``), one fold per cycle, gated by the input rows and the output FIFO's credits; the
 weight word ``g*F + f`` comes from the weight memory (read at the same time as the window
-word) or the weight stream. The pipeline latency is the sum of the parts' latencies
+word) or the weight stream. (With split weights the folds of tap 8 are interleaved with the
+others and their words collected from a narrow memory: :mod:`~bincount.gateware.
+block_sequencer`, :attr:`~bincount.gateware.block_params.BlockParams.weight_split`.) The pipeline latency is the sum of the parts' latencies
 (:attr:`BinaryBlockEngine.pipeline_latency`), and every per-group constant ROM is addressed
 its own lead ahead of the data it meets, so that no delay here is counted by hand.
 

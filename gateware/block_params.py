@@ -33,8 +33,9 @@ Memory images (word ``w`` of a memory is ``init[w]``, an ``int``; bit order litt
   main memory holds taps 0..7, word ``g*8*CB + f`` = weight word ``g*F + f`` (``f < 8*CB``),
   and the tap-8 memory holds the last tap's ``CB`` words of each group in ``8*CB`` words of
   ``P*B/8`` bits: word ``g*8*CB + 8*cb + k`` = bits ``[k*P*B/8, (k+1)*P*B/8)`` of weight word
-  ``g*F + 8*CB + cb``. The engine reads both memories at the same address during a group's
-  first ``8*CB`` folds and keeps the tap-8 words for its last ``CB`` folds;
+  ``g*F + 8*CB + cb``. The engine reads both memories at the same address in the folds of
+  taps 0..7, and the sequencer puts the tap-8 fold of ``cb`` right after the 8 folds that read
+  its chunks (:mod:`~bincount.gateware.block_sequencer`), so one word register collects it;
 - per-group constants (conv, RPReLU) and RSign biases: word ``g`` is an
   ``amaranth.lib.data.ArrayLayout`` of ``P`` lanes, lane ``p`` (channel ``g*P + p``) at bits
   ``[p*w, (p+1)*w)``, each lane a ``StructLayout`` owned by the block that uses it

@@ -97,7 +97,8 @@ class BlockSequencer(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from a group's rows and credit being there to its first issue: 1."""
+        """Cycles from a group's rows being loaded to its first issue: 1 (from a beat taken,
+        whose credit is registered first: 2)."""
         return 1
 
     @property

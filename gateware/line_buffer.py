@@ -6,13 +6,14 @@ Storage is one :class:`BankedRAM` of ``rows * width * subwords`` words of ``word
 comes from a table of ``rows`` constants: no multiplier). A binary block keeps map row ``y`` in
 slot ``y mod rows``; the engine decides which slots may be overwritten.
 
-Read: present ``r_slot``, ``r_x``, ``r_sub`` (and ``r_pad``); ``r_data`` holds the word two
-cycles later (the memory reads every cycle; its data goes straight into a register, so that no
-logic follows a block RAM's slow clock-to-output and the register can become the RAM's own
-output register). With ``address_register`` the read address (the slot base plus the pixel,
-and the padding multiplexer) is registered first, one cycle more: then the RAMs' address pins
-are driven by flip-flops alone, whose only loads are the RAMs, so that the placer can put them
-next to the RAMs however far those are from the logic that computes the address. A padded read (``r_pad`` high, only with ``fill`` given) reads one extra
+Read: present ``r_slot``, ``r_x``, ``r_sub`` (and ``r_pad``); ``r_data`` holds the word
+:attr:`LineBuffer.latency` cycles later (the memory reads every cycle; its data goes straight
+into a register, so that no logic follows a block RAM's slow clock-to-output and the register
+can become the RAM's own output register). With ``address_register`` the read address (the
+slot base plus the pixel, and the padding multiplexer) is registered first, one cycle more:
+then the RAMs' address pins are driven by flip-flops alone, whose only loads are the RAMs, so
+that the placer can put them next to the RAMs however far those are from the logic that
+computes the address. A padded read (``r_pad`` high, only with ``fill`` given) reads one extra
 word of the memory that holds ``fill`` and is never written: the padding of a convolution
 window costs an address multiplexer, not a data multiplexer. Write: ``w_data`` goes to ``(w_slot, w_x,
 w_sub)`` one clock edge after ``w_en`` is high (the word, its address and the enable are
