@@ -95,6 +95,6 @@ class EngineKnobs:
                 v = getattr(self, knob)
                 if v < 1 or v & (v - 1) or v > limit:
                     raise BincountError(f"{self.options[knob]} {v}: expected a power of two up "
-                                        f"to {limit} (it must divide every layer's Cin, the "
-                                        f"smallest is {limit})")
+                                        f"to {limit} (it must divide the Cin of every layer "
+                                        f"built, the smallest is {limit})")
         return self

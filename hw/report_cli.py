@@ -140,11 +140,13 @@ def add_arguments(parser):
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
 
-def _engine_knobs(args):
-    """The engine knobs of the command line, refused with one line (bad knobs, unreadable
-    exports) before any synthesis."""
+def _engine_knobs(args, stages):
+    """The engine knobs of the command line for the engines of ``stages``, refused with one
+    line (bad knobs, unreadable exports) before any synthesis."""
+    from bincount.gateware.block_params import layer_names
     from bincount.hw.knobs import EngineKnobs
     from bincount.model.export.network_file import load_export
+    from bincount.model.nets.geometry import STAGES
 
     knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
                         post_lanes=args.engine_post_lanes, weight_ram=args.engine_weight_ram,
@@ -155,9 +157,12 @@ def _engine_knobs(args):
                                  "weight_ram": "--engine-weight-ram",
                                  "constant_ram": "--engine-constant-ram"})
     for path in args.engine_export or ():
-        knobs.validate([load_export(path)])
-    # the default networks are ReActNet-18, whose smallest Cin is 64
-    return knobs.validate(limit=64)
+        export = load_export(path)
+        knobs.validate([export], [n for n in layer_names(export)
+                                  if int(n.split(".")[0].removeprefix("stage")) in stages])
+    # the default networks are ReActNet-18: stage s's smallest Cin is its entry block's, the
+    # channels of stage s - 1 (of stage 1 for stage 1, whose input is the stem's 64)
+    return knobs.validate(limit=min(STAGES[max(s - 2, 0)][0] for s in stages))
 
 
 ENGINE_OPTIONS = ("engine_stages", "engine_lanes", "engine_bits_per_cycle", "engine_post_lanes",
@@ -178,7 +183,8 @@ def _engines(args):
     if args.engine_no_fmax and args.engine_seeds:
         raise BincountError("--engine-seeds does not apply with --engine-no-fmax")
     forms = args.engine_forms or ["binarized", "baseline"]
-    return {"stages": sorted(args.engine_stages or [1, 2, 3, 4]), "knobs": _engine_knobs(args),
+    stages = sorted(args.engine_stages or [1, 2, 3, 4])
+    return {"stages": stages, "knobs": _engine_knobs(args, stages),
             "exports": args.engine_export, "fmax": not args.engine_no_fmax,
             "breakdown": args.engine_breakdown,
             "forms": [f for f in ("binarized", "baseline") if f in forms],

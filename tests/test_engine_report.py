@@ -2,6 +2,7 @@
 minutes to synthesise; the same code builds them): resources per form, Fmax, cycles, images
 per second, the plot, and bad knobs refused before any synthesis."""
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -95,7 +96,12 @@ def test_engine_part_of_and_keep():
 
 @pytest.mark.parametrize("argv, message", [
     (["--engine-lanes", "3"], "--engine-lanes 3: expected a power of two"),
-    (["--engine-bits-per-cycle", "128"], "--engine-bits-per-cycle 128"),
+    (["--engine-bits-per-cycle", "128"], "--engine-bits-per-cycle 128: expected a power of two "
+                                         "up to 64"),
+    (["--engine-stages", "2", "3", "--engine-bits-per-cycle", "128"],
+     "--engine-bits-per-cycle 128: expected a power of two up to 64"),
+    (["--engine-stages", "3", "4", "--engine-bits-per-cycle", "256"],
+     "--engine-bits-per-cycle 256: expected a power of two up to 128"),
     (["--engine-export", "missing.npz"], "missing.npz"),
     (["--engine-seeds", "2", "2"], "--engine-seeds 2 2: a value is given twice"),
     (["--engine-seeds", "1", "--engine-no-fmax"], "--engine-seeds does not apply with"),
@@ -106,6 +112,22 @@ def test_bad_engine_options_fail_before_synthesis(tmp_path, capsys, argv, messag
     err = capsys.readouterr().err
     assert message in err and "[1/" not in err
     assert not out.exists() or not os.listdir(out)
+
+
+def test_bits_per_cycle_is_checked_against_the_stages_built():
+    """B must divide the Cin of the layers built: 128 fits stages 3 and 4 (Cin >= 128)."""
+    from bincount.hw.report_cli import _engines
+
+    args = argparse.Namespace(engine_stages=[4, 3], engine_forms=None, engine_seeds=None,
+                              engine_no_fmax=True, engine_lanes=None,
+                              engine_bits_per_cycle=128, engine_post_lanes=None,
+                              engine_weight_ram="auto", engine_constant_ram="auto",
+                              engine_export=None, engine_breakdown=False)
+    kw = _engines(args)
+    assert kw["stages"] == [3, 4] and kw["knobs"].bits_per_cycle == 128
+    assert _engines(argparse.Namespace(**dict(vars(args), engine_stages=[4],
+                                              engine_bits_per_cycle=256)))["knobs"] \
+        .bits_per_cycle == 256
 
 
 @pytest.mark.parametrize("option", ["--engine-breakdown", "--engine-no-fmax",
