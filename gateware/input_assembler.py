@@ -156,8 +156,8 @@ class InputAssembler(wiring.Component):
         # beat meets its biases in its own cycle, and its payload waits for nothing.
         # The enable, beat | ~filled, is a flip-flop (its route to the block RAM's enable is
         # long): it is computed a cycle ahead from what decides each of its terms next cycle,
-        # the input register's valid (loaded from i.valid when it takes a beat), room, the
-        # pause after a row (row_done) and the fill count.
+        # the input register's next valid (PipeRegister.next_valid), room, the pause after a
+        # row (row_done) and the fill count.
         m.submodules.rsign = rsign = self._rsign
         if self._bias is not None:
             rom = self._bias
@@ -165,14 +165,16 @@ class InputAssembler(wiring.Component):
             fetch_g = Signal(range(max(CGi, 2)), name="bias_fetch_group")
             filling = Signal(range(rom.latency + 1), init=rom.latency, name="bias_filling")
             advance = Signal(init=1, name="bias_advance")
-            valid_next = Mux(in_reg.i.ready, in_reg.i.valid, inp.valid)
-            filled_next = filled | (filling == 1)
-            m.d.sync += advance.eq((valid_next & room_next & ~row_done) | ~filled_next)
+            filled_next = Signal(name="bias_filled_next")
+            m.d.comb += filled_next.eq(filled | (filling == 1))
+            m.d.sync += [filled.eq(filled_next),
+                         advance.eq((in_reg.next_valid() & room_next & ~row_done)
+                                    | ~filled_next)]
             m.d.comb += [rom.en.eq(advance), rom.addr.eq(fetch_g if CGi > 1 else 0)]
             with m.If(advance):
                 m.d.sync += fetch_g.eq(Mux(fetch_g == CGi - 1, 0, fetch_g + 1))
             with m.If(~filled):
-                m.d.sync += [filling.eq(filling - 1), filled.eq(filling == 1)]
+                m.d.sync += filling.eq(filling - 1)
             bias = rom.data
         else:
             bias = Const(0, p.beat_bits)

@@ -14,7 +14,7 @@ Latency: 1 cycle from ``i`` to ``o``; throughput one beat per cycle while ``o.re
 Order is kept. Clock domain ``sync``; ``rst`` empties the register.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 
 from .stream_register import StreamRegister
 
@@ -26,12 +26,19 @@ class PipeRegister(StreamRegister):
     docstring); the ports, the width check and the latency (1) are the
     :class:`~bincount.gateware.stream_register.StreamRegister`'s."""
 
+    def next_valid(self):
+        """``o.valid`` of the next cycle as an expression of this cycle's signals (for a
+        consumer that registers something a cycle ahead): ``i.valid`` when ``i.ready``, else
+        ``o.valid``."""
+        return Mux(self.i.ready, self.i.valid, self.o.valid)
+
     def elaborate(self, platform):
         m = Module()
         main_valid = Signal(name="main_valid")
         main = Signal(self._width, name="main", reset_less=True)
         m.d.comb += [self.i.ready.eq(self.o.ready | ~main_valid), self.o.valid.eq(main_valid),
                      self.o.payload.eq(main)]
+        m.d.sync += main_valid.eq(self.next_valid())
         with m.If(self.i.ready):
-            m.d.sync += [main.eq(self.i.payload), main_valid.eq(self.i.valid)]
+            m.d.sync += main.eq(self.i.payload)
         return m
