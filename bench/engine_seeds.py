@@ -21,11 +21,11 @@ from datetime import date
 from pathlib import Path
 
 from bincount.hw.cache import cache_dirs
-from bincount.hw.engine_report import ENGINE_FORMS, ENGINE_STAGES, build_engine_section
+from bincount.hw.engine_report import (ENGINE_FORMS, ENGINE_STAGES, build_engine_section,
+                                       default_cin_limit)
 from bincount.hw.knobs import EngineKnobs
 from bincount.hw.pnr import median_run_path, path_text
 from bincount.hw.tasks import Progress
-from bincount.model.nets.geometry import STAGES
 
 #: The issue's clock target for every binarized stage engine (median of the seeds).
 TARGET_MHZ = 150.0
@@ -102,8 +102,8 @@ def main(argv=None):
     commit = _commit()                    # the gateware measured: HEAD when the run starts
     knobs = EngineKnobs(a.lanes, a.bits_per_cycle, post_lanes=a.post_lanes,
                         weight_ram=a.weight_ram,
-                        constant_ram=a.constant_ram).validate(
-                            limit=min(STAGES[max(s - 2, 0)][0] for s in a.stages))
+                        constant_ram=a.constant_ram)
+    knobs.validate(limit=default_cin_limit(a.stages))
     caches = cache_dirs()
     section = build_engine_section("xc7", knobs=knobs, stages=a.stages, forms=a.forms,
                                    seeds=a.seeds, jobs=a.jobs, progress=Progress(0, sys.stderr),

@@ -35,15 +35,24 @@ from bincount.hw.pnr import (ECP5_BRAM_BLOCKS, fmax_ecp5, median_fmax, median_ru
 from bincount.hw.ports import module_names
 from bincount.hw.synth import SynthesisError, group_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
-from bincount.model.export.engine_golden import engine_golden
+from bincount.model.export.engine_golden import NETWORK, engine_golden
 from bincount.model.export.network_file import export_meta, load_export
+from bincount.model.nets.geometry import network_geometry
 
-__all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "build_engine_section", "engine_markdown",
-           "engine_plot_png"]
+__all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "build_engine_section", "default_cin_limit",
+           "engine_markdown", "engine_plot_png"]
 
 ENGINE_FORMS = ("binarized", "baseline")
 ENGINE_STAGES = (1, 2, 3, 4)
 RESOURCES = ("lut", "ff", "carry", "dsp", "bram")
+
+
+def default_cin_limit(stages):
+    """The smallest Cin of the default networks' layers in ``stages`` (the engine-golden
+    networks' geometry), the bound on P and B of their engines: 64 with stage 1 or 2, 128 for
+    stage 3, 256 for stage 4."""
+    return min(c.cin for c in network_geometry(NETWORK).binary_layers if c.stage in stages)
+
 #: Parts of a stage engine in the breakdown (``--engine-breakdown``), in table order: the
 #: block engine's submodules (gateware/block_engine.py) summed over the four blocks, the
 #: lane array split into its XNOR-popcount trees and its own cells (the accumulators), and

@@ -143,10 +143,10 @@ def add_arguments(parser):
 def _engine_knobs(args, stages):
     """The engine knobs of the command line for the engines of ``stages``, refused with one
     line (bad knobs, unreadable exports) before any synthesis."""
-    from bincount.gateware.block_params import layer_names
+    from bincount.gateware.stage_engine import stage_layers
+    from bincount.hw.engine_report import default_cin_limit
     from bincount.hw.knobs import EngineKnobs
     from bincount.model.export.network_file import load_export
-    from bincount.model.nets.geometry import STAGES
 
     knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
                         post_lanes=args.engine_post_lanes, weight_ram=args.engine_weight_ram,
@@ -158,11 +158,8 @@ def _engine_knobs(args, stages):
                                  "constant_ram": "--engine-constant-ram"})
     for path in args.engine_export or ():
         export = load_export(path)
-        knobs.validate([export], [n for n in layer_names(export)
-                                  if int(n.split(".")[0].removeprefix("stage")) in stages])
-    # the default networks are ReActNet-18: stage s's smallest Cin is its entry block's, the
-    # channels of stage s - 1 (of stage 1 for stage 1, whose input is the stem's 64)
-    return knobs.validate(limit=min(STAGES[max(s - 2, 0)][0] for s in stages))
+        knobs.validate([export], [n for s in stages for n in stage_layers(export, s)])
+    return knobs.validate(limit=default_cin_limit(stages))
 
 
 ENGINE_OPTIONS = ("engine_stages", "engine_lanes", "engine_bits_per_cycle", "engine_post_lanes",

@@ -118,6 +118,9 @@ def test_bits_per_cycle_is_checked_against_the_stages_built():
     """B must divide the Cin of the layers built: 128 fits stages 3 and 4 (Cin >= 128)."""
     from bincount.hw.report_cli import _engines
 
+    assert [engine_report.default_cin_limit([s]) for s in (1, 2, 3, 4)] == [64, 64, 128, 256]
+    assert engine_report.default_cin_limit([4, 3]) == 128
+
     args = argparse.Namespace(engine_stages=[4, 3], engine_forms=None, engine_seeds=None,
                               engine_no_fmax=True, engine_lanes=None,
                               engine_bits_per_cycle=128, engine_post_lanes=None,
