@@ -19,9 +19,10 @@ of wide words needs no more RAMs: 1,024 words of 512 bits are 29 RAMs of 1,024 x
 against 2 x 15 of 512 x 36 in two banks and their multiplexer; 4,096 such words are 2 banks of
 2,048 (114 RAMs) against 8 banks of 512 (120). A bank of narrow words fills its block RAMs: in
 banks of 512 words, a 4-bit memory would use an eighth of each block, and Yosys builds such
-small banks in logic instead (a 4 x 18,432-bit ROM, ``synth_ecp5``: 5,946 LUT4 and no block RAM
-in 512-word banks, 5 DP16KD and 40 LUT4 in 4,096-word banks, and in the default's two banks of
-16,384, 5 DP16KD and 4 LUT4).
+small banks in logic instead (a 4 x 18,432-bit ROM of random words, ``BankedRAM(4, 18432,
+init, writable=False, bank_depth=...)`` alone through ``synth_ecp5``: 5,946 LUT4 and no block
+RAM in 512-word banks, 5 DP16KD and 40 LUT4 in 4,096-word banks, and in the default's two
+banks of 16,384, 5 DP16KD and 4 LUT4).
 
 Latency: 2 cycles from ``r_addr`` to ``r_data``; the memory is read every cycle. The write port
 (``w_addr``, ``w_data``, ``w_en``; absent with ``writable=False``) writes at the clock edge.

@@ -56,6 +56,11 @@ def test_default_banks_fill_their_block_rams_without_a_multiplexer_inside():
     assert bank_blocks(512, 1024, 512) == 30
     assert default_bank_depth(512, 4096) == 2048 and bank_blocks(512, 4096, 2048) == 114
     assert bank_blocks(512, 4096, 1024) == 116 and bank_blocks(512, 4096, 512) == 120
+    # a stage-4 stride-1 block's weights (docs/engines.md, "Banks"): 3 banks of 2,048 (129)
+    # instead of 9 of 512 (135)
+    assert default_bank_depth(512, 4608) == 2048 and bank_blocks(512, 4608, 2048) == 129
+    assert bank_blocks(512, 4608, 512) == 135
+    assert BankedRAM(512, 4608, writable=False).banks == 3
     # a bank's RAMs sit side by side: 18,432 words of 4 bits are 5 RAMs in banks of 4,096,
     # 8,192 or 16,384 (16K x 1, 4 of them, and 2K x 9), more in shallower banks; of the ties
     # the fewest banks
