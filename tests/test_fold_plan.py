@@ -29,7 +29,8 @@ def geometry_meta(width=1, form="binarized", rprelu="pow2"):
 
 def test_block_ram_model_matches_measured_stages():
     # docs/benchmarks.md: DP16KD of stages 1-3 at P = 8, B = 64 (on-chip weights); stage 3
-    # measured again (synth_ecp5) when the banks became deeper: 160, from 163
+    # measured again when the banks became deeper (`bincount report --target ecp5 --engines
+    # --engine-stages 3 --engine-forms binarized --engine-no-fmax`): 160, from 163
     meta = geometry_meta()
     got = [sum(block_resources(b)["bram"] for b in _blocks(meta, s, 8, 64)) for s in (1, 2, 3)]
     assert got == [100, 104, 160]
