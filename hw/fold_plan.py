@@ -19,9 +19,9 @@ block with ``P`` lanes of ``B`` bits:
            that rule the model gives exactly the measured ECP5 DP16KD counts of stages 1, 2
            and 3, 100 / 104 / 160 (stage 3 measured again after the banks became deeper,
            ``bincount report --target ecp5 --engines --engine-stages 3 --engine-forms
-           binarized --engine-no-fmax``; 163 with 512-word banks); xc7 measured fewer, 40 / 89 / 163 with 512-word banks,
-           as Yosys puts some small memories in LUT RAM there, so the model is an upper bound
-           for xc7; banks as the BankedRAM builds them,
+           binarized --engine-no-fmax``; 163 with 512-word banks); xc7 measured fewer,
+           40 / 89 / 163 with 512-word banks, as Yosys puts some small memories in LUT RAM
+           there, so the model is an upper bound for xc7; banks as the BankedRAM builds them,
            :func:`~bincount.gateware.banked_ram.default_bank_depth`;
            the default network at P = 1, B = 1 and one stem lane, the ULX3S board design:
            106 by the model, 110 DP16KD after synth_ecp5 of the whole board: Yosys puts
