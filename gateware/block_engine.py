@@ -33,8 +33,9 @@ weight word ``g*F + f`` comes from the weight memory (read at the same time as t
 word) or the weight stream. (With split weights the folds of tap 8 are interleaved with the
 others and their words collected from a narrow memory: :mod:`~bincount.gateware.
 block_sequencer`, :attr:`~bincount.gateware.block_params.BlockParams.weight_split`.) The
-pipeline latency is the sum of the parts' latencies (:attr:`BinaryBlockEngine.pipeline_latency`), and every per-group constant ROM is addressed
-its own lead ahead of the data it meets, so that no delay here is counted by hand.
+pipeline latency is the sum of the parts' latencies (:attr:`BinaryBlockEngine.
+pipeline_latency`), and every per-group constant ROM is addressed its own lead ahead of the
+data it meets, so that no delay here is counted by hand.
 
 Cycles: one fold per cycle while inputs are present and the output drains, i.e. per image
 ``Ho*Wo*(Cout/P)*F`` plus the time to receive the first two input rows and the pipeline
