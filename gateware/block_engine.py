@@ -30,9 +30,9 @@ Parts (each a component with its own latency; docs/engines.md draws them)::
 The :class:`BlockSequencer` walks output pixel, channel group ``g`` and fold ``f`` (``f = tap *
 Cin/B + cb``), one fold per cycle, gated by the input rows and the output FIFO's credits; the
 weight word ``g*F + f`` comes from the weight memory (read at the same time as the window
-word) or the weight stream. (With split weights the folds of tap 8 are interleaved with the
-others and their words collected from a narrow memory: :mod:`~bincount.gateware.
-block_sequencer`, :attr:`~bincount.gateware.block_params.BlockParams.weight_split`.) The
+word) or the weight stream. (With split weights a group has no folds of tap 8: every fold of
+taps 0..7 also counts a slice of tap 8, ``B/8`` bits from a second window read and a narrow
+weight memory, :attr:`~bincount.gateware.block_params.BlockParams.weight_split`.) The
 pipeline latency is the sum of the parts' latencies (:attr:`BinaryBlockEngine.
 pipeline_latency`), and every per-group constant ROM is addressed its own lead ahead of the
 data it meets, so that no delay here is counted by hand.
@@ -48,7 +48,7 @@ the constructor: they are elaborated with the engine, and an unused engine is re
 own.)
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -115,7 +115,7 @@ class BinaryBlockEngine(wiring.Component):
         # the parts of the pipeline, in data order; their latencies make the engine's
         self._input = InputAssembler(p)
         self._window = WindowBuffer(p)
-        self._lanes = LaneArray(p.lanes, p.bits_per_cycle, p.folds)
+        self._lanes = LaneArray(p.lanes, p.bits_per_fold, p.folds)
         # the post-popcount units: P lanes, or Q = post_lanes shared by them (a serializer
         # hands each group's counts on Q lanes a cycle, a gatherer rebuilds the beat)
         q = p.post_params()
@@ -222,8 +222,10 @@ class BinaryBlockEngine(wiring.Component):
         t_act = self.fetch_latency
         wgt = self._weight_word(m, seq, t_act)
 
-        # lanes: XNOR-popcount + accumulate over the F folds
-        m.d.comb += [lanes.act.eq(win.act), lanes.wgt.eq(wgt),
+        # lanes: XNOR-popcount + accumulate over the F folds (with split weights a lane's
+        # window bits are the fold's B and its B/8 of tap 8, and its weights likewise)
+        act = Cat(win.act, win.act8) if p.weight_split else win.act
+        m.d.comb += [lanes.act.eq(act), lanes.wgt.eq(wgt),
                      lanes.in_valid.eq(delay_valid(m, seq.issue, t_act)),
                      lanes.first.eq(delay(m, seq.first, t_act, "first")),
                      lanes.last.eq(delay(m, seq.last, t_act, "last"))]
@@ -290,9 +292,10 @@ class BinaryBlockEngine(wiring.Component):
         return m
 
     def _weight_word(self, m, seq, t_act):
-        """The ``P*B``-bit weight word of the fold issued ``t_act`` cycles ago."""
+        """The weight word of the fold issued ``t_act`` cycles ago, ``P`` lanes of
+        :attr:`~bincount.gateware.block_params.BlockParams.bits_per_fold` bits."""
         p = self.params
-        P, B, CB = p.lanes, p.bits_per_cycle, p.cin // p.bits_per_cycle
+        P, B = p.lanes, p.bits_per_cycle
         if p.weights == "stream":
             # a fold issues only when it can claim its weight word; the word leaves the queue
             # claim latency later (the issue decision drives no payload register) and is
@@ -314,24 +317,10 @@ class BinaryBlockEngine(wiring.Component):
         a_waddr = delay(m, seq.fold.w_addr, t_data - rams[0].latency, "a_waddr")
         for ram in rams:
             m.d.comb += ram.r_addr.eq(a_waddr)
+        main = delay(m, rams[0].r_data, 1, "wgt")
         if not p.weight_split:
-            return delay(m, rams[0].r_data, 1, "wgt")
-        # split weights: a tap-8 word arrives in 8 chunks of P*B/8 bits with the 8 folds of
-        # taps 0..7 before its tap-8 fold (chunk k = the address mod 8, read with the main
-        # word), each written in place into its slot of `tap8_word`; the tap-8 fold right
-        # after them reads the whole word. The next word's first chunk is written in the cycle
-        # after that read, so one word of flip-flops is all the tap-8 words need.
-        w_ram, t_ram = rams
-        chunk = P * B // 8
-        t_valid = delay_valid(m, seq.issue, t_data)
-        t_tail = delay(m, seq.fold.tap8, t_data, "b_tail")
-        t_slot = delay(m, seq.fold.w_addr[:3], t_data, "b_slot")
-        fill = Signal(name="tap8_fill")
-        m.d.comb += fill.eq(t_valid & ~t_tail)
-        word = Signal(P * B, name="tap8_word", reset_less=True)
-        for k in range(8):
-            with m.If(fill & (t_slot == k)):
-                m.d.sync += word[k * chunk:(k + 1) * chunk].eq(t_ram.r_data)
-        wgt = Signal(P * B, name="wgt", reset_less=True)
-        m.d.sync += wgt.eq(Mux(t_tail, word, w_ram.r_data))
-        return wgt
+            return main
+        # split weights: lane p's B bits of the main word, then its B/8 bits of tap 8
+        s = B // 8
+        tap8 = delay(m, rams[1].r_data, 1, "wgt8")
+        return Cat(*(Cat(main[q * B:(q + 1) * B], tap8[q * s:(q + 1) * s]) for q in range(P)))

@@ -22,20 +22,21 @@ image, at up to ``P*B`` bits per cycle.
 Knobs: ``lanes`` output channels computed in parallel (``P``, a power of two dividing ``Cin``
 and ``Cout``; it is also the number of channels per stream beat) and ``bits_per_cycle`` (``B``,
 a power of two dividing ``Cin``, at most ``Cin``): a lane folds its ``N`` window bits over
-``F = N / B`` cycles. One output beat (``P`` channels of one pixel) takes ``F`` cycles, so a
-layer takes ``Ho * Wo * (Cout / P) * F = Ho*Wo*Cout*N / (P*B)`` cycles.
+``F = N / B`` cycles (``8*Cin/B`` with split weights, which count ``9*B/8`` bits a fold). One
+output beat (``P`` channels of one pixel) takes ``F`` cycles, so a layer takes ``Ho * Wo *
+(Cout / P) * F`` cycles.
 
 Memory images (word ``w`` of a memory is ``init[w]``, an ``int``; bit order little-endian):
 
 - weights: word ``g*F + f`` holds, for lane ``p`` at bits ``[p*B, (p+1)*B)``, the window bits
   ``f*B .. f*B+B-1`` (tap-major, channel-minor) of output channel ``g*P + p``;
-- split weights (:attr:`BlockParams.weight_split`): with ``CB = Cin / B`` folds per tap, the
-  main memory holds taps 0..7, word ``g*8*CB + f`` = weight word ``g*F + f`` (``f < 8*CB``),
-  and the tap-8 memory holds the last tap's ``CB`` words of each group in ``8*CB`` words of
-  ``P*B/8`` bits: word ``g*8*CB + 8*cb + k`` = bits ``[k*P*B/8, (k+1)*P*B/8)`` of weight word
-  ``g*F + 8*CB + cb``. The engine reads both memories at the same address in the folds of
-  taps 0..7, and the sequencer puts the tap-8 fold of ``cb`` right after the 8 folds that read
-  its chunks (:mod:`~bincount.gateware.block_sequencer`), so one word register collects it;
+- split weights (:attr:`BlockParams.weight_split`): with ``CB = Cin / B`` the folds of tap 8 are
+  fused into the others. A group takes ``F = 8*CB`` folds ``f = tap*CB + cb`` of taps 0..7, and
+  fold ``f = 8*j + k`` also counts slice ``k`` of tap 8's channel block ``j``: window bits
+  ``(8*CB + j)*B + k*B/8 ..`` (``B/8`` of them), so a lane counts ``9*B/8`` bits per fold
+  (:attr:`BlockParams.bits_per_fold`). The main memory holds taps 0..7, word ``g*8*CB + f`` =
+  weight word ``g*9*CB + f``, and the tap-8 memory, at the same address, ``P*B/8`` bits: lane
+  ``p`` at bits ``[p*B/8, (p+1)*B/8)`` holds that lane's slice ``k`` of tap 8's block ``j``;
 - per-group constants (conv, RPReLU) and RSign biases: word ``g`` is an
   ``amaranth.lib.data.ArrayLayout`` of ``P`` lanes, lane ``p`` (channel ``g*P + p``) at bits
   ``[p*w, (p+1)*w)``, each lane a ``StructLayout`` owned by the block that uses it
@@ -170,8 +171,17 @@ class BlockParams:
 
     @property
     def folds(self):
-        """``F = N / B``: cycles one lane spends on one output element."""
+        """``F``: cycles one lane spends on one output element, ``N / B`` (``8 * Cin/B`` with
+        split weights, whose tap 8 is counted beside taps 0..7)."""
+        if self.weight_split:
+            return 8 * (self.cin // self.bits_per_cycle)
         return self.n // self.bits_per_cycle
+
+    @property
+    def bits_per_fold(self):
+        """Window bits a lane counts per fold, ``N / F``: ``B``, or ``9*B/8`` with split
+        weights."""
+        return self.n // self.folds
 
     @property
     def in_groups(self):
@@ -185,8 +195,8 @@ class BlockParams:
 
     @property
     def ideal_cycles(self):
-        """``Ho*Wo*Cout*N / (P*B)``: one fold per cycle, nothing else."""
-        return self.out_size ** 2 * self.cout * self.n // (self.lanes * self.bits_per_cycle)
+        """``Ho*Wo*(Cout/P)*F``: one fold per cycle, nothing else."""
+        return self.out_size ** 2 * self.out_groups * self.folds
 
     @property
     def beat_bits(self):
@@ -210,45 +220,48 @@ class BlockParams:
 
     @property
     def weight_split(self):
-        """Whether the weights are split into taps 0..7 and a narrow tap-8 memory (module
-        docstring), unless ``split_weights`` says otherwise: when ``(Cout/P) * F`` words would leave most of their last bank of block
-        RAMs empty (``F = 9 * Cin/B`` has a factor 9) and the split layout needs fewer block RAMs
-        by :func:`bram_blocks`. Costs ``P*B`` flip-flops for the tap-8 word being collected (the
-        tap-8 folds are interleaved with the others, :mod:`~bincount.gateware.block_sequencer`)
-        and a 2:1 choice in front of the weight register."""
-        w = self.lanes * self.bits_per_cycle
+        """Whether the weights are split into taps 0..7 and a narrow tap-8 memory whose slices
+        are counted beside them (module docstring), unless ``split_weights`` says otherwise:
+        when ``(Cout/P) * 9*Cin/B`` words would leave most of their last bank of block RAMs
+        empty (a factor 9) and the split layout needs fewer block RAMs by
+        :func:`bram_blocks`. Needs ``B`` divisible by 8; costs a second read of the window
+        buffer (:class:`~bincount.gateware.window_buffer.WindowBuffer`) and ``B/8`` more bits
+        in each lane's popcount, and takes 8/9 of the cycles."""
+        b = self.bits_per_cycle
         if self.weights == "stream":
             return False
         if self.split_weights is not None:
-            if self.split_weights and w % 8:
-                raise BincountError(f"split weights need lanes * bits_per_cycle divisible by 8, "
-                                    f"got {self.lanes} * {self.bits_per_cycle}")
+            if self.split_weights and b % 8:
+                raise BincountError(f"layer {self.name}: split weights need bits_per_cycle "
+                                    f"divisible by 8, got {b}")
             return bool(self.split_weights)
-        if w % 8:
+        if b % 8:
             return False
-        main = self.out_groups * 8 * (self.cin // self.bits_per_cycle)
-        whole = bram_blocks(w, self.out_groups * self.folds)
+        w, main = self.lanes * b, self.out_groups * 8 * (self.cin // b)
+        whole = bram_blocks(w, self.out_groups * 9 * (self.cin // b))
         return bram_blocks(w, main) + bram_blocks(w // 8, main) < whole
 
     def weight_memories(self):
         """``[(name, width, words)]`` of the weight memories: the whole image of
         :meth:`weight_words`, or (split) taps 0..7 and the tap-8 memory."""
-        words, w = self.weight_words(), self.lanes * self.bits_per_cycle
+        words, P, B = self.weight_words(), self.lanes, self.bits_per_cycle
         if not self.weight_split:
-            return [("weights", w, words)]
-        cb, f = self.cin // self.bits_per_cycle, self.folds
+            return [("weights", P * B, words)]
+        cb, f, s = self.cin // B, 9 * (self.cin // B), B // 8
         main, tail = [], []
-        chunk, mask = w // 8, (1 << (w // 8)) - 1
         for g in range(self.out_groups):
             main += words[g * f:g * f + 8 * cb]
             for word in words[g * f + 8 * cb:(g + 1) * f]:
-                tail += [(word >> (k * chunk)) & mask for k in range(8)]
-        return [("weights", w, main), ("weights_tap8", chunk, tail)]
+                lanes = [(word >> (p * B)) & ((1 << B) - 1) for p in range(P)]
+                tail += [sum(((v >> (k * s)) & ((1 << s) - 1)) << (p * s)
+                             for p, v in enumerate(lanes)) for k in range(8)]
+        return [("weights", P * B, main), ("weights_tap8", P * s, tail)]
 
     def weight_words(self):
-        """Weight memory image: ``(Cout/P) * F`` words of ``P*B`` bits (module docstring)."""
+        """Weight words: ``(Cout/P) * 9*Cin/B`` words of ``P*B`` bits (module docstring; the
+        memory image unless the weights are split, :meth:`weight_memories`)."""
         bits = unpack_bits(self.arrays["weight_bits"], self.n)          # [Cout, N] 0/1
-        p, b, f = self.lanes, self.bits_per_cycle, self.folds
+        p, b, f = self.lanes, self.bits_per_cycle, self.n // self.bits_per_cycle
         grid = bits.reshape(self.out_groups, p, f, b).transpose(0, 2, 1, 3)   # [G, F, P, B]
         flat = np.packbits(grid.reshape(self.out_groups * f, p * b), axis=-1, bitorder="little")
         return [int.from_bytes(row.tobytes(), "little") for row in flat]

@@ -4,11 +4,10 @@ folds, one fold per cycle, with the row and output credits that gate it.
 Loop (outermost first): output row ``oy``, column ``ox``, channel group ``g``, fold ``f`` with
 ``f = tap*CB + cb``, ``tap = ky*3 + kx``, ``CB = Cin/B``. A fold issues (``issue``) in the
 cycle its coordinates are on ``fold`` (:func:`fold_layout`); the weight address ``w_addr``
-counts the group's weight words (``g*F + f``). With split weights the folds of tap 8 are
-interleaved: fold ``f = 9*j + k`` is fold ``8*j + k`` of taps 0..7 (in the order above) for
-``k < 8``, and the fold ``(tap 8, cb = j)`` for ``k = 8`` (``tap8`` marks it), whose weight word
-the 8 folds before it collected; only the folds of taps 0..7 advance ``w_addr``
-(``g*8*CB + 8*j + k``). With streamed weights a fold issues only while ``claimable`` is high.
+counts the group's weight words (``g*F + f``). With split weights a group has the ``F = 8*CB``
+folds of taps 0..7 only: tap 8 is counted beside them, its slice ``f mod 8`` of channel block
+``f // 8`` in fold ``f`` (:mod:`~bincount.gateware.block_params`; the window buffer reads it
+from ``fold``). With streamed weights a fold issues only while ``claimable`` is high.
 
 A group starts when
 
@@ -49,16 +48,14 @@ def row_span(params):
 def fold_layout(params):
     """The coordinates of a fold (``StructLayout``): ``oy``, ``ox``, ``group``, ``fold``,
     ``ky``, ``kx``, ``cb``, ``top_slot`` (line-buffer slot of the window's top row),
-    ``w_addr`` (weight word), ``tap8`` (a fold of tap 8 with split weights)."""
+    ``w_addr`` (weight word)."""
     p = params
     ho, cb = p.out_size, p.cin // p.bits_per_cycle
-    wf = 8 * cb if p.weight_split else p.folds
     return data.StructLayout({
         "oy": range(max(ho, 2)), "ox": range(max(ho, 2)),
         "group": range(max(p.out_groups, 2)), "fold": range(max(p.folds, 2)),
         "ky": range(3), "kx": range(3), "cb": range(max(cb, 2)),
-        "top_slot": range(3 + p.stride), "w_addr": range(max(p.out_groups * wf, 2)),
-        "tap8": 1,
+        "top_slot": range(3 + p.stride), "w_addr": range(max(p.out_groups * p.folds, 2)),
     })
 
 
@@ -117,19 +114,9 @@ class BlockSequencer(wiring.Component):
                       Signal.like(fd.cb, name="cb"))
         waddr = Signal.like(fd.w_addr, name="w_addr")
         top_slot = Signal.like(fd.top_slot, init=K - 1, name="top_slot")
-        split = p.weight_split
-        tail = Signal(name="tap8_fold")
         m.d.comb += [fd.oy.eq(oy), fd.ox.eq(ox), fd.group.eq(cg), fd.fold.eq(fi),
-                     fd.top_slot.eq(top_slot), fd.w_addr.eq(waddr), fd.tap8.eq(tail)]
-        if split:
-            # ky, kx, cb count the folds of taps 0..7; every ninth fold is the tap-8 fold
-            # (2, 2, t8_cb) of the word the eight folds before it collected
-            nine = Signal(range(9), name="fold_of_nine")
-            t8_cb = Signal.like(fd.cb, name="tap8_cb")
-            m.d.comb += [tail.eq(nine == 8), fd.ky.eq(Mux(tail, 2, ky)),
-                         fd.kx.eq(Mux(tail, 2, kx)), fd.cb.eq(Mux(tail, t8_cb, cb))]
-        else:
-            m.d.comb += [fd.ky.eq(ky), fd.kx.eq(kx), fd.cb.eq(cb)]
+                     fd.top_slot.eq(top_slot), fd.w_addr.eq(waddr), fd.ky.eq(ky),
+                     fd.kx.eq(kx), fd.cb.eq(cb)]
         mid = Signal(name="mid_group")
         span = row_span(p)
         # Row bookkeeping in registers, so that no adder sits in the control paths:
@@ -169,20 +156,16 @@ class BlockSequencer(wiring.Component):
             m.d.sync += [
                 mid.eq(~last),
                 fi.eq(Mux(last, 0, fi + 1)),
-                waddr.eq(Mux(last & last_cg, 0, waddr + (~tail if split else 1))),
+                waddr.eq(Mux(last & last_cg, 0, waddr + 1)),
+                cb.eq(Mux(cb == CB - 1, 0, cb + 1)),
             ]
-            with m.If(~tail):
-                m.d.sync += cb.eq(Mux(cb == CB - 1, 0, cb + 1))
-                with m.If(cb == CB - 1):
-                    m.d.sync += kx.eq(Mux(kx == 2, 0, kx + 1))
-                    with m.If(kx == 2):
-                        m.d.sync += ky.eq(Mux(ky == 2, 0, ky + 1))
-            if split:
-                m.d.sync += nine.eq(Mux(tail, 0, nine + 1))
-                with m.If(tail):
-                    m.d.sync += t8_cb.eq(Mux(t8_cb == CB - 1, 0, t8_cb + 1))
+            with m.If(cb == CB - 1):
+                m.d.sync += kx.eq(Mux(kx == 2, 0, kx + 1))
+                with m.If(kx == 2):
+                    m.d.sync += ky.eq(Mux(ky == 2, 0, ky + 1))
+            if p.weight_split:
                 with m.If(last):                 # taps 0..7 counted: (2, 2, 0) -> (0, 0, 0)
-                    m.d.sync += [ky.eq(0), kx.eq(0), cb.eq(0)]
+                    m.d.sync += [ky.eq(0), kx.eq(0)]
             with m.If(last):
                 m.d.sync += cg.eq(Mux(last_cg, 0, cg + 1))
                 with m.If(last_cg):

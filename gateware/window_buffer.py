@@ -9,7 +9,11 @@ block_sequencer.fold_layout`) the buffer returns its ``B`` window bits::
     act = bits of input pixel (oy*s + ky - 1, ox*s + kx - 1), channels cb*B .. cb*B + B-1
         = pad word (all ``pad_bit``)      outside the map
 
-Bit ``i`` of ``act`` is channel ``cb*B + i`` (the channel-minor order of the weights).
+Bit ``i`` of ``act`` is channel ``cb*B + i`` (the channel-minor order of the weights). With
+split weights (:attr:`~bincount.gateware.block_params.BlockParams.weight_split`) a second copy
+of the buffer reads tap 8 of every fold ``f = 8*j + k`` as well, and ``act8`` holds its slice
+``k``: the ``B/8`` bits of channels ``j*B + k*B/8 ..`` of input pixel ``(oy*s + 1, ox*s + 1)``
+(the pad word's outside the map).
 Padding is an address multiplexer: a padded read addresses the buffer's fill word. Where a
 word holds more than ``B`` bits (``P > B``) the fold's ``B`` bits are selected after the read.
 
@@ -47,6 +51,8 @@ class WindowBuffer(wiring.Component):
         The fold whose window bits to read (read every cycle).
     act : ``Out(B)``
         The fold's window bits, ``latency`` cycles later.
+    act8 : ``Out(B/8)``, split weights only
+        The fold's slice of tap 8, with ``act``.
     """
 
     def __init__(self, params):
@@ -54,10 +60,16 @@ class WindowBuffer(wiring.Component):
             raise TypeError("WindowBuffer takes a BlockParams")
         self.params = p = params
         wb = max(p.bits_per_cycle, p.lanes)
-        self._buf = LineBuffer(p.size, 3 + p.stride, wb, subwords=p.cin // wb,
-                               fill=(1 << wb) - 1 if p.pad_bit else 0, address_register=True)
-        super().__init__({"w": In(self._buf.write_signature), "fold": In(fold_layout(p)),
-                          "act": Out(p.bits_per_cycle)})
+        bufs = [LineBuffer(p.size, 3 + p.stride, wb, subwords=p.cin // wb,
+                           fill=(1 << wb) - 1 if p.pad_bit else 0, address_register=True)
+                for _ in range(1 + p.weight_split)]
+        self._buf = bufs[0]
+        self._buf8 = bufs[1] if p.weight_split else None
+        members = {"w": In(self._buf.write_signature), "fold": In(fold_layout(p)),
+                   "act": Out(p.bits_per_cycle)}
+        if p.weight_split:
+            members["act8"] = Out(p.bits_per_cycle // 8)
+        super().__init__(members)
 
     @property
     def latency(self):
@@ -103,4 +115,34 @@ class WindowBuffer(wiring.Component):
         act = Signal(B, name="act_c", reset_less=True)
         m.d.sync += act.eq(buf.r_data.word_select(b_cb[:lfb], B) if FB > 1 else buf.r_data)
         m.d.comb += self.act.eq(act)
+        if self._buf8 is not None:
+            self._tap8(m, wrap)
         return m
+
+    def _tap8(self, m, wrap):
+        """The second copy: tap 8 (``ky = kx = 2``) of channel block ``fold // 8``, slice
+        ``fold mod 8`` of ``B/8`` bits, in step with the first."""
+        p = self.params
+        B, s, Ho = p.bits_per_cycle, p.stride, p.out_size
+        WB = max(B, p.lanes)
+        m.submodules.bits_buf8 = buf = self._buf8
+        buf.write_from(m, self.w)
+        fd = self.fold
+        # stage A: row oy*s + 1 and column ox*s + 1, outside the map only at stride 1's last
+        # row / column
+        pad = ((fd.oy == Ho - 1) | (fd.ox == Ho - 1)) if s == 1 else 0
+        a_pad = Signal(name="a8_pad", reset_less=True)
+        a_slot = Signal(range(3 + s), name="a8_slot", reset_less=True)
+        a_ix = Signal(len(buf.r_x), name="a8_ix", reset_less=True)
+        m.d.sync += [a_pad.eq(pad), a_slot.eq(wrap(fd.top_slot + 2)), a_ix.eq((fd.ox << (s - 1)) + 1)]
+        # fold f = 8*j + k reads word j // (WB/B) of the pixel and slice (j mod WB/B)*8 + k
+        # of B/8 bits in it: the fold's low bits
+        lsl = ceil_log2(8 * WB // B)
+        a_fold = delay(m, fd.fold, 1, "a8_fold")
+        m.d.comb += [buf.r_slot.eq(a_slot), buf.r_x.eq(a_ix), buf.r_pad.eq(a_pad)]
+        if p.cin // WB > 1:
+            m.d.comb += buf.r_sub.eq(a_fold[lsl:])
+        b_sl = delay(m, a_fold[:lsl], buf.latency, "b8_slice")
+        act8 = Signal(B // 8, name="act8_c", reset_less=True)
+        m.d.sync += act8.eq(buf.r_data.word_select(b_sl, B // 8))
+        m.d.comb += self.act8.eq(act8)

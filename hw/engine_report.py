@@ -117,6 +117,8 @@ def engine_part_of(module, top):
         return "popcount" if len(rest) > 2 and rest[2].startswith("popcount") else "accumulators"
     if rest[1] in ("serializer", "gatherer"):
         return "serial"
+    if rest[1] == "weights_tap8":
+        return "weights"
     return rest[1] if rest[1] in ENGINE_PARTS else "glue"
 
 
@@ -239,8 +241,8 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                "layer_ideal_cycles": [b["ideal_cycles"] for b in manifest["blocks"]]}
         row.update({k: int(r[k]) for k in RESOURCES})
         # binary operations per cycle as FINN counts them: an XNOR and a popcount add per bit
-        # pair, P*B bit pairs per block and cycle
-        row["ops_per_cycle"] = 2 * lanes * bpc * len(manifest["blocks"])
+        # pair, P * N/F bit pairs per block and cycle (B, or 9*B/8 with split weights)
+        row["ops_per_cycle"] = 2 * lanes * sum(b["n"] // b["folds"] for b in manifest["blocks"])
         row["ops_per_cycle_per_klut"] = (row["ops_per_cycle"] / (row["lut"] / 1000)
                                          if row["lut"] else None)
         row.update({"lut_equiv": r["lut_equiv"], "other_cells": r["other_cells"],
@@ -381,13 +383,15 @@ def engine_markdown(section, target):
             "when trained). The DSP column counts both multiplies; the LUT column includes the "
             "RPReLU shifters of the multiplier-free form.",
             "- ops / cycle / kLUT: binary operations per cycle (an XNOR and a popcount add "
-            "per bit pair, as FINN counts them: 2 x P x B per block, one fold per cycle) per "
+            "per bit pair, as FINN counts them: 2 x P x B per block, one fold per cycle; 2 x P x "
+            "9B/8 for a block with split weights, whose folds count a slice of tap 8 too) per "
             "thousand LUTs of the LUT column; GOPS / kLUT: the same at the ECP5 Fmax.",
             "- Cycles per image: " + ("measured in Verilator by `bench/engine_cycles.py` "
                                       "(interval between two images fed back to back) where "
                                       "marked without \"(ideal)\"; "
                                       if section.get("cycles_measured") else "") +
-            "ideal = max over the stage's blocks of `Ho*Wo*Cout*N / (P*B)`.",
+            "ideal = max over the stage's blocks of `Ho*Wo*(Cout/P)*F` (F = 9*Cin/B folds, "
+            "8*Cin/B with split weights).",
             "- Modules: " + ", ".join(f"`{r['module']}`" for r in section["rows"]) + "."]
     if section.get("pnr"):
         p = section["pnr"]

@@ -137,16 +137,24 @@ def test_post_lanes_must_keep_up_with_the_folds():
 
 
 @pytest.mark.parametrize("case", [
-    (16, 16, 1, 4, "binarized", True, "pow2", 1, 4, 4, 0.3),      # Cin/B = 4 tap-8 words
-    (8, 16, 2, 4, "baseline", True, "trained", 1, 8, 8, 0.3),     # one tap-8 word
-    (32, 32, 1, 3, "binarized", False, None, 0, 2, 8, 0.5),
+    (32, 32, 1, 4, "binarized", True, "pow2", 1, 4, 8, 0.3),      # Cin/B = 4 blocks of tap 8
+    (8, 16, 2, 4, "baseline", True, "trained", 1, 8, 8, 0.3),     # one block, 1 bit a lane
+    (16, 32, 2, 4, "binarized", True, "pow2", 1, 4, 8, 0.3),      # stride 2, two blocks
+    (32, 32, 1, 4, "binarized", True, "pow2", 1, 16, 8, 0.3),     # P > B: two blocks a word
+    (32, 32, 1, 3, "binarized", False, None, 0, 2, 16, 0.5),      # 2-bit slices, pad bit 0
     (16, 16, 1, 4, "baseline", True, "trained", 1, 4, 8, 0.0),
 ], ids=lambda c: "-".join(map(str, c)))
 def test_split_weights_match_reference(case):
     p, cycles = _run(*case, split=True)
     assert [name for name, _, _ in p.weight_memories()] == ["weights", "weights_tap8"]
-    if case[-1] == 0.0:                   # the split costs no cycles
-        assert cycles == _run(*case, split=False)[1]
+    assert p.folds == 8 * p.cin // p.bits_per_cycle
+    assert p.bits_per_fold == 9 * p.bits_per_cycle // 8
+    if case[-1] == 0.0:                   # the split saves the folds of tap 8
+        whole, cycles_whole = _run(*case, split=False)
+        assert whole.folds == 9 * p.cin // p.bits_per_cycle
+        saved = 2 * (whole.ideal_cycles - p.ideal_cycles)        # two images
+        # (and the pipeline latencies differ by a few cycles)
+        assert saved <= cycles_whole - cycles <= saved + 8, (cycles_whole, cycles, saved)
 
 
 @pytest.mark.parametrize("case", [
@@ -189,7 +197,8 @@ def test_weights_split_where_it_saves_block_rams():
         mems = p.weight_memories()
         assert len(mems) == 1 + split
         assert sum(len(w) * width for _, width, w in mems) == 9 * cin * cin
-    with pytest.raises(BincountError, match="divisible by 8"):
+    with pytest.raises(BincountError, match="split weights need bits_per_cycle divisible by 8, "
+                                            "got 4"):
         dataclasses.replace(block_params(tiny_export(8, 8, 1, 3, "binarized", True, "pow2", 1),
                                          "stage1.conv1", 1, 4), split_weights=True).weight_split
 

@@ -14,22 +14,17 @@ from engine_cases import tiny_export
 
 
 def reference_folds(p):
-    """``(oy, ox, group, fold, ky, kx, cb, w_addr, tap8)`` of every fold of an image."""
+    """``(oy, ox, group, fold, ky, kx, cb, w_addr)`` of every fold of an image (with split
+    weights the F = 8*CB folds of taps 0..7; tap 8 is counted beside them)."""
     cb_n, F = p.cin // p.bits_per_cycle, p.folds
+    assert F == (8 if p.weight_split else 9) * cb_n
     out = []
     for oy in range(p.out_size):
         for ox in range(p.out_size):
             for g in range(p.out_groups):
                 for f in range(F):
                     tap, cb = divmod(f, cb_n)
-                    if p.weight_split:             # (the address is unused in tap-8 folds)
-                        j, k = divmod(f, 9)        # tap 8 after every 8 folds of taps 0..7
-                        t8 = int(k == 8)
-                        tap, cb = (8, j) if t8 else divmod(8 * j + k, cb_n)
-                        w = None if t8 else g * 8 * cb_n + 8 * j + k
-                    else:
-                        w, t8 = g * F + f, 0
-                    out.append((oy, ox, g, f, tap // 3, tap % 3, cb, w, t8))
+                    out.append((oy, ox, g, f, tap // 3, tap % 3, cb, g * F + f))
     return out
 
 
@@ -57,11 +52,8 @@ def run(p, credits, drain, rows_at=2, images=1, cycles=5000):
             if done:
                 log["done"].append(t)
             if issue:
-                f = [int(getattr(fold, n)) for n in (
-                    "oy", "ox", "group", "fold", "ky", "kx", "cb", "w_addr", "tap8")]
-                if f[8]:
-                    f[7] = None
-                log["folds"].append(tuple(f))
+                log["folds"].append(tuple(int(getattr(fold, n)) for n in (
+                    "oy", "ox", "group", "fold", "ky", "kx", "cb", "w_addr")))
                 if first:
                     log["starts"].append(t)
                     in_flight += 1

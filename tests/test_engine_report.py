@@ -85,6 +85,7 @@ def test_engine_part_of_and_keep():
     assert engine_report.engine_part_of(f"{top}.block0.lanes.popcount3", top) == "popcount"
     assert engine_report.engine_part_of(f"{top}.block3.lanes", top) == "accumulators"
     assert engine_report.engine_part_of(f"{top}.block1.window.bits_buf.ram", top) == "window"
+    assert engine_report.engine_part_of(f"{top}.block2.weights_tap8", top) == "weights"
     assert engine_report.engine_part_of(f"{top}.block1", top) == "glue"
     assert engine_report.engine_part_of(top, top) == "glue"
     text = "".join(f"module \\{top}{m} (\n" for m in
