@@ -22,8 +22,9 @@ from pathlib import Path
 
 from bincount.hw.cache import cache_dirs
 from bincount.hw.engine_report import (ENGINE_FORMS, ENGINE_STAGES, build_engine_section,
-                                       default_cin_limit)
+                                       check_knobs_for_stages)
 from bincount.hw.knobs import EngineKnobs
+from bincount.hw.network_cli import parse_ints
 from bincount.hw.pnr import median_run_path, path_text
 from bincount.hw.tasks import Progress
 
@@ -38,7 +39,8 @@ def _args(argv):
     p.add_argument("--forms", nargs="+", default=["binarized"], choices=ENGINE_FORMS)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--lanes", type=int, default=None, help="P (default: the gateware's)")
-    p.add_argument("--bits-per-cycle", type=int, default=None, help="B")
+    p.add_argument("--bits-per-cycle", default=None, metavar="B[,B,B,B]",
+                   help="B, one for every stage or one per stage 1-4")
     p.add_argument("--post-lanes", type=int, default=None, help="Q (default: one per lane)")
     p.add_argument("--weight-ram", choices=("auto", "block", "logic"), default=None)
     p.add_argument("--constant-ram", choices=("auto", "block", "logic"), default=None)
@@ -100,10 +102,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     a = _args(argv)
     commit = _commit()                    # the gateware measured: HEAD when the run starts
-    knobs = EngineKnobs(a.lanes, a.bits_per_cycle, post_lanes=a.post_lanes,
-                        weight_ram=a.weight_ram,
+    bits = None if a.bits_per_cycle is None else parse_ints("bits-per-cycle", a.bits_per_cycle)
+    knobs = EngineKnobs(a.lanes, bits, post_lanes=a.post_lanes, weight_ram=a.weight_ram,
                         constant_ram=a.constant_ram)
-    knobs.validate(limit=default_cin_limit(a.stages))
+    check_knobs_for_stages(knobs, a.stages)
     caches = cache_dirs()
     section = build_engine_section("xc7", knobs=knobs, stages=a.stages, forms=a.forms,
                                    seeds=a.seeds, jobs=a.jobs, progress=Progress(0, sys.stderr),

@@ -75,7 +75,7 @@ def engine_design(export, stage, knobs=None, *, taps=False, layers=None, cache_d
     """``(module, verilog_text, manifest)`` of the engine of ``stage`` built from ``export``
     with :class:`~bincount.hw.knobs.EngineKnobs` ``knobs`` (default knobs when None)
     (:func:`bincount.hw.engine_emit.emit_stage`)."""
-    knobs = knobs or EngineKnobs()
+    knobs = (knobs or EngineKnobs()).for_stage(stage)
 
     def make():
         text, manifest = emit_stage(export, stage, knobs.lanes, knobs.bits_per_cycle,

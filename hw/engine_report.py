@@ -53,6 +53,14 @@ def default_cin_limit(stages):
     stage 3, 256 for stage 4."""
     return min(c.cin for c in network_geometry(NETWORK).binary_layers if c.stage in stages)
 
+
+def check_knobs_for_stages(knobs, stages):
+    """``knobs`` checked against the bound of the default networks' ``stages``
+    (:func:`default_cin_limit`; with one B per stage, each stage's B against its own)."""
+    if isinstance(knobs.bits_per_cycle, tuple):
+        return knobs.validate(limit={s: default_cin_limit([s]) for s in stages})
+    return knobs.validate(limit=default_cin_limit(stages))
+
 #: Parts of a stage engine in the breakdown (``--engine-breakdown``), in table order: the
 #: block engine's submodules (gateware/block_engine.py) summed over the four blocks, the
 #: lane array split into its XNOR-popcount trees and its own cells (the accumulators), and
@@ -234,7 +242,8 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
     for (form, stage), (module, _, manifest) in designs.items():
         r = results[("synth", form, stage)]
         row = {"stage": stage, "form": form, "module": module, "target": target,
-               "lanes": lanes, "bits_per_cycle": bpc, "source": ex[form][1],
+               "lanes": lanes, "bits_per_cycle": knobs.stage_bits(stage),
+               "source": ex[form][1],
                "layers": [b["name"] for b in manifest["blocks"]],
                "rprelu": sorted({str(b["rprelu"]) for b in manifest["blocks"]}),
                "ideal_cycles": manifest["ideal_cycles"],
@@ -274,7 +283,8 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
             if too_big:
                 row["fmax_module"] = module_p
                 row["weights_note"] = too_big
-                row["weight_bits_per_cycle"] = lanes * bpc * len(manifest["blocks"])
+                row["weight_bits_per_cycle"] = (lanes * knobs.stage_bits(stage)
+                                                * len(manifest["blocks"]))
             if row["fmax_mhz"] and row["lut"]:
                 row["gops_per_klut"] = (row["ops_per_cycle"] * row["fmax_mhz"] / 1e3
                                         / (row["lut"] / 1000))
@@ -291,8 +301,8 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                                    if row["fmax_mhz"] else None)
         rows.append(row)
     rows.sort(key=lambda r: (r["stage"], ENGINE_FORMS.index(r["form"])))
-    return {"lanes": lanes, "bits_per_cycle": bpc, "post_lanes": knobs.post_lanes,
-            "seeds": seeds,
+    return {"lanes": lanes, "bits_per_cycle": list(bpc) if isinstance(bpc, tuple) else bpc,
+            "post_lanes": knobs.post_lanes, "seeds": seeds,
             "weight_ram": knobs.weight_ram, "constant_ram": knobs.constant_ram,
             "rows": rows, "pnr": pnr_info,
             "fmax": bool(fmax), "wall_seconds": round(time.monotonic() - t_start, 1),
@@ -312,6 +322,10 @@ _STYLE_TEXT = {"block": "block RAM", "logic": "logic"}
 def engine_markdown(section, target):
     """The "Stage engines" part of report.md."""
     lanes, bpc = section["lanes"], section["bits_per_cycle"]
+    if isinstance(bpc, list):
+        built = sorted({r["stage"] for r in section["rows"]})
+        bpc = (", ".join(str(bpc[s - 1]) for s in built) + " (stage"
+               + ("s " if len(built) > 1 else " ") + ", ".join(map(str, built)) + ")")
     out = ["## Stage engines", "",
            f"Each stage engine is four binary blocks chained by streams "
            f"(gateware/stage_engine.py, docs/engines.md) at P = {lanes} lanes (output channels "

@@ -1,7 +1,8 @@
 """The parallelism knobs of a stage engine, checked in one place.
 
 :class:`EngineKnobs` holds ``lanes`` (P, output channels per cycle), ``bits_per_cycle`` (B,
-window bits per lane and cycle), ``weights`` (``"memory"``: on-chip weight memories;
+window bits per lane and cycle: one for every stage, or a tuple of four, stages 1-4,
+:meth:`EngineKnobs.for_stage`), ``weights`` (``"memory"``: on-chip weight memories;
 ``"stream"``: a weight stream input per block) and ``post_lanes`` (``None``: a post-popcount
 unit per lane; Q: Q units per block shared by the P lanes, P/Q cycles per channel group) and
 ``weight_ram`` (the weight memories' style: the synthesis tool's choice, block RAM or logic)
@@ -55,12 +56,13 @@ class EngineKnobs:
                 object.__setattr__(self, knob, default)
         for knob in ("lanes", "bits_per_cycle"):
             v = getattr(self, knob)
-            try:
-                if isinstance(v, bool):
-                    raise TypeError
-                object.__setattr__(self, knob, operator.index(v))
-            except TypeError:
-                raise BincountError(f"{names[knob]} must be an integer, got {v!r}") from None
+            if knob == "bits_per_cycle" and isinstance(v, (list, tuple)):
+                if len(v) != 4:
+                    raise BincountError(f"{names[knob]} needs 1 value or 4 (stages 1-4), got "
+                                        f"{len(v)}")
+                object.__setattr__(self, knob, tuple(_integer(names[knob], x) for x in v))
+            else:
+                object.__setattr__(self, knob, _integer(names[knob], v))
         if self.post_lanes is not None:
             v = self.post_lanes
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -77,24 +79,65 @@ class EngineKnobs:
                                 f"got {self.weights!r}")
         object.__setattr__(self, "options", names)
 
+    def stage_bits(self, stage):
+        """B of the engine of ``stage`` (1-4)."""
+        b = self.bits_per_cycle
+        if isinstance(b, tuple):
+            if stage not in (1, 2, 3, 4):
+                raise BincountError(f"{self.options['bits_per_cycle']}: one value per stage, "
+                                    f"and {stage!r} is no stage 1-4")
+            return b[stage - 1]
+        return b
+
+    def for_stage(self, stage):
+        """The knobs of the engine of ``stage``: ``bits_per_cycle`` that stage's B."""
+        return dataclasses.replace(self, bits_per_cycle=self.stage_bits(stage),
+                                   options=self.options)
+
     def with_weights(self, weights):
         """The same knobs with weight source ``weights``."""
         return dataclasses.replace(self, weights=weights, options=self.options)
 
     def validate(self, exports=(), layers=None, *, limit=None):
         """Check the knobs against every layer of each export (``layers``: only these
-        names), then, with ``limit``, that lanes and bits per cycle are powers of two up to
-        ``limit`` (the smallest Cin they must divide); raise :class:`BincountError`."""
+        names; a layer ``stage<s>.*`` with stage ``s``'s B), then, with ``limit``, that lanes
+        and bits per cycle are powers of two up to ``limit`` (the smallest Cin they must
+        divide; a dict ``{stage: limit}`` for the stages built, each stage's B against its
+        own); raise :class:`BincountError`."""
         for export in exports:
             for name in (layer_names(export) if layers is None else layers):
-                block_params(export, name, self.lanes, self.bits_per_cycle, self.weights,
-                             self.post_lanes, self.weight_ram,
+                block_params(export, name, self.lanes, self.stage_bits(_stage_of(name)),
+                             self.weights, self.post_lanes, self.weight_ram,
                              constant_ram=self.constant_ram)
         if limit is not None:
-            for knob in ("lanes", "bits_per_cycle"):
-                v = getattr(self, knob)
-                if v < 1 or v & (v - 1) or v > limit:
-                    raise BincountError(f"{self.options[knob]} {v}: expected a power of two up "
-                                        f"to {limit} (it must divide the Cin of every layer "
-                                        f"built, the smallest is {limit})")
+            limits = limit if isinstance(limit, dict) else {None: limit}
+            for stage, lim in limits.items():
+                for knob in ("lanes", "bits_per_cycle"):
+                    v = getattr(self, knob)
+                    if knob == "bits_per_cycle" and isinstance(v, tuple):
+                        if stage is None:
+                            raise BincountError(f"{self.options[knob]}: one value per stage "
+                                                f"needs the stages built")
+                        v = v[stage - 1]
+                    if v < 1 or v & (v - 1) or v > lim:
+                        where = "" if stage is None else f" for stage {stage}"
+                        raise BincountError(f"{self.options[knob]} {v}{where}: expected a power "
+                                            f"of two up to {lim} (it must divide the Cin of "
+                                            f"every layer built, the smallest is {lim})")
         return self
+
+
+def _integer(option, v):
+    try:
+        if isinstance(v, bool):
+            raise TypeError
+        return operator.index(v)
+    except TypeError:
+        raise BincountError(f"{option} must be an integer, got {v!r}") from None
+
+
+def _stage_of(name):
+    """Stage 1-4 of a binary layer ``stage<s>.<conv>`` (None for another name: its B is the
+    one for every stage, or the check names the missing stage)."""
+    head = name.split(".", 1)[0]
+    return int(head[5:]) if head.startswith("stage") and head[5:].isdigit() else None

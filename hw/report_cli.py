@@ -66,9 +66,9 @@ def add_arguments(parser):
                          help="stages to build (default: 1 2 3 4)")
     engines.add_argument("--engine-lanes", metavar="P", type=_positive_int, default=None,
                          help=f"output channels per cycle (default {DEFAULT_LANES})")
-    engines.add_argument("--engine-bits-per-cycle", metavar="B", type=_positive_int,
-                         default=None, help=f"window bits per lane and cycle (default "
-                                            f"{DEFAULT_BITS_PER_CYCLE})")
+    engines.add_argument("--engine-bits-per-cycle", metavar="B[,B,B,B]", default=None,
+                         help=f"window bits per lane and cycle, one for every stage or one per "
+                              f"stage 1-4 (default {DEFAULT_BITS_PER_CYCLE})")
     engines.add_argument("--engine-post-lanes", metavar="Q", type=_positive_int, default=None,
                          help="post-popcount units (threshold / BN scale, shortcut add, RPReLU) "
                               "per block, shared by its P lanes, P/Q cycles per channel group "
@@ -144,11 +144,15 @@ def _engine_knobs(args, stages):
     """The engine knobs of the command line for the engines of ``stages``, refused with one
     line (bad knobs, unreadable exports) before any synthesis."""
     from bincount.gateware.stage_engine import stage_layers
-    from bincount.hw.engine_report import default_cin_limit
+    from bincount.hw.engine_report import check_knobs_for_stages
     from bincount.hw.knobs import EngineKnobs
+    from bincount.hw.network_cli import parse_ints
     from bincount.model.export.network_file import load_export
 
-    knobs = EngineKnobs(args.engine_lanes, args.engine_bits_per_cycle,
+    bits = args.engine_bits_per_cycle
+    if bits is not None:
+        bits = parse_ints("engine-bits-per-cycle", bits)
+    knobs = EngineKnobs(args.engine_lanes, bits,
                         post_lanes=args.engine_post_lanes, weight_ram=args.engine_weight_ram,
                         constant_ram=args.engine_constant_ram,
                         options={"lanes": "--engine-lanes",
@@ -159,7 +163,7 @@ def _engine_knobs(args, stages):
     for path in args.engine_export or ():
         export = load_export(path)
         knobs.validate([export], [n for s in stages for n in stage_layers(export, s)])
-    return knobs.validate(limit=default_cin_limit(stages))
+    return check_knobs_for_stages(knobs, stages)
 
 
 ENGINE_OPTIONS = ("engine_stages", "engine_lanes", "engine_bits_per_cycle", "engine_post_lanes",

@@ -115,6 +115,17 @@ def test_knob_checks_name_the_options():
     with pytest.raises(BincountError, match="bits_per_cycle 128: expected a power of two"):
         knobs.EngineKnobs(8, 128).validate(limit=64)
     assert knobs.EngineKnobs(64, 64).validate(limit=64).lanes == 64
+    # one B per stage: checked per stage, and a layer with its stage's B
+    k = knobs.EngineKnobs(8, [64, 64, 64, 128])
+    assert k.bits_per_cycle == (64, 64, 64, 128) and k.stage_bits(4) == 128
+    assert k.validate(limit={3: 128, 4: 256}) is k
+    with pytest.raises(BincountError, match="bits_per_cycle 128 for stage 4: expected a power "
+                                            "of two up to 64"):
+        k.validate(limit={4: 64})
+    with pytest.raises(BincountError, match="bits_per_cycle: one value per stage needs"):
+        k.validate(limit=64)
+    with pytest.raises(BincountError, match="bits_per_cycle needs 1 value or 4"):
+        knobs.EngineKnobs(8, (64, 128))
 
 
 # --- structure --------------------------------------------------------------------------------

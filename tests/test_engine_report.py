@@ -103,6 +103,11 @@ def test_engine_part_of_and_keep():
      "--engine-bits-per-cycle 128: expected a power of two up to 64"),
     (["--engine-stages", "3", "4", "--engine-bits-per-cycle", "256"],
      "--engine-bits-per-cycle 256: expected a power of two up to 128"),
+    (["--engine-bits-per-cycle", "64,64,128"], "--engine-bits-per-cycle needs 1 or 4 values"),
+    (["--engine-bits-per-cycle", "64,x,64,128"],
+     "--engine-bits-per-cycle needs an integer or 4 comma-separated integers"),
+    (["--engine-stages", "2", "4", "--engine-bits-per-cycle", "64,128,64,128"],
+     "--engine-bits-per-cycle 128 for stage 2: expected a power of two up to 64"),
     (["--engine-export", "missing.npz"], "missing.npz"),
     (["--engine-seeds", "2", "2"], "--engine-seeds 2 2: a value is given twice"),
     (["--engine-seeds", "1", "--engine-no-fmax"], "--engine-seeds does not apply with"),
@@ -124,14 +129,32 @@ def test_bits_per_cycle_is_checked_against_the_stages_built():
 
     args = argparse.Namespace(engine_stages=[4, 3], engine_forms=None, engine_seeds=None,
                               engine_no_fmax=True, engine_lanes=None,
-                              engine_bits_per_cycle=128, engine_post_lanes=None,
+                              engine_bits_per_cycle="128", engine_post_lanes=None,
                               engine_weight_ram="auto", engine_constant_ram="auto",
                               engine_export=None, engine_breakdown=False)
     kw = _engines(args)
     assert kw["stages"] == [3, 4] and kw["knobs"].bits_per_cycle == 128
     assert _engines(argparse.Namespace(**dict(vars(args), engine_stages=[4],
-                                              engine_bits_per_cycle=256)))["knobs"] \
+                                              engine_bits_per_cycle="256")))["knobs"] \
         .bits_per_cycle == 256
+    # one B per stage: each stage's against its own Cin (stage 1's 256 is never built)
+    k = _engines(argparse.Namespace(**dict(vars(args), engine_bits_per_cycle="256,64,64,128"))
+                 )["knobs"]
+    assert k.bits_per_cycle == (256, 64, 64, 128)
+    assert (k.stage_bits(3), k.for_stage(4).bits_per_cycle) == (64, 128)
+
+
+def test_one_bits_per_cycle_per_stage_reaches_each_engine(tiny):
+    """A tuple of four B builds each stage with its own, and report.md names them."""
+    knobs = EngineKnobs(4, (8, 16, 16, 16))
+    _, _, manifest = engine_design(_tiny_export("binarized"), 1, knobs)
+    assert manifest["parameters"]["bits_per_cycle"] == 8
+    sec = engine_report.build_engine_section("xc7", knobs=knobs, stages=(1,),
+                                             forms=("binarized",), fmax=False)
+    assert sec["bits_per_cycle"] == [8, 16, 16, 16] and sec["rows"][0]["bits_per_cycle"] == 8
+    assert "B = 8 (stage 1) window bits" in engine_report.engine_markdown(sec, "xc7")
+    sec["rows"].append(dict(sec["rows"][0], stage=3))
+    assert "B = 8, 16 (stages 1, 3) window bits" in engine_report.engine_markdown(sec, "xc7")
 
 
 @pytest.mark.parametrize("option", ["--engine-breakdown", "--engine-no-fmax",
