@@ -1,8 +1,9 @@
 """The stage engines' ECP5 Fmax over several nextpnr seeds: every seed, the median, the
 median run's critical path, and the issue's 150 MHz target, per stage and form.
 
-    python bench/engine_seeds.py --stages 1 2 3 4 --forms binarized --seeds 1 2 3 \\
-        --post-lanes 1 --weight-ram block --jobs 2
+    python bench/engine_seeds.py --stages 1 2 3 4 --forms binarized --seeds 1 2 3 --jobs 2
+
+(the knobs not given are the report's, :data:`bincount.hw.knobs.REPORT_KNOBS`)
 
 Runs the report's engine section (:func:`bincount.hw.engine_report.build_engine_section`,
 engine-golden networks, the same caches as ``bincount report --engines``, so a later report
@@ -23,7 +24,7 @@ from pathlib import Path
 from bincount.hw.cache import cache_dirs
 from bincount.hw.engine_report import (ENGINE_FORMS, ENGINE_STAGES, build_engine_section,
                                        check_knobs_for_stages)
-from bincount.hw.knobs import EngineKnobs
+from bincount.hw.knobs import report_knobs
 from bincount.hw.network_cli import parse_ints
 from bincount.hw.pnr import median_run_path, path_text
 from bincount.hw.tasks import Progress
@@ -38,10 +39,10 @@ def _args(argv):
                    choices=ENGINE_STAGES)
     p.add_argument("--forms", nargs="+", default=["binarized"], choices=ENGINE_FORMS)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--lanes", type=int, default=None, help="P (default: the gateware's)")
+    p.add_argument("--lanes", type=int, default=None, help="P (default: the report's)")
     p.add_argument("--bits-per-cycle", default=None, metavar="B[,B,B,B]",
                    help="B, one for every stage or one per stage 1-4")
-    p.add_argument("--post-lanes", type=int, default=None, help="Q (default: one per lane)")
+    p.add_argument("--post-lanes", type=int, default=None, help="Q (default: the report's)")
     p.add_argument("--weight-ram", choices=("auto", "block", "logic"), default=None)
     p.add_argument("--constant-ram", choices=("auto", "block", "logic"), default=None)
     p.add_argument("--jobs", type=int, default=1)
@@ -103,8 +104,8 @@ def main(argv=None):
     a = _args(argv)
     commit = _commit()                    # the gateware measured: HEAD when the run starts
     bits = None if a.bits_per_cycle is None else parse_ints("bits-per-cycle", a.bits_per_cycle)
-    knobs = EngineKnobs(a.lanes, bits, post_lanes=a.post_lanes, weight_ram=a.weight_ram,
-                        constant_ram=a.constant_ram)
+    knobs = report_knobs({}, lanes=a.lanes, bits_per_cycle=bits, post_lanes=a.post_lanes,
+                         weight_ram=a.weight_ram, constant_ram=a.constant_ram)
     check_knobs_for_stages(knobs, a.stages)
     caches = cache_dirs()
     section = build_engine_section("xc7", knobs=knobs, stages=a.stages, forms=a.forms,

@@ -39,8 +39,8 @@ from bincount.model.export.engine_golden import NETWORK, engine_golden
 from bincount.model.export.network_file import export_meta, load_export
 from bincount.model.nets.geometry import network_geometry
 
-__all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "build_engine_section", "default_cin_limit",
-           "engine_markdown", "engine_plot_png"]
+__all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "build_engine_section", "check_knobs_for_stages",
+           "default_cin_limit", "engine_markdown", "engine_plot_png"]
 
 ENGINE_FORMS = ("binarized", "baseline")
 ENGINE_STAGES = (1, 2, 3, 4)

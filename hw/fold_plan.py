@@ -17,9 +17,11 @@ block with ``P`` lanes of ``B`` bits (``9*B/8`` with split weights, ``bits_per_f
     BRAM = sum of bram_blocks(width, depth) over the weight memories and the bit and residual
            line buffers (the per-group constant ROMs, at most Cout/P words, go to LUTs: with
            that rule the model gives exactly the measured ECP5 DP16KD counts of stages 1, 2
-           and 3, 100 / 104 / 160 (stage 3 measured again after the banks became deeper,
-           ``bincount report --target ecp5 --engines --engine-stages 3 --engine-forms
-           binarized --engine-no-fmax``; 163 with 512-word banks); xc7 measured fewer,
+           and 3, 100 / 104 / 168 (stage 3 measured again after its split weights' tap 8 got
+           a second window buffer, ``bincount report --target ecp5 --engines --engine-stages
+           3 --engine-forms binarized --engine-no-fmax --engine-post-lanes 8
+           --engine-weight-ram auto --engine-constant-ram auto``; 160 before, 163 with
+           512-word banks); xc7 measured fewer,
            40 / 89 / 163 with 512-word banks, as Yosys puts some small memories in LUT RAM
            there, so the model is an upper bound for xc7; banks as the BankedRAM builds them,
            :func:`~bincount.gateware.banked_ram.default_bank_depth`;

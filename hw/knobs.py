@@ -24,7 +24,8 @@ from bincount.gateware.banked_ram import RAM_STYLES
 from bincount.gateware.block_params import (DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES,
                                             WEIGHT_SOURCES, block_params, layer_names)
 
-__all__ = ["EngineKnobs", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE", "WEIGHT_SOURCES"]
+__all__ = ["EngineKnobs", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE", "WEIGHT_SOURCES",
+           "REPORT_KNOBS", "report_knobs"]
 
 _FIELD_OPTIONS = {"lanes": "lanes", "bits_per_cycle": "bits_per_cycle", "weights": "weights",
                   "post_lanes": "post_lanes", "weight_ram": "weight_ram",
@@ -111,19 +112,22 @@ class EngineKnobs:
                              constant_ram=self.constant_ram)
         if limit is not None:
             limits = limit if isinstance(limit, dict) else {None: limit}
-            for stage, lim in limits.items():
-                for knob in ("lanes", "bits_per_cycle"):
-                    v = getattr(self, knob)
-                    if knob == "bits_per_cycle" and isinstance(v, tuple):
-                        if stage is None:
-                            raise BincountError(f"{self.options[knob]}: one value per stage "
-                                                f"needs the stages built")
-                        v = v[stage - 1]
-                    if v < 1 or v & (v - 1) or v > lim:
-                        where = "" if stage is None else f" for stage {stage}"
-                        raise BincountError(f"{self.options[knob]} {v}{where}: expected a power "
-                                            f"of two up to {lim} (it must divide the Cin of "
-                                            f"every layer built, the smallest is {lim})")
+            low = min(limits.values())
+            checks = [("lanes", self.lanes, low, None)]
+            if isinstance(self.bits_per_cycle, tuple):
+                if None in limits:
+                    raise BincountError(f"{self.options['bits_per_cycle']}: one value per "
+                                        f"stage needs the stages built")
+                checks += [("bits_per_cycle", self.bits_per_cycle[s - 1], lim, s)
+                           for s, lim in sorted(limits.items())]
+            else:
+                checks.append(("bits_per_cycle", self.bits_per_cycle, low, None))
+            for knob, v, lim, stage in checks:
+                if v < 1 or v & (v - 1) or v > lim:
+                    where = "" if stage is None else f" for stage {stage}"
+                    raise BincountError(f"{self.options[knob]} {v}{where}: expected a power of "
+                                        f"two up to {lim} (it must divide the Cin of every "
+                                        f"layer built, the smallest is {lim})")
         return self
 
 
@@ -141,3 +145,19 @@ def _stage_of(name):
     one for every stage, or the check names the missing stage)."""
     head = name.split(".", 1)[0]
     return int(head[5:]) if head.startswith("stage") and head[5:].isdigit() else None
+
+
+#: The fold ``report --engines`` and ``bench/engine_seeds.py`` build where a knob is not given
+#: (docs/benchmarks.md measures it): 8 lanes; 64 window bits per lane and cycle at stages 1-3
+#: and 128 at stage 4, whose blocks then all split their weights (tap 8 counted beside taps
+#: 0..7) and take fewer than half the cycles of B = 64; one post-popcount unit per block shared by the
+#: lanes (a lane delivers one count every F >= 9 cycles); weights and constants in block RAM.
+REPORT_KNOBS = {"lanes": 8, "bits_per_cycle": (64, 64, 64, 128), "post_lanes": 1,
+                "weight_ram": "block", "constant_ram": "block"}
+
+
+def report_knobs(options, **given):
+    """:class:`~bincount.hw.knobs.EngineKnobs` of the knobs ``given`` (``None``: not given),
+    each knob not given from :data:`REPORT_KNOBS`; ``options`` names them in errors."""
+    values = {k: (REPORT_KNOBS[k] if given.get(k) is None else given[k]) for k in REPORT_KNOBS}
+    return EngineKnobs(**values, options=options)

@@ -27,7 +27,7 @@ def _positive_int(text):
 
 
 def add_arguments(parser):
-    from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
+    from bincount.hw.knobs import REPORT_KNOBS
     from bincount.hw.limits import N_HELP
     from bincount.options import float_in, int_in
 
@@ -65,24 +65,26 @@ def add_arguments(parser):
                          default=None, choices=[1, 2, 3, 4],
                          help="stages to build (default: 1 2 3 4)")
     engines.add_argument("--engine-lanes", metavar="P", type=_positive_int, default=None,
-                         help=f"output channels per cycle (default {DEFAULT_LANES})")
+                         help=f"output channels per cycle (default {REPORT_KNOBS['lanes']})")
     engines.add_argument("--engine-bits-per-cycle", metavar="B[,B,B,B]", default=None,
                          help=f"window bits per lane and cycle, one for every stage or one per "
-                              f"stage 1-4 (default {DEFAULT_BITS_PER_CYCLE})")
+                              f"stage 1-4 (default "
+                              f"{','.join(map(str, REPORT_KNOBS['bits_per_cycle']))})")
     engines.add_argument("--engine-post-lanes", metavar="Q", type=_positive_int, default=None,
                          help="post-popcount units (threshold / BN scale, shortcut add, RPReLU) "
                               "per block, shared by its P lanes, P/Q cycles per channel group "
-                              "(default: one per lane)")
+                              f"(default {REPORT_KNOBS['post_lanes']}; Q = P: one per lane)")
     engines.add_argument("--engine-weight-ram", choices=("auto", "block", "logic"),
                          default=None,
-                         help="the weight memories: auto (default: the synthesis tool's choice; "
-                              "Yosys builds a block's small deep-and-wide weight ROM in LUTs "
-                              "on xc7), block (block RAM), logic")
+                         help="the weight memories: auto (the synthesis tool's choice; Yosys "
+                              "builds a block's small deep-and-wide weight ROM in LUTs on xc7), "
+                              f"block (block RAM), logic (default {REPORT_KNOBS['weight_ram']})")
     engines.add_argument("--engine-constant-ram", choices=("auto", "block", "logic"),
                          default=None,
                          help="the per-group constant ROMs (RSign biases, threshold / BN and "
-                              "RPReLU constants): auto (default: the synthesis tool's choice; "
-                              "Yosys builds these small ROMs in LUTs on xc7), block, logic")
+                              "RPReLU constants): auto (the synthesis tool's choice; Yosys "
+                              "builds these small ROMs in LUTs on xc7), block, logic (default "
+                              f"{REPORT_KNOBS['constant_ram']})")
     engines.add_argument("--engine-export", metavar="FILE", action="append", default=None,
                          help="a trained bincount-network export to build the engines of its "
                               "form from (repeat for both forms; default: the calibrated "
@@ -145,21 +147,21 @@ def _engine_knobs(args, stages):
     line (bad knobs, unreadable exports) before any synthesis."""
     from bincount.gateware.stage_engine import stage_layers
     from bincount.hw.engine_report import check_knobs_for_stages
-    from bincount.hw.knobs import EngineKnobs
+    from bincount.hw.knobs import report_knobs
     from bincount.hw.network_cli import parse_ints
     from bincount.model.export.network_file import load_export
 
     bits = args.engine_bits_per_cycle
     if bits is not None:
         bits = parse_ints("engine-bits-per-cycle", bits)
-    knobs = EngineKnobs(args.engine_lanes, bits,
-                        post_lanes=args.engine_post_lanes, weight_ram=args.engine_weight_ram,
-                        constant_ram=args.engine_constant_ram,
-                        options={"lanes": "--engine-lanes",
-                                 "bits_per_cycle": "--engine-bits-per-cycle",
-                                 "post_lanes": "--engine-post-lanes",
-                                 "weight_ram": "--engine-weight-ram",
-                                 "constant_ram": "--engine-constant-ram"})
+    knobs = report_knobs({"lanes": "--engine-lanes",
+                          "bits_per_cycle": "--engine-bits-per-cycle",
+                          "post_lanes": "--engine-post-lanes",
+                          "weight_ram": "--engine-weight-ram",
+                          "constant_ram": "--engine-constant-ram"},
+                         lanes=args.engine_lanes, bits_per_cycle=bits,
+                         post_lanes=args.engine_post_lanes, weight_ram=args.engine_weight_ram,
+                         constant_ram=args.engine_constant_ram)
     for path in args.engine_export or ():
         export = load_export(path)
         knobs.validate([export], [n for s in stages for n in stage_layers(export, s)])
