@@ -319,13 +319,19 @@ def _fmt(v, digits=0):
 _STYLE_TEXT = {"block": "block RAM", "logic": "logic"}
 
 
+def _bits_text(section):
+    """The section's B: ``64``, or one per stage built, ``64, 128 (stages 3, 4)``."""
+    bpc = section["bits_per_cycle"]
+    if not isinstance(bpc, list):
+        return str(bpc)
+    built = sorted({r["stage"] for r in section["rows"]})
+    return (", ".join(str(bpc[s - 1]) for s in built) + " (stage"
+            + ("s " if len(built) > 1 else " ") + ", ".join(map(str, built)) + ")")
+
+
 def engine_markdown(section, target):
     """The "Stage engines" part of report.md."""
-    lanes, bpc = section["lanes"], section["bits_per_cycle"]
-    if isinstance(bpc, list):
-        built = sorted({r["stage"] for r in section["rows"]})
-        bpc = (", ".join(str(bpc[s - 1]) for s in built) + " (stage"
-               + ("s " if len(built) > 1 else " ") + ", ".join(map(str, built)) + ")")
+    lanes, bpc = section["lanes"], _bits_text(section)
     out = ["## Stage engines", "",
            f"Each stage engine is four binary blocks chained by streams "
            f"(gateware/stage_engine.py, docs/engines.md) at P = {lanes} lanes (output channels "
@@ -465,15 +471,16 @@ def engine_plot_png(section, target):
             ys = [by[(s, form)][key] if (s, form) in by else 0 for s in stages]
             bars = ax.bar(xs, ys, width, label=form)
             for x, y in zip(xs, ys):
-                ax.annotate(f"{y:,}", (x, y), ha="center", va="bottom", fontsize=7)
+                ax.annotate(f"{y:,}", (x, y), ha="center", va="bottom", fontsize=7,
+                            rotation=90)           # upright: two forms' numbers side by side
             del bars
         ax.set_title(title)
         ax.set_xticks(stages)
         ax.set_xticklabels([f"stage {s}" for s in stages])
-        ax.margins(y=0.15)
+        ax.margins(y=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Stage engines, {target}, P = {section['lanes']} lanes, "
-                 f"B = {section['bits_per_cycle']} bits/cycle (Yosys, out of context)",
+                 f"B = {_bits_text(section)} bits/cycle (Yosys, out of context)",
                  fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
