@@ -9,7 +9,7 @@ layer is still compared with the integer reference (a mismatch fails the run). M
 - layer cycles: each distinct layer shape (``conv1`` and ``conv2`` of every stage; ``conv3`` and
   ``conv4`` have ``conv2``'s shape, and an engine's timing depends only on shape and stalls,
   never on the data) built alone and fed alone: first input beat to last output beat, against
-  the ideal ``Ho*Wo*Cout*N / (P*B)``;
+  the ideal ``Ho*Wo*(Cout/P)*F``;
 - image latency: first input beat of the stage to its last output beat (first image);
 - interval: cycles between the last output beats of the two images (steady-state cycles per
   image when images follow each other).
@@ -85,7 +85,7 @@ def section(rows, layer_rows, args):
              f"{args.bits_per_cycle}`: each stage engine generated from the engine-golden network "
              f"(full-width ReActNet-18 calibrated on real CIFAR-10 test images), one real test "
              f"image fed twice back to back, no input gaps, no output stalls, every output "
-             f"element of every layer compared (all equal). Ideal = `Ho*Wo*Cout*N / (P*B)` "
+             f"element of every layer compared (all equal). Ideal = `Ho*Wo*(Cout/P)*F` "
              f"with P = {args.lanes} lanes, B = {args.bits_per_cycle} bits per cycle.", "",
              "| stage | form | layer | ideal cycles | measured | ratio |",
              "| --- | --- | --- | ---: | ---: | ---: |"]

@@ -22,8 +22,8 @@ from datetime import date
 from pathlib import Path
 
 from bincount.hw.cache import cache_dirs
-from bincount.hw.engine_report import (ENGINE_FORMS, ENGINE_STAGES, build_engine_section,
-                                       check_knobs_for_stages)
+from bincount.hw.engine_report import (ENGINE_FORMS, ENGINE_STAGES, bits_text,
+                                       build_engine_section, check_knobs_for_stages)
 from bincount.hw.knobs import report_knobs
 from bincount.hw.network_cli import parse_ints
 from bincount.hw.pnr import median_run_path, path_text
@@ -62,7 +62,7 @@ def markdown(section, argv, commit):
     """The table and the critical paths of an engine section placed over several seeds
     (``commit``: that of the gateware measured)."""
     seeds = section["seeds"]
-    knobs = (f"P = {section['lanes']}, B = {section['bits_per_cycle']}"
+    knobs = (f"P = {section['lanes']}, B = {bits_text(section)}"
              + (f", Q = {section['post_lanes']}" if section.get("post_lanes") else "")
              + (f", weights {section['weight_ram']}" if section.get("weight_ram") != "auto"
                 else "")
@@ -104,7 +104,9 @@ def main(argv=None):
     a = _args(argv)
     commit = _commit()                    # the gateware measured: HEAD when the run starts
     bits = None if a.bits_per_cycle is None else parse_ints("bits-per-cycle", a.bits_per_cycle)
-    knobs = report_knobs({}, lanes=a.lanes, bits_per_cycle=bits, post_lanes=a.post_lanes,
+    knobs = report_knobs({"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
+                          "post_lanes": "--post-lanes", "weight_ram": "--weight-ram",
+                          "constant_ram": "--constant-ram"}, lanes=a.lanes, bits_per_cycle=bits, post_lanes=a.post_lanes,
                          weight_ram=a.weight_ram, constant_ram=a.constant_ram)
     check_knobs_for_stages(knobs, a.stages)
     caches = cache_dirs()

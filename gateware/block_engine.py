@@ -256,8 +256,8 @@ class BinaryBlockEngine(wiring.Component):
             # sum: the slice of the group's shortcut, selected and registered a cycle ahead
             # (so that the multiplexer and the adder are not in one cycle); the shortcut
             # leaves its queue with the last slice. A cycle ahead of a group's first slice
-            # the previous group's shortcut has left the queue: F = 9*Cin/B is never the
-            # power of two S = P/Q, so at least one cycle separates two groups' slices.
+            # the previous group's shortcut has left the queue: S = P/Q < F (BlockParams
+            # checks it), so at least one cycle separates two groups' slices.
             at_conv = lead + conv.latency
             s_slice = delay(m, ser.slice, at_conv - 1, "ks_slice")
             s_last = delay(m, ser.last, at_conv, "ks_last")

@@ -60,6 +60,7 @@ from .rsign_compare import RSignCompare
 from .threshold_compare import ThresholdCompare
 
 __all__ = ["BlockParams", "block_params", "layer_names", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE",
+           "min_post_lanes",
            "bram_blocks", "BRAM_MODES", "WEIGHT_SOURCES",
            "pack_words", "to_unsigned", "to_beats", "from_beats", "RES_BITS"]
 
@@ -81,6 +82,17 @@ def bram_blocks(width, depth, bank_depth=None):
     if bank_depth is None:
         bank_depth = default_bank_depth(width, depth)
     return bank_blocks(width, depth, bank_depth)
+
+
+def min_post_lanes(lanes, folds):
+    """The fewest post-popcount units ``Q`` (a power of two dividing ``lanes``) whose
+    ``lanes / Q`` slices of a channel group take fewer cycles than its ``folds``: at least
+    one cycle between two groups' slices (the shortcut of a group leaves its queue with its
+    last slice, :mod:`~bincount.gateware.block_engine`)."""
+    q = 1
+    while lanes // q >= folds and q < lanes:
+        q *= 2
+    return q
 
 
 def _pow2(v):
@@ -159,11 +171,11 @@ class BlockParams:
                 or self.lanes % q:
             raise BincountError(f"layer {self.name}: post_lanes must divide lanes = "
                                 f"{self.lanes} (1..{self.lanes}), got {q!r}")
-        if self.lanes // q > self.folds:
+        if self.lanes // q >= self.folds:
             raise BincountError(f"layer {self.name}: post_lanes = {q} takes lanes / post_lanes "
-                                f"= {self.lanes // q} cycles per channel group, more than its "
-                                f"F = {self.folds} folds; expected post_lanes >= "
-                                f"{-(-self.lanes // self.folds)}")
+                                f"= {self.lanes // q} cycles per channel group, not fewer than "
+                                f"its F = {self.folds} folds; expected post_lanes >= "
+                                f"{min_post_lanes(self.lanes, self.folds)}")
 
     @property
     def n(self):

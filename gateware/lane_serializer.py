@@ -12,7 +12,8 @@ slices one per cycle before the next group's counts come::
 ``q`` of the slice), the address of a constant ROM packed for ``Q`` lanes. Latency:
 :attr:`LaneSerializer.latency` = 2 cycles from ``in_valid`` to slice 0 (the capture register,
 the slice register); slice ``s`` follows ``s`` cycles later. ``in_valid`` must not come again
-within ``S`` cycles (the block's ``S <= F``). Bit order: lane ``p`` of ``data`` at bits
+within ``S`` cycles (the block has ``S < F``: its shortcut needs a cycle between two
+groups' slices). Bit order: lane ``p`` of ``data`` at bits
 ``[p*width, (p+1)*width)``, lane ``q`` of ``out`` likewise. Clock domain ``sync``; ``rst``
 ends a slice sequence.
 """

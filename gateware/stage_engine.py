@@ -121,7 +121,7 @@ class StageEngine(wiring.Component):
 
     @property
     def ideal_cycles(self):
-        """Cycles per image of the slowest block: ``max Ho*Wo*Cout*N / (P*B)``."""
+        """Cycles per image of the slowest block: ``max Ho*Wo*(Cout/P)*F``."""
         return max(p.ideal_cycles for p in self.params)
 
     def elaborate(self, platform):

@@ -134,7 +134,8 @@ class WindowBuffer(wiring.Component):
         a_pad = Signal(name="a8_pad", reset_less=True)
         a_slot = Signal(range(3 + s), name="a8_slot", reset_less=True)
         a_ix = Signal(len(buf.r_x), name="a8_ix", reset_less=True)
-        m.d.sync += [a_pad.eq(pad), a_slot.eq(wrap(fd.top_slot + 2)), a_ix.eq((fd.ox << (s - 1)) + 1)]
+        m.d.sync += [a_pad.eq(pad), a_slot.eq(wrap(fd.top_slot + 2)),
+                     a_ix.eq((fd.ox << (s - 1)) + 1)]
         # fold f = 8*j + k reads word j // (WB/B) of the pixel and slice (j mod WB/B)*8 + k
         # of B/8 bits in it: the fold's low bits
         lsl = ceil_log2(8 * WB // B)

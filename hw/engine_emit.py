@@ -12,7 +12,7 @@ name says what it is and which export it holds::
 ``digest`` is the first 10 hex digits of the SHA-256 of the stage's arrays and metadata, so the
 same export, stage and knobs give the same name and the same bytes. The manifest lists the ports
 (``"ports"``, as for the blocks), the blocks of the stage with their geometry, the ideal cycles
-per image ``Ho*Wo*Cout*N / (P*B)`` of each, and the export it came from.
+per image ``Ho*Wo*(Cout/P)*F`` of each, and the export it came from.
 """
 
 import hashlib

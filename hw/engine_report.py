@@ -10,7 +10,7 @@ parallelism from an export, then
   ``synth_ecp5`` first). An engine whose weights exceed the device's block RAM is placed in its
   streamed-weight form (a weight stream input per block, ``weights="stream"``) and marked so;
   one that does not fit otherwise is reported as such;
-- given its cycles per image: the ideal ``max over blocks Ho*Wo*Cout*N / (P*B)`` and, where
+- given its cycles per image: the ideal ``max over blocks Ho*Wo*(Cout/P)*F`` and, where
   an engine of the same layer shapes, knobs and gateware has been measured in Verilator
   (``bench/engine_cycles.py`` records it in the build store, :mod:`bincount.hw.measured_cycles`),
   the measured interval between images; images per second = Fmax / cycles per image.
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from bincount.errors import BincountError
+from bincount.gateware.block_params import BlockParams, min_post_lanes
 from bincount.hw.designs import engine_design
 from bincount.hw.knobs import EngineKnobs
 from bincount.hw.measured_cycles import engine_cycles
@@ -39,8 +40,8 @@ from bincount.model.export.engine_golden import NETWORK, engine_golden
 from bincount.model.export.network_file import export_meta, load_export
 from bincount.model.nets.geometry import network_geometry
 
-__all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "build_engine_section", "check_knobs_for_stages",
-           "default_cin_limit", "engine_markdown", "engine_plot_png"]
+__all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "bits_text", "build_engine_section",
+           "check_knobs_for_stages", "default_cin_limit", "engine_markdown", "engine_plot_png"]
 
 ENGINE_FORMS = ("binarized", "baseline")
 ENGINE_STAGES = (1, 2, 3, 4)
@@ -54,12 +55,42 @@ def default_cin_limit(stages):
     return min(c.cin for c in network_geometry(NETWORK).binary_layers if c.stage in stages)
 
 
+def ops_per_cycle(manifest, lanes):
+    """Binary operations per cycle of a stage engine (its ``manifest``), as FINN counts them:
+    an XNOR and a popcount add per bit pair, ``lanes * N/F`` bit pairs per block and cycle
+    (``B``, or ``9*B/8`` with split weights)."""
+    return 2 * lanes * sum(b["n"] // b["folds"] for b in manifest["blocks"])
+
+
 def check_knobs_for_stages(knobs, stages):
-    """``knobs`` checked against the bound of the default networks' ``stages``
-    (:func:`default_cin_limit`; with one B per stage, each stage's B against its own)."""
+    """``knobs`` checked against the default networks' layers of ``stages``: P and B against
+    the bound of :func:`default_cin_limit` (with one B per stage, each stage's B against its
+    own), then the shared post-popcount units against every layer's folds
+    (:func:`~bincount.gateware.block_params.min_post_lanes`), so that no synthesis starts
+    with knobs a layer refuses."""
     if isinstance(knobs.bits_per_cycle, tuple):
-        return knobs.validate(limit={s: default_cin_limit([s]) for s in stages})
-    return knobs.validate(limit=default_cin_limit(stages))
+        knobs.validate(limit={s: default_cin_limit([s]) for s in stages})
+    else:
+        knobs.validate(limit=default_cin_limit(stages))
+    p, q, opt = knobs.lanes, knobs.post_lanes, knobs.options
+    if q is None or q == p:
+        return knobs
+    if q > p or p % q:
+        raise BincountError(f"{opt['post_lanes']} {q}: expected a divisor of {opt['lanes']} "
+                            f"{p}")
+    for c in network_geometry(NETWORK).binary_layers:
+        if c.stage not in stages:
+            continue
+        b = BlockParams(name=c.name, cin=c.cin, cout=c.cout, stride=c.stride, size=c.in_size,
+                        out_size=c.in_size // c.stride, pad_bit=1, form="binarized",
+                        rsign=True, downsample=None, rprelu=None, lanes=p,
+                        bits_per_cycle=knobs.stage_bits(c.stage), weights=knobs.weights)
+        if p // q >= b.folds:
+            raise BincountError(f"{opt['post_lanes']} {q}: the {p // q} slices of a channel "
+                                f"group must take fewer cycles than layer {c.name}'s F = "
+                                f"{b.folds} folds at {opt['lanes']} {p}; expected "
+                                f"{opt['post_lanes']} >= {min_post_lanes(p, b.folds)}")
+    return knobs
 
 #: Parts of a stage engine in the breakdown (``--engine-breakdown``), in table order: the
 #: block engine's submodules (gateware/block_engine.py) summed over the four blocks, the
@@ -203,12 +234,13 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
             too_big = _weights_exceed_bram(manifest, "85k")
             if too_big:
                 form, stage = key
-                module, text, _ = engine_design(ex[form][0], stage,
-                                                knobs.with_weights("stream"), cache_dir=v_cache)
-            placed[key] = (module, text, too_big)
+                module, text, manifest = engine_design(ex[form][0], stage,
+                                                       knobs.with_weights("stream"),
+                                                       cache_dir=v_cache)
+            placed[key] = (module, text, too_big, manifest)
 
     def pnr_one(key, seed):
-        module, text, too_big = placed[key]
+        module, text, too_big, _ = placed[key]
         label = (f"stage {key[1]} {key[0]} engine ecp5-85k place and route"
                  + (f", seed {seed}" if len(seeds) > 1 else ""))
         prog.start(label)
@@ -249,9 +281,7 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                "ideal_cycles": manifest["ideal_cycles"],
                "layer_ideal_cycles": [b["ideal_cycles"] for b in manifest["blocks"]]}
         row.update({k: int(r[k]) for k in RESOURCES})
-        # binary operations per cycle as FINN counts them: an XNOR and a popcount add per bit
-        # pair, P * N/F bit pairs per block and cycle (B, or 9*B/8 with split weights)
-        row["ops_per_cycle"] = 2 * lanes * sum(b["n"] // b["folds"] for b in manifest["blocks"])
+        row["ops_per_cycle"] = ops_per_cycle(manifest, lanes)
         row["ops_per_cycle_per_klut"] = (row["ops_per_cycle"] / (row["lut"] / 1000)
                                          if row["lut"] else None)
         row.update({"lut_equiv": r["lut_equiv"], "other_cells": r["other_cells"],
@@ -267,7 +297,7 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
         cycles = row["measured_interval"] or row["ideal_cycles"]
         row["cycles_per_image"] = cycles
         row["cycles_source"] = ("measured in Verilator (bench/engine_cycles.py), steady state"
-                                if m else "ideal Ho*Wo*Cout*N/(P*B) of the slowest block "
+                                if m else "ideal Ho*Wo*(Cout/P)*F of the slowest block "
                                           "(run bench/engine_cycles.py to measure)")
         if fmax:
             runs = [seed_run(seed, results[("pnr", form, stage, seed)]) for seed in seeds]
@@ -278,16 +308,21 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
             # every seed)
             p = next((results[("pnr", form, stage, x["seed"])] for x in runs
                       if x["fmax_mhz"]), {})
-            module_p, _, too_big = placed[(form, stage)]
+            module_p, _, too_big, manifest_p = placed[(form, stage)]
             row["fmax_weights"] = "stream" if too_big else "memory"
+            # images / s and GOPS at the Fmax are those of the design placed: a streamed
+            # engine never splits its weights, so its folds and cycles may differ
+            ops_p = ops_per_cycle(manifest_p, lanes)
             if too_big:
                 row["fmax_module"] = module_p
                 row["weights_note"] = too_big
                 row["weight_bits_per_cycle"] = (lanes * knobs.stage_bits(stage)
                                                 * len(manifest["blocks"]))
+                if manifest_p["ideal_cycles"] != manifest["ideal_cycles"]:
+                    cycles = row["fmax_cycles_per_image"] = manifest_p["ideal_cycles"]
+                    row["fmax_ops_per_cycle"] = ops_p
             if row["fmax_mhz"] and row["lut"]:
-                row["gops_per_klut"] = (row["ops_per_cycle"] * row["fmax_mhz"] / 1e3
-                                        / (row["lut"] / 1000))
+                row["gops_per_klut"] = (ops_p * row["fmax_mhz"] / 1e3 / (row["lut"] / 1000))
             if p.get("fmax_mhz"):
                 row["ecp5"] = {k: p.get(k) for k in ("lut", "lut_equiv", "ff", "carry", "dsp",
                                                       "bram")}
@@ -319,7 +354,7 @@ def _fmt(v, digits=0):
 _STYLE_TEXT = {"block": "block RAM", "logic": "logic"}
 
 
-def _bits_text(section):
+def bits_text(section):
     """The section's B: ``64``, or one per stage built, ``64, 128 (stages 3, 4)``."""
     bpc = section["bits_per_cycle"]
     if not isinstance(bpc, list):
@@ -331,7 +366,7 @@ def _bits_text(section):
 
 def engine_markdown(section, target):
     """The "Stage engines" part of report.md."""
-    lanes, bpc = section["lanes"], _bits_text(section)
+    lanes, bpc = section["lanes"], bits_text(section)
     out = ["## Stage engines", "",
            f"Each stage engine is four binary blocks chained by streams "
            f"(gateware/stage_engine.py, docs/engines.md) at P = {lanes} lanes (output channels "
@@ -391,7 +426,12 @@ def engine_markdown(section, target):
                    f"engine with a weight stream input per block instead (`{r['fmax_module']}`)"
                    f"; the resource columns are those of the on-chip form. Fed at full speed "
                    f"the streams carry {r['weight_bits_per_cycle']:,} weight bits per cycle"
-                   f"{rate} (docs/engines.md, \"A layer too big for on-chip memory\").")
+                   f"{rate} (docs/engines.md, \"A layer too big for on-chip memory\")."
+                   + (f" The streamed engine does not split its weights: its images / s and "
+                      f"GOPS / kLUT are at its own {r['fmax_cycles_per_image']:,} cycles per "
+                      f"image and {r['fmax_ops_per_cycle']:,} operations per cycle "
+                      f"(the on-chip form: {r['cycles_per_image']:,} and "
+                      f"{r['ops_per_cycle']:,})." if r.get("fmax_cycles_per_image") else ""))
     if errors or streamed:
         out.append("")
     src = {r["source"] for r in section["rows"]}
@@ -480,7 +520,7 @@ def engine_plot_png(section, target):
         ax.margins(y=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Stage engines, {target}, P = {section['lanes']} lanes, "
-                 f"B = {_bits_text(section)} bits/cycle (Yosys, out of context)",
+                 f"B = {bits_text(section)} bits/cycle (Yosys, out of context)",
                  fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()

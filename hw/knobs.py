@@ -37,7 +37,8 @@ class EngineKnobs:
     """Stage-engine knobs; ``None`` for a knob means its default."""
 
     lanes: int = DEFAULT_LANES
-    bits_per_cycle: int = DEFAULT_BITS_PER_CYCLE
+    #: one B for every stage, or a tuple of four (stages 1-4)
+    bits_per_cycle: object = DEFAULT_BITS_PER_CYCLE
     weights: str = "memory"
     #: post-popcount units per block shared by the lanes (None: one per lane)
     post_lanes: object = None
@@ -85,8 +86,9 @@ class EngineKnobs:
         b = self.bits_per_cycle
         if isinstance(b, tuple):
             if stage not in (1, 2, 3, 4):
-                raise BincountError(f"{self.options['bits_per_cycle']}: one value per stage, "
-                                    f"and {stage!r} is no stage 1-4")
+                raise BincountError(f"{self.options['bits_per_cycle']}: one value per stage "
+                                    f"needs a stage 1-4 to pick from, got {stage!r} (a layer "
+                                    f"named stage<s>.<conv>)")
             return b[stage - 1]
         return b
 
@@ -117,7 +119,8 @@ class EngineKnobs:
             if isinstance(self.bits_per_cycle, tuple):
                 if None in limits:
                     raise BincountError(f"{self.options['bits_per_cycle']}: one value per "
-                                        f"stage needs the stages built")
+                                        f"stage is checked against a limit per stage built, "
+                                        f"{{stage: smallest Cin}}, not one limit")
                 checks += [("bits_per_cycle", self.bits_per_cycle[s - 1], lim, s)
                            for s, lim in sorted(limits.items())]
             else:
@@ -150,8 +153,9 @@ def _stage_of(name):
 #: The fold ``report --engines`` and ``bench/engine_seeds.py`` build where a knob is not given
 #: (docs/benchmarks.md measures it): 8 lanes; 64 window bits per lane and cycle at stages 1-3
 #: and 128 at stage 4, whose blocks then all split their weights (tap 8 counted beside taps
-#: 0..7) and take fewer than half the cycles of B = 64; one post-popcount unit per block shared by the
-#: lanes (a lane delivers one count every F >= 9 cycles); weights and constants in block RAM.
+#: 0..7) and take fewer than half the cycles of B = 64; one post-popcount unit per block
+#: shared by the lanes (a lane delivers one count every F cycles, F >= 9 at these B);
+#: weights and constants in block RAM.
 REPORT_KNOBS = {"lanes": 8, "bits_per_cycle": (64, 64, 64, 128), "post_lanes": 1,
                 "weight_ram": "block", "constant_ram": "block"}
 
@@ -159,5 +163,9 @@ REPORT_KNOBS = {"lanes": 8, "bits_per_cycle": (64, 64, 64, 128), "post_lanes": 1
 def report_knobs(options, **given):
     """:class:`~bincount.hw.knobs.EngineKnobs` of the knobs ``given`` (``None``: not given),
     each knob not given from :data:`REPORT_KNOBS`; ``options`` names them in errors."""
+    unknown = sorted(set(given) - set(REPORT_KNOBS))
+    if unknown:
+        raise TypeError(f"report_knobs: no knob {', '.join(unknown)}; expected some of "
+                        f"{', '.join(REPORT_KNOBS)}")
     values = {k: (REPORT_KNOBS[k] if given.get(k) is None else given[k]) for k in REPORT_KNOBS}
     return EngineKnobs(**values, options=options)

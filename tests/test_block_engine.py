@@ -128,10 +128,10 @@ def test_constant_ram_style_reaches_the_three_constant_roms(post):
 
 
 def test_post_lanes_must_keep_up_with_the_folds():
-    """P / post_lanes cycles per group must fit in its F folds."""
+    """P / post_lanes cycles per group must be fewer than its F folds."""
     ex = tiny_export(16, 16, 1, 4, "binarized", True, "pow2", 1)
-    with pytest.raises(BincountError, match=r"16 cycles per channel group, more than its F = 9 "
-                                            r"folds; expected post_lanes >= 2"):
+    with pytest.raises(BincountError, match=r"16 cycles per channel group, not fewer than its "
+                                            r"F = 9 folds; expected post_lanes >= 2"):
         block_params(ex, "stage1.conv1", 16, 16, post_lanes=1)
     assert block_params(ex, "stage1.conv1", 16, 16, post_lanes=2).post_params().lanes == 2
 
@@ -155,6 +155,18 @@ def test_split_weights_match_reference(case):
         saved = 2 * (whole.ideal_cycles - p.ideal_cycles)        # two images
         # (and the pipeline latencies differ by a few cycles)
         assert saved <= cycles_whole - cycles <= saved + 8, (cycles_whole, cycles, saved)
+
+
+def test_split_weights_with_shared_post_popcount_units():
+    """F = 8*Cin/B is a power of two with split weights: S = P/Q slices must stay below it
+    (a cycle between two groups' slices, in which a group's shortcut leaves its queue)."""
+    case = (8, 8, 1, 3, "binarized", True, "pow2", 1, 8, 8, 0.0)
+    with pytest.raises(BincountError, match=r"post_lanes = 1 takes lanes / post_lanes = 8 "
+                                            r"cycles per channel group, not fewer than its F = "
+                                            r"8 folds; expected post_lanes >= 2"):
+        _run(*case, images=1, split=True, post=1)
+    p, _ = _run(*case, split=True, post=2)
+    assert p.weight_split and p.folds == 8 and p.lanes // p.post_lanes == 4
 
 
 @pytest.mark.parametrize("case", [

@@ -122,7 +122,8 @@ def test_knob_checks_name_the_options():
     with pytest.raises(BincountError, match="bits_per_cycle 128 for stage 4: expected a power "
                                             "of two up to 64"):
         k.validate(limit={4: 64})
-    with pytest.raises(BincountError, match="bits_per_cycle: one value per stage needs"):
+    with pytest.raises(BincountError, match="bits_per_cycle: one value per stage is checked "
+                                            "against a limit per stage built"):
         k.validate(limit=64)
     with pytest.raises(BincountError, match="bits_per_cycle needs 1 value or 4"):
         knobs.EngineKnobs(8, (64, 128))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bincount.cli import main
+from bincount.errors import BincountError
 from bincount.hw import engine_report
 from bincount.hw.designs import engine_design
 from bincount.hw.knobs import EngineKnobs
@@ -108,6 +109,11 @@ def test_engine_part_of_and_keep():
      "--engine-bits-per-cycle needs an integer or 4 comma-separated integers"),
     (["--engine-stages", "2", "4", "--engine-bits-per-cycle", "64,128,64,128"],
      "--engine-bits-per-cycle 128 for stage 2: expected a power of two up to 64"),
+    (["--engine-lanes", "16"], "--engine-post-lanes 1: the 16 slices of a channel group must "
+                               "take fewer cycles than layer stage1.conv1's F = 9 folds at "
+                               "--engine-lanes 16; expected --engine-post-lanes >= 2"),
+    (["--engine-lanes", "16", "--engine-post-lanes", "3"],
+     "--engine-post-lanes 3: expected a divisor of --engine-lanes 16"),
     (["--engine-export", "missing.npz"], "missing.npz"),
     (["--engine-seeds", "2", "2"], "--engine-seeds 2 2: a value is given twice"),
     (["--engine-seeds", "1", "--engine-no-fmax"], "--engine-seeds does not apply with"),
@@ -134,8 +140,13 @@ def test_bits_per_cycle_is_checked_against_the_stages_built():
                               engine_export=None, engine_breakdown=False)
     kw = _engines(args)
     assert kw["stages"] == [3, 4] and kw["knobs"].bits_per_cycle == 128
-    assert _engines(argparse.Namespace(**dict(vars(args), engine_stages=[4],
-                                              engine_bits_per_cycle="256")))["knobs"] \
+    # B = 256 at stage 4: split weights, F = 8 folds, so 8 lanes need Q >= 2 (P/Q < F)
+    four = dict(vars(args), engine_stages=[4], engine_bits_per_cycle="256")
+    with pytest.raises(BincountError, match="--engine-post-lanes 1: the 8 slices of a channel "
+                                            "group must take fewer cycles than layer "
+                                            "stage4.conv1's F = 8 folds"):
+        _engines(argparse.Namespace(**four))
+    assert _engines(argparse.Namespace(**dict(four, engine_post_lanes=2)))["knobs"] \
         .bits_per_cycle == 256
     # one B per stage: each stage's against its own Cin (stage 1's 256 is never built)
     k = _engines(argparse.Namespace(**dict(vars(args), engine_bits_per_cycle="256,64,64,128"))
@@ -237,3 +248,23 @@ def test_engine_markdown_seeds_without_a_result():
     md = engine_report.engine_markdown(sec, "xc7")
     assert "seed 1: 151.00 MHz; seed 4: no result (nextpnr failed)." in md
     assert "| 2 | binarized | 1,000 |" in md and "| n/a |" in md
+
+
+def test_streamed_placement_with_its_own_cycles_is_said():
+    """A streamed engine never splits its weights: where its cycles differ from the on-chip
+    form's, images / s and GOPS / kLUT are at its own, and report.md says so."""
+    manifest = {"blocks": [{"n": 9 * 256, "folds": 32}, {"n": 9 * 512, "folds": 36}]}
+    assert engine_report.ops_per_cycle(manifest, 8) == 2 * 8 * (72 + 128)
+    row = {"stage": 4, "form": "binarized", "lut": 11000, "ff": 1, "carry": 0, "dsp": 0,
+           "bram": 0, "cycles_per_image": 32768, "measured_interval": None, "source": "s",
+           "module": "m", "fmax_mhz": 100.0, "fmax_error": None, "fmax_weights": "stream",
+           "fmax_module": "m_wstream", "weights_note": "does not fit (test)",
+           "weight_bits_per_cycle": 4096, "fmax_cycles_per_image": 36864,
+           "fmax_ops_per_cycle": 8192, "ops_per_cycle": 9216,
+           "fmax_runs": [{"seed": 1, "fmax_mhz": 100.0, "error": None, "critical_path": None}]}
+    sec = {"lanes": 8, "bits_per_cycle": [64, 64, 64, 128], "rows": [row], "fmax": True,
+           "seeds": [1]}
+    md = engine_report.engine_markdown(sec, "xc7")
+    assert ("its images / s and GOPS / kLUT are at its own 36,864 cycles per image and 8,192 "
+            "operations per cycle (the on-chip form: 32,768 and 9,216)") in md
+    assert "B = 128 (stage 4)" in md
