@@ -19,7 +19,9 @@ word holds more than ``B`` bits (``P > B``) the fold's ``B`` bits are selected a
 
 Latency: :attr:`WindowBuffer.latency` = 1 (address register) + the line buffer's read latency
 (3: its RAM address is registered once more, next to the RAMs) + 1 (bit select register) = 5
-cycles from ``fold`` to ``act``. A word written with ``w.en`` in cycle ``t`` can be read by a
+cycles from ``fold`` to ``act``; 6 with split weights, whose words are registered once more
+before the select (the tap-8 slice is an 8:1 multiplexer: it should not follow the RAM's
+output and its route to the lanes in one cycle), ``act`` and ``act8`` together. A word written with ``w.en`` in cycle ``t`` can be read by a
 fold presented from ``t``. Clock domain ``sync``.
 
 (The first line turns off Amaranth's "created but never used" warning for the parts made in
@@ -73,8 +75,14 @@ class WindowBuffer(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from ``fold`` to ``act``: address register + line buffer + select register."""
-        return 1 + self._buf.latency + 1
+        """Cycles from ``fold`` to ``act``: address register + line buffer (+ a word
+        register with split weights) + select register."""
+        return 1 + self._buf.latency + self._word_reg + 1
+
+    @property
+    def _word_reg(self):
+        """Registers between the line buffer's word and the select: 1 with split weights."""
+        return int(self._buf8 is not None)
 
     def elaborate(self, platform):
         m = Module()
@@ -111,9 +119,10 @@ class WindowBuffer(wiring.Component):
             m.d.comb += buf.r_sub.eq(a_cb[lfb:])
 
         # stage B (window word, line buffer latency later) -> fold bits selected and registered
-        b_cb = delay(m, a_cb, buf.latency, "b_cb")
+        b_cb = delay(m, a_cb, buf.latency + self._word_reg, "b_cb")
+        word = delay(m, buf.r_data, self._word_reg, "b_word")
         act = Signal(B, name="act_c", reset_less=True)
-        m.d.sync += act.eq(buf.r_data.word_select(b_cb[:lfb], B) if FB > 1 else buf.r_data)
+        m.d.sync += act.eq(word.word_select(b_cb[:lfb], B) if FB > 1 else word)
         m.d.comb += self.act.eq(act)
         if self._buf8 is not None:
             self._tap8(m, wrap)
@@ -143,7 +152,8 @@ class WindowBuffer(wiring.Component):
         m.d.comb += [buf.r_slot.eq(a_slot), buf.r_x.eq(a_ix), buf.r_pad.eq(a_pad)]
         if p.cin // WB > 1:
             m.d.comb += buf.r_sub.eq(a_fold[lsl:])
-        b_sl = delay(m, a_fold[:lsl], buf.latency, "b8_slice")
+        b_sl = delay(m, a_fold[:lsl], buf.latency + self._word_reg, "b8_slice")
+        word = delay(m, buf.r_data, self._word_reg, "b8_word")
         act8 = Signal(B // 8, name="act8_c", reset_less=True)
-        m.d.sync += act8.eq(buf.r_data.word_select(b_sl, B // 8))
+        m.d.sync += act8.eq(word.word_select(b_sl, B // 8))
         m.d.comb += self.act8.eq(act8)
