@@ -19,9 +19,12 @@ word holds more than ``B`` bits (``P > B``) the fold's ``B`` bits are selected a
 
 Latency: :attr:`WindowBuffer.latency` = 1 (address register) + the line buffer's read latency
 (3: its RAM address is registered once more, next to the RAMs) + 1 (bit select register) = 5
-cycles from ``fold`` to ``act``; 6 with split weights, whose words are registered once more
-before the select (the tap-8 slice is an 8:1 multiplexer: it should not follow the RAM's
-output and its route to the lanes in one cycle), ``act`` and ``act8`` together. A word written with ``w.en`` in cycle ``t`` can be read by a
+cycles from ``fold`` to ``act``; 6 with split weights, ``act`` and ``act8`` together: the
+tap-8 copy registers its word once more before the select (the tap-8 slice is an 8:1
+multiplexer: it should not follow the RAM's output and its route to the lanes in one cycle),
+and the first copy its address once more (a few bits, where a word register would make a
+chain of three registers of ``B`` bits, which synthesis for xc7 turns into SRL16E shift
+registers, a LUT each). A word written with ``w.en`` in cycle ``t`` can be read by a
 fold presented from ``t``. Clock domain ``sync``.
 
 (The first line turns off Amaranth's "created but never used" warning for the parts made in
@@ -75,13 +78,15 @@ class WindowBuffer(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from ``fold`` to ``act``: address register + line buffer (+ a word
-        register with split weights) + select register."""
+        """Cycles from ``fold`` to ``act``: address register + line buffer + select register
+        (+ 1 with split weights: a second address register, a word register in the tap-8
+        copy)."""
         return 1 + self._buf.latency + self._word_reg + 1
 
     @property
     def _word_reg(self):
-        """Registers between the line buffer's word and the select: 1 with split weights."""
+        """The cycle split weights add: 1 (an address register, a word register in the tap-8
+        copy), else 0."""
         return int(self._buf8 is not None)
 
     def elaborate(self, platform):
@@ -110,7 +115,10 @@ class WindowBuffer(wiring.Component):
         a_slot = Signal(range(K), name="a_slot", reset_less=True)
         a_ix = Signal(len(buf.r_x), name="a_ix", reset_less=True)
         m.d.sync += [a_pad.eq(pad), a_slot.eq(wrap(fd.top_slot + ky)), a_ix.eq(ix)]
-        a_cb = delay(m, fd.cb, 1, "a_cb")
+        a_cb = delay(m, fd.cb, 1 + self._word_reg, "a_cb")
+        if self._word_reg:                   # split weights: in step with the tap-8 copy
+            a_pad, a_slot, a_ix = (delay(m, v, 1, f"{v.name}_r")
+                                   for v in (a_pad, a_slot, a_ix))
         # fold cb reads word cb // (WB/B) of the pixel and takes bits (cb mod WB/B) * B of it
         FB = WB // B
         lfb = ceil_log2(FB)
@@ -119,10 +127,9 @@ class WindowBuffer(wiring.Component):
             m.d.comb += buf.r_sub.eq(a_cb[lfb:])
 
         # stage B (window word, line buffer latency later) -> fold bits selected and registered
-        b_cb = delay(m, a_cb, buf.latency + self._word_reg, "b_cb")
-        word = delay(m, buf.r_data, self._word_reg, "b_word")
+        b_cb = delay(m, a_cb, buf.latency, "b_cb")
         act = Signal(B, name="act_c", reset_less=True)
-        m.d.sync += act.eq(word.word_select(b_cb[:lfb], B) if FB > 1 else word)
+        m.d.sync += act.eq(buf.r_data.word_select(b_cb[:lfb], B) if FB > 1 else buf.r_data)
         m.d.comb += self.act.eq(act)
         if self._buf8 is not None:
             self._tap8(m, wrap)
