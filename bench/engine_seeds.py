@@ -106,7 +106,8 @@ def main(argv=None):
     bits = None if a.bits_per_cycle is None else parse_ints("bits-per-cycle", a.bits_per_cycle)
     knobs = report_knobs({"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
                           "post_lanes": "--post-lanes", "weight_ram": "--weight-ram",
-                          "constant_ram": "--constant-ram"}, lanes=a.lanes, bits_per_cycle=bits, post_lanes=a.post_lanes,
+                          "constant_ram": "--constant-ram"},
+                         lanes=a.lanes, bits_per_cycle=bits, post_lanes=a.post_lanes,
                          weight_ram=a.weight_ram, constant_ram=a.constant_ram)
     check_knobs_for_stages(knobs, a.stages)
     caches = cache_dirs()

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from bincount.errors import BincountError
-from bincount.gateware.block_params import BlockParams, min_post_lanes
+from bincount.gateware.block_params import BlockParams
 from bincount.hw.designs import engine_design
 from bincount.hw.knobs import EngineKnobs
 from bincount.hw.measured_cycles import engine_cycles
@@ -65,9 +65,9 @@ def ops_per_cycle(manifest, lanes):
 def check_knobs_for_stages(knobs, stages):
     """``knobs`` checked against the default networks' layers of ``stages``: P and B against
     the bound of :func:`default_cin_limit` (with one B per stage, each stage's B against its
-    own), then the shared post-popcount units against every layer's folds
-    (:func:`~bincount.gateware.block_params.min_post_lanes`), so that no synthesis starts
-    with knobs a layer refuses."""
+    own), then the shared post-popcount units by every layer's own check
+    (:class:`~bincount.gateware.block_params.BlockParams`), so that no synthesis starts with
+    knobs a layer refuses."""
     if isinstance(knobs.bits_per_cycle, tuple):
         knobs.validate(limit={s: default_cin_limit([s]) for s in stages})
     else:
@@ -75,21 +75,18 @@ def check_knobs_for_stages(knobs, stages):
     p, q, opt = knobs.lanes, knobs.post_lanes, knobs.options
     if q is None or q == p:
         return knobs
-    if q > p or p % q:
-        raise BincountError(f"{opt['post_lanes']} {q}: expected a divisor of {opt['lanes']} "
-                            f"{p}")
+    # every layer's own check (BlockParams: Q divides P, P/Q < F), on the geometry alone
     for c in network_geometry(NETWORK).binary_layers:
-        if c.stage not in stages:
-            continue
-        b = BlockParams(name=c.name, cin=c.cin, cout=c.cout, stride=c.stride, size=c.in_size,
-                        out_size=c.in_size // c.stride, pad_bit=1, form="binarized",
-                        rsign=True, downsample=None, rprelu=None, lanes=p,
-                        bits_per_cycle=knobs.stage_bits(c.stage), weights=knobs.weights)
-        if p // q >= b.folds:
-            raise BincountError(f"{opt['post_lanes']} {q}: the {p // q} slices of a channel "
-                                f"group must take fewer cycles than layer {c.name}'s F = "
-                                f"{b.folds} folds at {opt['lanes']} {p}; expected "
-                                f"{opt['post_lanes']} >= {min_post_lanes(p, b.folds)}")
+        if c.stage in stages:
+            try:
+                BlockParams(name=c.name, cin=c.cin, cout=c.cout, stride=c.stride,
+                            size=c.in_size, out_size=c.in_size // c.stride, pad_bit=1,
+                            form="binarized", rsign=True, downsample=None, rprelu=None,
+                            lanes=p, bits_per_cycle=knobs.stage_bits(c.stage),
+                            weights=knobs.weights, post_lanes=q)
+            except BincountError as exc:
+                raise BincountError(f"{opt['post_lanes']} {q} with {opt['lanes']} {p}: "
+                                    f"{exc}") from None
     return knobs
 
 #: Parts of a stage engine in the breakdown (``--engine-breakdown``), in table order: the

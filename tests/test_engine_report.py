@@ -109,11 +109,13 @@ def test_engine_part_of_and_keep():
      "--engine-bits-per-cycle needs an integer or 4 comma-separated integers"),
     (["--engine-stages", "2", "4", "--engine-bits-per-cycle", "64,128,64,128"],
      "--engine-bits-per-cycle 128 for stage 2: expected a power of two up to 64"),
-    (["--engine-lanes", "16"], "--engine-post-lanes 1: the 16 slices of a channel group must "
-                               "take fewer cycles than layer stage1.conv1's F = 9 folds at "
-                               "--engine-lanes 16; expected --engine-post-lanes >= 2"),
+    (["--engine-lanes", "16"], "--engine-post-lanes 1 with --engine-lanes 16: layer "
+                               "stage1.conv1: post_lanes = 1 takes lanes / post_lanes = 16 "
+                               "cycles per channel group, not fewer than its F = 9 folds; "
+                               "expected post_lanes >= 2"),
     (["--engine-lanes", "16", "--engine-post-lanes", "3"],
-     "--engine-post-lanes 3: expected a divisor of --engine-lanes 16"),
+     "--engine-post-lanes 3 with --engine-lanes 16: layer stage1.conv1: post_lanes must "
+     "divide lanes = 16"),
     (["--engine-export", "missing.npz"], "missing.npz"),
     (["--engine-seeds", "2", "2"], "--engine-seeds 2 2: a value is given twice"),
     (["--engine-seeds", "1", "--engine-no-fmax"], "--engine-seeds does not apply with"),
@@ -142,9 +144,10 @@ def test_bits_per_cycle_is_checked_against_the_stages_built():
     assert kw["stages"] == [3, 4] and kw["knobs"].bits_per_cycle == 128
     # B = 256 at stage 4: split weights, F = 8 folds, so 8 lanes need Q >= 2 (P/Q < F)
     four = dict(vars(args), engine_stages=[4], engine_bits_per_cycle="256")
-    with pytest.raises(BincountError, match="--engine-post-lanes 1: the 8 slices of a channel "
-                                            "group must take fewer cycles than layer "
-                                            "stage4.conv1's F = 8 folds"):
+    with pytest.raises(BincountError, match="--engine-post-lanes 1 with --engine-lanes 8: "
+                                            "layer stage4.conv1: post_lanes = 1 takes lanes / "
+                                            "post_lanes = 8 cycles per channel group, not "
+                                            "fewer than its F = 8 folds"):
         _engines(argparse.Namespace(**four))
     assert _engines(argparse.Namespace(**dict(four, engine_post_lanes=2)))["knobs"] \
         .bits_per_cycle == 256
