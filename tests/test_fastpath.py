@@ -190,7 +190,8 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, monkeypatch):
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                         "--nproc_per_node", "2", str(driver)], env=env, capture_output=True,
                        text=True, timeout=240, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
+    written = sorted(p.name for p in tmp_path.glob("rank*.pt"))
+    assert r.returncode == 0, f"rank files written: {written}\n{r.stderr[-3000:]}"
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     disk = torch.load(ckpt, weights_only=True)

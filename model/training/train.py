@@ -528,13 +528,20 @@ def train(given, checkpoint, resume=False, force=False, device=None, threads=Non
                             f"summary file; expected a name such as checkpoint.pt")
     args = (given, checkpoint, resume, force, device, threads, data_dir, stop_after, progress,
             log, amp, channels_last, compiled)
-    if distributed_env()[0] != 0:      # torchrun: rank 0 alone writes, checks and locks
-        return _train(*args)
-    # existing files are --resume's or --force's business (below, under the lock)
-    check_outputs([("--checkpoint", checkpoint),
-                   ("--checkpoint summary", checkpoint.with_suffix(".json"))], force=True)
-    with output_lock(checkpoint, "--checkpoint"):
-        return _train(*args)
+    owns_group = dist.is_available() and not dist.is_initialized()
+    try:
+        if distributed_env()[0] != 0:  # torchrun: rank 0 alone writes, checks and locks
+            return _train(*args)
+        # existing files are --resume's or --force's business (below, under the lock)
+        check_outputs([("--checkpoint", checkpoint),
+                       ("--checkpoint summary", checkpoint.with_suffix(".json"))], force=True)
+        with output_lock(checkpoint, "--checkpoint"):
+            return _train(*args)
+    finally:
+        # a process group left to the interpreter's exit can abort it (gloo's threads are
+        # still joinable: "terminate called without an active exception")
+        if owns_group and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _train(given, checkpoint, resume, force, device, threads, data_dir, stop_after, progress,
