@@ -15,6 +15,15 @@ only thing the (now registered) claim drives::
     cycle t+1 : data = queue[rd] ->  rd + 1, held - 1       (``data`` is combinational from
                                                             registers: a DEPTH:1 multiplexer)
 
+The write side has the same problem: a word register's enable (``push`` and the write pointer)
+reaches every one of its flip-flops, 1,024 in a block with 8 lanes of 128 bits, and on the
+ECP5 that one net was the critical path of stage 4 (8.7-8.9 ns of routing). So the words are
+cut into slices of at most :data:`SLICE_BITS` bits, and every slice has its own copy of the
+control: words held, write pointer, read pointer. The copies always hold equal values (same
+reset, same updates); they are counters, each fed back from itself, so synthesis keeps them
+apart (registers that merely copy one value are merged into one by Yosys' ``opt_merge``) and
+the placer can put each next to its slice. ``i.ready`` is the first copy's.
+
 Latency: a word written in cycle ``t`` can be claimed from ``t + 1`` and is on ``data`` in the
 cycle after its claim; one word per cycle in steady state. Order is kept. Clock domain
 ``sync``; ``rst`` empties the queue.
@@ -29,6 +38,8 @@ from ._common import check_int
 __all__ = ["ClaimQueue"]
 
 DEPTH = 4
+#: Most bits of a word under one copy of the write and read control (module docstring).
+SLICE_BITS = 128
 
 
 class ClaimQueue(wiring.Component):
@@ -45,27 +56,38 @@ class ClaimQueue(wiring.Component):
         return DEPTH
 
     @property
+    def slices(self):
+        """``(lo, hi)`` bit ranges of the word, one per copy of the control: the fewest
+        slices of at most :data:`SLICE_BITS` bits, of equal width within one bit."""
+        n = -(-self._width // SLICE_BITS)
+        return [(g * self._width // n, (g + 1) * self._width // n) for g in range(n)]
+
+    @property
     def latency(self):
         """Cycles from ``claim`` to the claimed word on ``data``: 1."""
         return 1
 
     def elaborate(self, platform):
         m = Module()
-        words = Array(Signal(self._width, name=f"word{k}", reset_less=True)
-                      for k in range(DEPTH))
-        wr = Signal(range(DEPTH), name="wr_ptr")
-        rd = Signal(range(DEPTH), name="rd_ptr")
-        held = Signal(range(DEPTH + 1), name="held")
         unclaimed = Signal(range(DEPTH + 1), name="unclaimed")
         take = Signal(name="take")               # the word claimed last cycle leaves now
-        push = Signal(name="push")
-        m.d.comb += [self.i.ready.eq(held < DEPTH), push.eq(self.i.valid & self.i.ready),
-                     self.claimable.eq(unclaimed != 0), self.data.eq(words[rd])]
+        m.d.comb += self.claimable.eq(unclaimed != 0)
         m.d.sync += [take.eq(self.claim),
-                     held.eq(held + push - take),
-                     unclaimed.eq(unclaimed + push - self.claim)]
-        with m.If(push):
-            m.d.sync += [words[wr].eq(self.i.payload), wr.eq(wr + 1)]
-        with m.If(take):
-            m.d.sync += rd.eq(rd + 1)
+                     unclaimed.eq(unclaimed + (self.i.valid & self.i.ready) - self.claim)]
+        for g, (lo, hi) in enumerate(self.slices):
+            words = Array(Signal(hi - lo, name=f"s{g}_word{k}", reset_less=True)
+                          for k in range(DEPTH))
+            wr = Signal(range(DEPTH), name=f"s{g}_wr_ptr")
+            rd = Signal(range(DEPTH), name=f"s{g}_rd_ptr")
+            held = Signal(range(DEPTH + 1), name=f"s{g}_held")
+            push = Signal(name=f"s{g}_push")
+            m.d.comb += [push.eq(self.i.valid & (held < DEPTH)),
+                         self.data[lo:hi].eq(words[rd])]
+            if g == 0:
+                m.d.comb += self.i.ready.eq(held < DEPTH)
+            m.d.sync += held.eq(held + push - take)
+            with m.If(push):
+                m.d.sync += [words[wr].eq(self.i.payload[lo:hi]), wr.eq(wr + 1)]
+            with m.If(take):
+                m.d.sync += rd.eq(rd + 1)
         return m

@@ -1,19 +1,25 @@
 """ClaimQueue in the Amaranth simulator: random gaps and claims, every word once and in order on
 ``data`` the cycle after its claim, never claimable when empty, one word per cycle at full
-rate."""
+rate; the write and read control copied per slice of the word, and the copies kept apart by
+synthesis."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from amaranth.back import verilog
+from amaranth.utils import ceil_log2
+
 from bincount.errors import BincountError
-from bincount.gateware.claim_queue import ClaimQueue
+from bincount.gateware.claim_queue import DEPTH, SLICE_BITS, ClaimQueue
+from bincount.hw.synth import synthesize
 
 
-def _run(p_valid, p_claim, words=300, seed=0):
-    dut = ClaimQueue(12)
+def _run(p_valid, p_claim, words=300, seed=0, width=12):
+    dut = ClaimQueue(width)
     rng = np.random.default_rng(seed)
-    data = [int(v) for v in rng.integers(0, 1 << 12, words)]
+    data = [int.from_bytes(rng.bytes(-(-width // 8)), "little") % (1 << width)
+            for _ in range(words)]
     got, cycles = [], []
 
     async def tb(ctx):
@@ -46,6 +52,35 @@ def _run(p_valid, p_claim, words=300, seed=0):
 def test_every_word_once_in_order(p_valid, p_claim):
     data, got, _ = _run(p_valid, p_claim)
     assert got == data
+
+
+@pytest.mark.parametrize("p_valid, p_claim", [(1.0, 1.0), (0.6, 0.8), (0.8, 0.4)])
+def test_sliced_word_once_in_order(p_valid, p_claim):
+    width = 2 * SLICE_BITS + 44                   # three slices of 100 bits
+    assert ClaimQueue(width).slices == [(0, 100), (100, 200), (200, 300)]
+    data, got, _ = _run(p_valid, p_claim, words=120, seed=3, width=width)
+    assert got == data
+
+
+def test_slices_cover_the_word():
+    for width in (1, 12, SLICE_BITS, SLICE_BITS + 1, 1024, 1031):
+        sl = ClaimQueue(width).slices
+        assert sl[0][0] == 0 and sl[-1][1] == width
+        assert all(a[1] == b[0] for a, b in zip(sl, sl[1:]))
+        assert max(hi - lo for lo, hi in sl) <= SLICE_BITS
+        assert len(sl) == -(-width // SLICE_BITS)
+
+
+def test_synthesis_keeps_every_copy_of_the_control(tmp_path):
+    """Yosys keeps one set of control counters per slice (merged copies would put one enable
+    on every word flip-flop again): flip-flops = words + per slice (held, write and read
+    pointers) + unclaimed + take."""
+    q = ClaimQueue(3 * SLICE_BITS)
+    r = synthesize(verilog.convert(q, name="cq"), "cq", "ecp5", cache_dir=tmp_path,
+                   use_cache=False)
+    per_slice = ceil_log2(DEPTH + 1) + 2 * ceil_log2(DEPTH)
+    assert len(q.slices) == 3
+    assert r["ff"] == DEPTH * 3 * SLICE_BITS + 3 * per_slice + ceil_log2(DEPTH + 1) + 1
 
 
 def test_full_rate_after_two_cycles():
