@@ -24,7 +24,8 @@ init, writable=False, bank_depth=...)`` alone through ``synth_ecp5``: 5,946 LUT4
 RAM in 512-word banks, 5 DP16KD and 40 LUT4 in 4,096-word banks, and in the default's two
 banks of 16,384, 5 DP16KD and 4 LUT4).
 
-Latency: 2 cycles from ``r_addr`` to ``r_data``; the memory is read every cycle. The write port
+Latency: 2 cycles from ``r_addr`` to ``r_data`` (3 with ``port_registers``, below); the memory
+is read every cycle. The write port
 (``w_addr``, ``w_data``, ``w_en``; absent with ``writable=False``) writes at the clock edge.
 A read of the word being written in the same cycle is not to be relied on: it returns the old
 word in simulation, but the banks carry the ``no_rw_check`` attribute, which tells synthesis
@@ -32,19 +33,32 @@ that the design never does it, so that no collision logic (a register of the wri
 address comparator and multiplexer after the RAM's output) is added. Users of a writable
 BankedRAM must never read the word written in the same cycle. ``init`` gives the initial words.
 
+With ``port_registers``, the ports are registered inside, once per *column*: the memory is cut
+into :attr:`BankedRAM.columns`, slices of the word one block RAM wide (the aspect ratio of
+:func:`bank_blocks`, e.g. 8 columns of 16 bits for 128-bit words in 1,024 x 18 RAMs), and each
+column has its own registers of the read address, the write address, the write data and the
+write enables of its banks. A block RAM's address and enable pins are then driven by flip-flops
+whose only loads are that column's RAMs, which the placer puts next to them; one register per
+memory had to reach all of its RAMs across the chip (on the ECP5 the most frequent critical
+path of the stage engines: a flip-flop, no logic, 6.0-6.5 ns of routing). The copies carry the
+``keep`` attribute: Vivado keeps them as they are, and the project's Yosys scripts
+(:data:`bincount.hw.synth.KEEP_REGISTERS`) turn it into a ``keep`` on the flip-flop cells, which
+stops ``opt_merge`` from merging registers of the same value. Latency 3 from ``r_addr``; a write
+lands one clock edge later (the edge after the registers take it).
+
 ``style`` (``"auto"``, ``"block"``, ``"logic"``) leaves the choice of block RAM or logic to the
 synthesis tool, or asks for one through the banks' ``ram_style`` attribute (Yosys and Vivado
 read it; a small deep-and-wide ROM such as a block's weights, 72 x 512 bits, is built in LUTs
 by Yosys for xc7 unless asked for block RAM: 1,016 LUT, or 0 LUT and 15 RAMB18).
 """
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Array, Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ._common import check_choice, check_int
+from ._common import check_choice, check_int, delay
 
 __all__ = ["BankedRAM", "BANK_DEPTH", "BRAM_MODES", "RAM_STYLES", "bank_blocks",
            "default_bank_depth", "block_depth"]
@@ -86,9 +100,11 @@ def default_bank_depth(width, depth):
 
 class BankedRAM(wiring.Component):
     """``depth`` words of ``width`` bits in banks of ``bank_depth`` words (default
-    :func:`default_bank_depth` of ``width`` and ``depth``; module docstring)."""
+    :func:`default_bank_depth` of ``width`` and ``depth``; module docstring); with
+    ``port_registers``, the ports registered once per column of block RAMs."""
 
-    def __init__(self, width, depth, init=(), bank_depth=None, writable=True, style="auto"):
+    def __init__(self, width, depth, init=(), bank_depth=None, writable=True, style="auto",
+                 port_registers=False):
         self._width = check_int("width", width, (1, 1 << 20))
         self._depth = check_int("depth", depth, (1, 1 << 24))
         if bank_depth is None:
@@ -103,6 +119,7 @@ class BankedRAM(wiring.Component):
             members.update({"w_addr": In(ab), "w_data": In(width), "w_en": In(1)})
         self._writable = writable
         self._style = check_choice("style", style, RAM_STYLES)
+        self._port_registers = bool(port_registers)
         super().__init__(members)
 
     @property
@@ -110,13 +127,49 @@ class BankedRAM(wiring.Component):
         return -(-self._depth // self._bank_depth)
 
     @property
+    def columns(self):
+        """``(lo, hi)`` bit ranges of the word, one memory each: with ``port_registers`` (and a
+        style other than ``"logic"``), as many columns as :func:`bank_blocks` counts block RAMs
+        side by side in a bank, of equal width within one bit; else the whole word."""
+        bd = min(self._bank_depth, self._depth)
+        fits = [-(-self._width // mw) for md, mw in BRAM_MODES if md >= bd]
+        if not self._port_registers or self._style == "logic" or not fits:
+            return [(0, self._width)]
+        n = min(fits)
+        return [(c * self._width // n, (c + 1) * self._width // n) for c in range(n)]
+
+    @property
     def latency(self):
-        return 2
+        """Cycles from ``r_addr`` to ``r_data``: 2, plus 1 with ``port_registers``."""
+        return 2 + self._port_registers
+
+    def _port(self, m, value, name, reset_less=True):
+        """``value`` as seen by one column: itself, or its own register (kept: module
+        docstring)."""
+        if not self._port_registers:
+            return value
+        reg = Signal.like(value, name=name, reset_less=reset_less, attrs={"keep": 1})
+        m.d.sync += reg.eq(value)
+        return reg
 
     def elaborate(self, platform):
         m = Module()
         n, bd = self.banks, min(self._bank_depth, self._depth)
         lb = ceil_log2(max(bd, 2))
+        low = (lambda a: a[:lb]) if n > 1 else (lambda a: a)
+        cols = self.columns
+        ports = []
+        for c, (lo, hi) in enumerate(cols):
+            tag = f"col{c}_" if len(cols) > 1 else ""
+            port = {"r_addr": self._port(m, low(self.r_addr), f"{tag}r_addr_r")}
+            if self._writable:
+                port["w_addr"] = self._port(m, low(self.w_addr), f"{tag}w_addr_r")
+                port["w_data"] = self._port(m, self.w_data[lo:hi], f"{tag}w_data_r")
+                port["w_en"] = [self._port(m, self.w_en & ((self.w_addr[lb:] == b) if n > 1
+                                                           else 1),
+                                           f"{tag}w_en{b}_r", reset_less=False)
+                                for b in range(n)]
+            ports.append(port)
         regs = []
         for b in range(n):
             words = self._init[b * bd:(b + 1) * bd]
@@ -124,23 +177,26 @@ class BankedRAM(wiring.Component):
             attrs = {"no_rw_check": 1} if self._writable else {}
             if self._style != "auto":
                 attrs["ram_style"] = self._style
-            mem = Memory(shape=self._width, depth=size, init=words, attrs=attrs or None)
-            m.submodules[f"bank{b}"] = mem
-            rd = mem.read_port(transparent_for=())
-            m.d.comb += rd.addr.eq(self.r_addr[:lb] if n > 1 else self.r_addr)
-            if self._writable:
-                wr = mem.write_port()
-                sel = (self.w_addr[lb:] == b) if n > 1 else 1
-                m.d.comb += [wr.addr.eq(self.w_addr[:lb] if n > 1 else self.w_addr),
-                             wr.data.eq(self.w_data), wr.en.eq(self.w_en & sel)]
+            parts = []
+            for c, ((lo, hi), port) in enumerate(zip(cols, ports)):
+                mask = (1 << (hi - lo)) - 1
+                mem = Memory(shape=hi - lo, depth=size, init=[(w >> lo) & mask for w in words],
+                             attrs=attrs or None)
+                m.submodules[f"bank{b}" if len(cols) == 1 else f"bank{b}_col{c}"] = mem
+                rd = mem.read_port(transparent_for=())
+                m.d.comb += rd.addr.eq(port["r_addr"])
+                if self._writable:
+                    wr = mem.write_port()
+                    m.d.comb += [wr.addr.eq(port["w_addr"]), wr.data.eq(port["w_data"]),
+                                 wr.en.eq(port["w_en"][b])]
+                parts.append(rd.data)
             reg = Signal(self._width, name=f"bank{b}_data", reset_less=True)
-            m.d.sync += reg.eq(rd.data)
+            m.d.sync += reg.eq(Cat(*parts))
             regs.append(reg)
         if n == 1:
             m.d.comb += self.r_data.eq(regs[0])
             return m
-        bank = Signal(range(n), name="bank_d1", reset_less=True)
-        bank2 = Signal(range(n), name="bank_d2", reset_less=True)
-        m.d.sync += [bank.eq(self.r_addr[lb:]), bank2.eq(bank)]
-        m.d.comb += self.r_data.eq(Array(regs)[bank2])
+        # the bank index meets the banks' registered data: the latency less the data register
+        bank = delay(m, self.r_addr[lb:], self.latency, "bank")
+        m.d.comb += self.r_data.eq(Array(regs)[bank])
         return m

@@ -10,10 +10,12 @@ Read: present ``r_slot``, ``r_x``, ``r_sub`` (and ``r_pad``); ``r_data`` holds t
 :attr:`LineBuffer.latency` cycles later (the memory reads every cycle; its data goes straight
 into a register, so that no logic follows a block RAM's slow clock-to-output and the register
 can become the RAM's own output register). With ``address_register`` the read address (the
-slot base plus the pixel, and the padding multiplexer) is registered first, one cycle more:
-then the RAMs' address pins are driven by flip-flops alone, whose only loads are the RAMs, so
-that the placer can put them next to the RAMs however far those are from the logic that
-computes the address. A padded read (``r_pad`` high, only with ``fill`` given) reads one extra
+slot base plus the pixel, and the padding multiplexer) is registered first, one cycle more,
+and so are the write side's address, data and enable, by the RAM itself
+(:class:`BankedRAM` ``port_registers``): one copy of those registers per column of block RAMs,
+so that every RAM's address and enable pins are driven by flip-flops whose only loads are that
+column's RAMs, which the placer can put next to them however far the RAMs are from the logic
+that computes the address and from each other. A padded read (``r_pad`` high, only with ``fill`` given) reads one extra
 word of the memory that holds ``fill`` and is never written: the padding of a convolution
 window costs an address multiplexer, not a data multiplexer. Write: ``w_data`` goes to ``(w_slot, w_x,
 w_sub)`` one clock edge after ``w_en`` is high (the word, its address and the enable are
@@ -34,7 +36,7 @@ from amaranth.utils import ceil_log2
 
 from bincount.errors import BincountError
 
-from ._common import check_int
+from ._common import check_int, delay
 from .banked_ram import BankedRAM
 
 __all__ = ["LineBuffer", "write_signature"]
@@ -81,6 +83,8 @@ class LineBuffer(wiring.Component):
                                 f"got {fill!r}")
         self._fill = fill
         self._address_register = bool(address_register)
+        init = [0] * self.depth + ([fill] if fill is not None else [])
+        self._ram = BankedRAM(word_bits, len(init), init, port_registers=self._address_register)
         sb, xb, bb = ceil_log2(max(rows, 2)), ceil_log2(max(width, 2)), ceil_log2(subwords)
         super().__init__({
             "w_slot": In(sb), "w_x": In(xb), "w_sub": In(max(bb, 1)), "w_data": In(word_bits),
@@ -96,9 +100,9 @@ class LineBuffer(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from the read address to ``r_data``: the RAM's 2, plus 1 with
-        ``address_register``."""
-        return 2 + self._address_register
+        """Cycles from the read address to ``r_data``: the RAM's (2, or 3 with
+        ``address_register``, whose RAM registers its ports)."""
+        return self._ram.latency
 
     @property
     def write_signature(self):
@@ -123,24 +127,21 @@ class LineBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         padded = self._fill is not None
-        init = [0] * self.depth + ([self._fill] if padded else [])
-        m.submodules.ram = ram = BankedRAM(self._word_bits, len(init), init)
+        # with address_register, the RAM registers its ports itself, once per column of
+        # block RAMs; else the write side is registered here
+        m.submodules.ram = ram = self._ram
         r_addr = self._address(m, self.r_slot, self.r_x, self.r_sub, "r_addr")
-        w_addr = Signal.like(ram.w_addr, name="w_addr_r", reset_less=True)
-        w_data = Signal.like(ram.w_data, name="w_data_r", reset_less=True)
-        w_en = Signal(name="w_en_r")
-        m.d.sync += [w_addr.eq(self._address(m, self.w_slot, self.w_x, self.w_sub, "w_addr")),
-                     w_data.eq(self.w_data), w_en.eq(self.w_en)]
+        w_addr = self._address(m, self.w_slot, self.w_x, self.w_sub, "w_addr")
+        w_data, w_en = self.w_data, self.w_en
+        if not self._address_register:
+            w_en = Signal(name="w_en_r")
+            m.d.sync += w_en.eq(self.w_en)
+            w_addr, w_data = delay(m, w_addr, 1, "w_addr"), delay(m, w_data, 1, "w_data")
         m.d.comb += [
             ram.w_addr.eq(w_addr),
             ram.w_data.eq(w_data),
             ram.w_en.eq(w_en),
             self.r_data.eq(ram.r_data),
+            ram.r_addr.eq(Mux(self.r_pad, self.depth, r_addr) if padded else r_addr),
         ]
-        read = Mux(self.r_pad, self.depth, r_addr) if padded else r_addr
-        if self._address_register:
-            r_reg = Signal.like(ram.r_addr, name="r_addr_r", reset_less=True)
-            m.d.sync += r_reg.eq(read)
-            read = r_reg
-        m.d.comb += ram.r_addr.eq(read)
         return m

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from bincount.fileio import atomic_write_json, atomic_write_text, ensure_dir
 from bincount.hw.ecp5_bram_outreg import absorb_output_registers
-from bincount.hw.synth import count_resources, parse_stat, yosys_failure
+from bincount.hw.synth import KEEP_REGISTERS, count_resources, parse_stat, yosys_failure
 from bincount.hw.tasks import Progress, run_tasks
 from bincount.hw.tools import (SynthesisError, nextpnr_package_version, run_ecppack,
                                run_nextpnr_ecp5, run_yosys, yosys_package_version)
@@ -79,7 +79,7 @@ def _plan_files(platform, top, name):
 
 
 def _ys(name):
-    return (f"read_rtlil {name}.il\n"
+    return (f"read_rtlil {name}.il\n" + KEEP_REGISTERS +
             f"synth_ecp5 -top {name} -json {name}.json\n"
             "tee -q -o stat.json stat -json\n")
 

@@ -23,8 +23,9 @@ from bincount.hw import executor
 from bincount.hw.cache import cache_key, default_cache_dir
 from bincount.hw.ecp5_bram_outreg import absorb_output_registers
 from bincount.hw.ports import verilog_ports
-from bincount.hw.synth import (CACHE_FORMAT, SynthesisError, cached_result, check_top,
-                               count_resources, parse_stat, store_result, yosys_failure)
+from bincount.hw.synth import (CACHE_FORMAT, KEEP_REGISTERS, SynthesisError, cached_result,
+                               check_top, count_resources, parse_stat, store_result,
+                               yosys_failure)
 from bincount.hw.tools import (nextpnr_package_version, run_nextpnr_ecp5, run_yosys,
                                yosys_package_version)
 
@@ -86,7 +87,7 @@ def ecp5_flow(top, device="85k", package="CABGA381", freq_mhz=200, seed=1):
     """``(Yosys script, nextpnr-ecp5 arguments)`` of the Fmax flow, run in a folder holding
     ``design.v``: ``synth_ecp5`` to ``netlist.json`` (and ``stat.json``), then out-of-context
     place and route with ``report.json`` and ``nextpnr.log``."""
-    script = ("read_verilog design.v\n"
+    script = ("read_verilog design.v\n" + KEEP_REGISTERS +
               f"synth_ecp5 -top {top} -json netlist.json\n"
               "tee -q -o stat.json stat -json\n")
     pnr_args = [f"--{device}", "--package", package, "--json", "netlist.json",

@@ -47,11 +47,20 @@ from bincount.hw import executor
 from bincount.hw.cache import cache_key, default_cache_dir, read_entry, write_entry
 from bincount.hw.tools import SynthesisError, read_cpu_seconds, run_yosys, yosys_package_version
 
-__all__ = ["TARGETS", "CACHE_FORMAT", "SynthesisError", "synthesize", "synth_job", "synth_script",
+__all__ = ["TARGETS", "KEEP_REGISTERS", "CACHE_FORMAT", "SynthesisError", "synthesize",
+           "synth_job", "synth_script",
            "check_top", "count_resources", "group_resources", "parse_stat", "parse_hierarchy",
            "yosys_failure", "cached_result", "store_result"]
 
 CACHE_FORMAT = 2
+
+#: Yosys commands run right after a design is read, in every script of the project: the
+#: flip-flops whose register carries the ``keep`` attribute get it on the cell too. Yosys puts
+#: a register's attributes on its wire, where ``opt_merge`` does not look, so registers of the
+#: same value (copies made on purpose, one per column of block RAMs: ``BankedRAM``
+#: ``port_registers``) would be merged into one; ``keep`` on the cell stops that.
+KEEP_REGISTERS = ("proc\n"
+                  "setattr -set keep 1 w:* a:keep %i %ci1:+[Q]\n")
 
 #: Xilinx LUT6-site cells (7-series and UltraScale+): logic (LUT1..LUT6, INV = LUT1), shift
 #: registers in LUTs and distributed RAM, weighted by LUTs per primitive; flip-flops.
@@ -170,7 +179,7 @@ def synth_script(target, top, keep=None):
     names of modules that stay modules (``keep_hierarchy``; everything else is flattened)."""
     spec = _check_target(target)
     check_top(top)
-    lines = ["read_verilog design.v"]
+    lines = ["read_verilog design.v", KEEP_REGISTERS.rstrip("\n")]
     if keep:
         for name in keep:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.$]*", name):

@@ -1,5 +1,6 @@
-"""BankedRAM in the Amaranth simulator: several banks, reads two cycles later, writes land in
-the right bank, initial contents."""
+"""BankedRAM in the Amaranth simulator: several banks, reads two cycles later (three with the
+ports registered per column), writes land in the right bank, initial contents; the per-column
+registers kept apart by synthesis."""
 
 import numpy as np
 import pytest
@@ -9,11 +10,14 @@ from bincount.errors import BincountError
 from bincount.gateware.banked_ram import BankedRAM
 
 
-def test_banks_read_write_and_init():
-    depth, width = 11, 12
-    init = list(range(100, 100 + depth))
-    dut = BankedRAM(width, depth, init, bank_depth=4)
-    assert dut.banks == 3 and dut.latency == 2
+@pytest.mark.parametrize("width, port_registers, columns", [(12, False, 1), (80, False, 1),
+                                                             (80, True, 3)])
+def test_banks_read_write_and_init(width, port_registers, columns):
+    depth = 11
+    init = [(v * 0x9E3779B97F4A7C15) % (1 << width) for v in range(100, 100 + depth)]
+    dut = BankedRAM(width, depth, init, bank_depth=4, port_registers=port_registers)
+    assert dut.banks == 3 and dut.latency == 2 + port_registers
+    assert len(dut.columns) == columns             # 80 bits in 36-bit RAMs: 3 columns
     model = list(init)
     rng = np.random.default_rng(0)
     checked = []
@@ -24,11 +28,12 @@ def test_banks_read_write_and_init():
             addr = int(rng.integers(depth))
             ctx.set(dut.r_addr, addr)
             write = rng.random() < 0.4
-            w_addr, w_data = int(rng.integers(depth)), int(rng.integers(1 << width))
+            w_addr = int(rng.integers(depth))
+            w_data = int.from_bytes(rng.bytes(10), "little") % (1 << width)
             ctx.set(dut.w_en, int(write))
             ctx.set(dut.w_addr, w_addr)
             ctx.set(dut.w_data, w_data)
-            pending.append((t + 2, model[addr]))      # read-before-write in the same cycle
+            pending.append((t + dut.latency, model[addr]))   # the writes before this read
             await ctx.tick()
             if write:
                 model[w_addr] = w_data
@@ -43,6 +48,26 @@ def test_banks_read_write_and_init():
     sim.add_testbench(tb)
     sim.run()
     assert len(checked) > 190
+
+
+def test_port_registers_are_kept_one_per_column(tmp_path):
+    """A 1,024 x 128-bit RAM is 8 block RAMs of 1,024 x 18 side by side: with its ports
+    registered it has 8 columns of 16 bits, each with its own read and write address, data and
+    enable registers, and Yosys keeps all 8 copies (``opt_merge`` would make one of each)."""
+    from amaranth.back import verilog
+    from amaranth.utils import ceil_log2
+
+    from bincount.hw.synth import synthesize
+
+    ram = BankedRAM(128, 1024, port_registers=True)
+    assert ram.banks == 1 and ram.columns == [(16 * c, 16 * c + 16) for c in range(8)]
+    r = synthesize(verilog.convert(ram, name="ram"), "ram", "ecp5", cache_dir=tmp_path,
+                   use_cache=False)
+    ab = ceil_log2(1024)
+    assert r["bram"] == 8
+    # per column: read address, write address, write enable; the write data and the output
+    # register once per bit (the output register may move into the block RAMs)
+    assert r["ff"] in (8 * (2 * ab + 1) + 128 + 128, 8 * (2 * ab + 1) + 128)
 
 
 def test_default_banks_fill_their_block_rams_without_a_multiplexer_inside():
