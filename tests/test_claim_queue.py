@@ -56,8 +56,10 @@ def test_every_word_once_in_order(p_valid, p_claim):
 
 @pytest.mark.parametrize("p_valid, p_claim", [(1.0, 1.0), (0.6, 0.8), (0.8, 0.4)])
 def test_sliced_word_once_in_order(p_valid, p_claim):
-    width = 2 * SLICE_BITS + 44                   # three slices of 100 bits
-    assert ClaimQueue(width).slices == [(0, 100), (100, 200), (200, 300)]
+    width = 3 * SLICE_BITS - 2                    # three slices, one a bit narrower
+    sl = ClaimQueue(width).slices
+    assert len(sl) == 3 and [hi - lo for lo, hi in sl] == [SLICE_BITS - 1, SLICE_BITS - 1,
+                                                            SLICE_BITS]
     data, got, _ = _run(p_valid, p_claim, words=120, seed=3, width=width)
     assert got == data
 
@@ -72,15 +74,17 @@ def test_slices_cover_the_word():
 
 
 def test_synthesis_keeps_every_copy_of_the_control(tmp_path):
-    """Yosys keeps one set of control counters per slice (merged copies would put one enable
-    on every word flip-flop again): flip-flops = words + per slice (held, write and read
-    pointers) + unclaimed + take."""
+    """On the ECP5 the words are LUT RAM (no word flip-flops, so no enable to hundreds of
+    them), and Yosys keeps the staged write enable and address of every slice (merged copies
+    would put one enable on every RAM cell again): flip-flops = per slice (staged data,
+    enable, address; read pointer) + held, write pointer, unclaimed, take."""
     q = ClaimQueue(3 * SLICE_BITS)
     r = synthesize(verilog.convert(q, name="cq"), "cq", "ecp5", cache_dir=tmp_path,
                    use_cache=False)
-    per_slice = ceil_log2(DEPTH + 1) + 2 * ceil_log2(DEPTH)
+    ptr, count = ceil_log2(DEPTH), ceil_log2(DEPTH + 1)
     assert len(q.slices) == 3
-    assert r["ff"] == DEPTH * 3 * SLICE_BITS + 3 * per_slice + ceil_log2(DEPTH + 1) + 1
+    assert r["ff"] == 3 * (SLICE_BITS + 1 + 2 * ptr) + count + ptr + count + 1
+    assert r["other_cells"].get("TRELLIS_DPR16X4") == 3 * SLICE_BITS // 4
 
 
 def test_full_rate_after_two_cycles():
