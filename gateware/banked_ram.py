@@ -84,11 +84,15 @@ def bank_blocks(width, depth, bank_depth):
     (at most 16,384), each bank built side by side from RAMs at least as deep as the bank (no
     multiplexer inside a bank), in the cheapest such aspect ratio."""
     check_int("bank_depth", bank_depth, (1, BRAM_MODES[-1][0]))
-    total = 0
-    for start in range(0, depth, bank_depth):
-        d = min(bank_depth, depth - start)
-        total += min(-(-width // mw) for md, mw in BRAM_MODES if md >= d)
-    return total
+    return sum(side_by_side(width, min(bank_depth, depth - start))
+               for start in range(0, depth, bank_depth))
+
+
+def side_by_side(width, depth):
+    """18-Kbit block RAMs side by side that hold ``depth`` words of ``width`` bits with no
+    multiplexer (each RAM at least ``depth`` deep), in the cheapest aspect ratio; ``None`` when
+    no RAM is that deep."""
+    return min((-(-width // mw) for md, mw in BRAM_MODES if md >= depth), default=None)
 
 
 def default_bank_depth(width, depth):
@@ -131,11 +135,9 @@ class BankedRAM(wiring.Component):
         """``(lo, hi)`` bit ranges of the word, one memory each: with ``port_registers`` (and a
         style other than ``"logic"``), as many columns as :func:`bank_blocks` counts block RAMs
         side by side in a bank, of equal width within one bit; else the whole word."""
-        bd = min(self._bank_depth, self._depth)
-        fits = [-(-self._width // mw) for md, mw in BRAM_MODES if md >= bd]
-        if not self._port_registers or self._style == "logic" or not fits:
+        n = side_by_side(self._width, min(self._bank_depth, self._depth))
+        if not self._port_registers or self._style == "logic" or n is None:
             return [(0, self._width)]
-        n = min(fits)
         return [(c * self._width // n, (c + 1) * self._width // n) for c in range(n)]
 
     @property
