@@ -60,23 +60,14 @@ from amaranth.utils import ceil_log2
 
 from ._common import check_choice, check_int, delay
 
-__all__ = ["BankedRAM", "BANK_DEPTH", "BRAM_MODES", "RAM_STYLES", "bank_blocks",
-           "default_bank_depth", "block_depth"]
+__all__ = ["BankedRAM", "BRAM_MODES", "RAM_STYLES", "bank_blocks", "default_bank_depth",
+           "side_by_side"]
 
 #: Memory styles: the tool's choice, block RAM, logic (``ram_style`` attribute values).
 RAM_STYLES = ("auto", "block", "logic")
 
-#: Words per bank of words wider than 36 bits: the depth of one block RAM in its widest mode
-#: (ECP5 DP16KD 512 x 36, 7-series RAMB36 512 x 72).
-BANK_DEPTH = 512
 #: ``(depth, width)`` aspect ratios of an 18-Kbit block RAM (ECP5 DP16KD, 7-series RAMB18E1).
 BRAM_MODES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-
-
-def block_depth(width):
-    """Words of ``width`` bits in one 18-Kbit block RAM: the depth of the narrowest
-    :data:`BRAM_MODES` entry at least ``width`` bits wide; :data:`BANK_DEPTH` beyond 36 bits."""
-    return max((d for d, w in BRAM_MODES if w >= width), default=BANK_DEPTH)
 
 
 def bank_blocks(width, depth, bank_depth):

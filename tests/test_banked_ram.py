@@ -71,10 +71,12 @@ def test_port_registers_are_kept_one_per_column(tmp_path):
 
 
 def test_default_banks_fill_their_block_rams_without_a_multiplexer_inside():
-    from bincount.gateware.banked_ram import bank_blocks, block_depth, default_bank_depth
+    from bincount.gateware.banked_ram import bank_blocks, default_bank_depth, side_by_side
 
-    assert [block_depth(w) for w in (1, 2, 3, 4, 5, 9, 10, 18, 19, 36, 37, 512)] == \
-        [16384, 8192, 4096, 4096, 2048, 2048, 1024, 1024, 512, 512, 512, 512]
+    # RAMs side by side with no multiplexer: the narrowest mode at least that deep
+    assert [side_by_side(w, 512) for w in (1, 36, 37, 72, 512)] == [1, 1, 2, 2, 15]
+    assert [side_by_side(9, d) for d in (512, 2048, 2049, 16384)] == [1, 1, 3, 9]
+    assert side_by_side(1, 16385) is None
     # wide words: one bank of 1,024 x 18 RAMs (29) beats two banks of 512 x 36 (2 x 15);
     # 4,096 words: 2 banks of 2,048 x 9 (2 x 57) beat 4 of 1,024 (4 x 29) and 8 of 512 (8 x 15)
     assert default_bank_depth(512, 1024) == 16384 and bank_blocks(512, 1024, 16384) == 29
