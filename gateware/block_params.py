@@ -220,6 +220,13 @@ class BlockParams:
         lanes, ``P / post_lanes`` cycles per channel group."""
         return self.post_lanes is not None and self.post_lanes != self.lanes
 
+    @property
+    def multipliers(self):
+        """Post-popcount multipliers: one per post-popcount lane (``post_lanes``, else ``P``)
+        for the baseline's BN scale and one for a trained RPReLU slope; none in the binarized
+        form with pow2 slopes (a shift)."""
+        return self.post_params().lanes * ((self.form == "baseline") + (self.rprelu == "trained"))
+
     def post_params(self):
         """The parameters the post-popcount units (conv output, shortcut add, RPReLU) see:
         ``post_lanes`` lanes and ``Cout / post_lanes`` channel groups (so their constant ROMs

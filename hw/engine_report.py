@@ -38,7 +38,8 @@ from bincount.hw.synth import SynthesisError, group_resources, synthesize
 from bincount.hw.tasks import Progress, run_tasks
 from bincount.model.export.engine_golden import NETWORK, engine_golden
 from bincount.model.export.network_file import export_meta, load_export
-from bincount.model.nets.geometry import network_geometry
+from bincount.model.nets.geometry import ConvSpec, network_geometry
+from bincount.model.nets.ops import export_ops, layer_ops
 
 __all__ = ["ENGINE_FORMS", "ENGINE_STAGES", "bits_text", "build_engine_section",
            "check_knobs_for_stages", "default_cin_limit", "engine_markdown", "engine_plot_png"]
@@ -275,6 +276,9 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                "source": ex[form][1],
                "layers": [b["name"] for b in manifest["blocks"]],
                "rprelu": sorted({str(b["rprelu"]) for b in manifest["blocks"]}),
+               "multipliers": sum(b["multipliers"] for b in manifest["blocks"]),
+               "multiplies_per_image": _baseline_multiplies(manifest),
+               "network_multiplies_per_image": _network_multiplies(ex[form][0]),
                "ideal_cycles": manifest["ideal_cycles"],
                "layer_ideal_cycles": [b["ideal_cycles"] for b in manifest["blocks"]]}
         row.update({k: int(r[k]) for k in RESOURCES})
@@ -459,10 +463,72 @@ def engine_markdown(section, target):
                 f"grade 6); the register that follows every block-RAM read in the engines is "
                 f"moved into that output register in the netlist before placement "
                 f"(hw/ecp5_bram_outreg.py, as vendor tools do; the Verilog is unchanged).", ""]
+    out += _forms_markdown(section["rows"], target)
     if any(r.get("parts") for r in section["rows"]):
         out += _breakdown_markdown(section["rows"], target)
     out += ["![resources per stage](engines.png)", ""]
     return "\n".join(out)
+
+
+def _baseline_multiplies(manifest):
+    """Post-popcount multiplies per image of the manifest's blocks in the baseline form, by
+    the rule of ``bincount ops`` (:func:`~bincount.model.nets.ops.layer_ops`)."""
+    return sum(layer_ops(ConvSpec(b["name"], "binary", b["cin"], b["cout"], 3, b["stride"],
+                                  b["in_size"]))["baseline_multiplies"]
+               for b in manifest["blocks"])
+
+
+def _network_multiplies(export):
+    """The baseline's post-popcount multiplies per image of the whole network of an export
+    (``bincount ops``); ``None`` for an export of binary layers only (no stem)."""
+    meta = export_meta(export)
+    return export_ops(meta)["totals"]["baseline_multiplies"] if "stem" in meta else None
+
+
+def _forms_markdown(rows, target):
+    """The "Binarized against baseline" table: per stage built in both forms, LUTs and DSPs
+    side by side, the baseline's post-popcount multipliers, the LUT difference and ratio."""
+    by = {(r["stage"], r["form"]): r for r in rows}
+    stages = sorted({s for s, f in by if (s, "binarized") in by and (s, "baseline") in by})
+    if not stages:
+        return []
+    nodsp = target.endswith("-nodsp")
+    out = ["### Binarized against baseline", "",
+           f"Both forms of each stage on `{target}`: the baseline's post-popcount multipliers "
+           "(one per post-popcount lane and block for the BN scale, one for a trained RPReLU "
+           "slope; the manifest's `multipliers`) and what the binarized form saves in LUTs. "
+           + ("With DSP inference off, every multiplier is built from LUTs and carry chains, so "
+              "the difference is the LUT price of the multipliers that binarized counting "
+              "removes." if nodsp else
+              "The baseline's multipliers sit in DSPs here; `--target xc7-nodsp` shows their "
+              "LUT price."), "",
+           "| stage | multiplies / image (baseline) | multipliers (baseline) | LUT binarized | "
+           "LUT baseline | DSP binarized | DSP baseline | LUT baseline - binarized | "
+           "baseline / binarized |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for s in stages:
+        b, m = by[(s, "binarized")], by[(s, "baseline")]
+        ratio = f"{m['lut'] / b['lut']:.2f}" if b["lut"] else "n/a"
+        out.append(f"| {s} | {_fmt(m.get('multiplies_per_image'))} | "
+                   f"{_fmt(m.get('multipliers'))} | {_fmt(b['lut'])} | "
+                   f"{_fmt(m['lut'])} | {_fmt(b['dsp'])} | {_fmt(m['dsp'])} | "
+                   f"{m['lut'] - b['lut']:,} | {ratio} |")
+    out += ["", "- Multiplies / image: the stage's post-popcount multiplies per image in the "
+                "baseline form, by the rule of `bincount ops` (one per output element; 0 with "
+                "binarized counting)"
+            + (f"; the stages above: {sum(by[(s, 'baseline')]['multiplies_per_image'] for s in stages):,}"
+               f" of the network's {by[(stages[0], 'baseline')]['network_multiplies_per_image']:,}."
+               if by[(stages[0], "baseline")].get("network_multiplies_per_image") else ".")]
+    if nodsp:
+        per = [(by[(s, "baseline")]["lut"] - by[(s, "binarized")]["lut"])
+               / by[(s, "baseline")]["multipliers"]
+               for s in stages if by[(s, "baseline")].get("multipliers")]
+        if per:
+            out.append(f"- LUT difference per baseline multiplier: {min(per):,.0f} to "
+                       f"{max(per):,.0f}. The difference also holds the forms' other "
+                       f"differences: the binarized form's RPReLU shifters, the baseline's "
+                       f"wider constants.")
+    return out + [""]
 
 
 def _breakdown_markdown(rows, target):

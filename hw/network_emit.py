@@ -104,18 +104,12 @@ def _part_info(top, text, name):
             entry.update({"lanes": blocks[0].lanes, "bits_per_cycle": blocks[0].bits_per_cycle,
                           "layers": [b.name for b in blocks],
                           "weight_bits": sum(b.n * b.cout for b in blocks),
-                          "multipliers_formula": sum(stage_multipliers(b) for b in blocks)})
+                          "multipliers_formula": sum(b.multipliers for b in blocks)})
         mems = found[part]["memories"]
         entry.update({"memories": mems, "memory_bits": sum(m["width"] * m["depth"] for m in mems),
                       "multipliers": found[part]["multipliers"]})
         info.append(entry)
     return info
-
-
-def stage_multipliers(b):
-    """Multipliers of one binary block (:class:`BlockParams` ``b``): ``P`` for the baseline
-    scale, ``P`` for trained RPReLU slopes; the binarized form with pow2 slopes has none."""
-    return b.lanes * ((b.form == "baseline") + (b.rprelu == "trained"))
 
 
 def _manifest(top, name, params, text, plan=None):

@@ -46,6 +46,9 @@ def test_engine_section_resources_fmax_and_plot(tiny):
     rows = {r["form"]: r for r in rep["engines"]["rows"]}
     b, m = rows["binarized"], rows["baseline"]
     assert b["dsp"] == 0 and m["dsp"] >= 4          # a multiply per lane (scale, slope)
+    assert (b["multipliers"], m["multipliers"]) == (0, 2 * 4)
+    # one BN multiply per output element: 4 x 4 pixels x 8 channels
+    assert b["multiplies_per_image"] == m["multiplies_per_image"] == 4 * 4 * 8
     assert b["lut"] > 0 and b["ff"] > 0
     assert b["ideal_cycles"] == 4 * 4 * 8 * 72 // (4 * 8)
     assert b["cycles_per_image"] == 300 and b["measured_interval"] == 300
@@ -58,6 +61,9 @@ def test_engine_section_resources_fmax_and_plot(tiny):
     assert (tiny / "out" / "engines.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (tiny / "out" / "report.md").read_text()
     assert "## Stage engines" in md and "nextpnr" in md and "(ideal)" in md
+    assert "### Binarized against baseline" in md and "`--target xc7-nodsp` shows" in md
+    assert (f"| 1 | 128 | 8 | {b['lut']:,} | {m['lut']:,} | 0 | {m['dsp']} | "
+            f"{m['lut'] - b['lut']:,} | {m['lut'] / b['lut']:.2f} |") in md
 
 
 def test_engine_breakdown_parts_sum_to_the_engine(tiny):
@@ -271,3 +277,27 @@ def test_streamed_placement_with_its_own_cycles_is_said():
     assert ("its images / s and GOPS / kLUT are at its own 36,864 cycles per image and 8,192 "
             "operations per cycle (the on-chip form: 32,768 and 9,216)") in md
     assert "B = 128 (stage 4)" in md
+
+
+def test_forms_compared_without_dsps_name_the_multipliers_and_their_luts():
+    """Both forms of a stage side by side: the baseline's multipliers (``post_lanes`` of
+    them per block and multiply), its multiplies per image, the LUT difference and ratio."""
+    from bincount.gateware.block_params import block_params, layer_names
+    from bincount.model.nets.ops import network_ops
+
+    params = [block_params(e, layer_names(e)[0], lanes=4, bits_per_cycle=8, post_lanes=q)
+              for e in map(_tiny_export, ("binarized", "baseline")) for q in (None, 1)]
+    assert [p.multipliers for p in params] == [0, 0, 2 * 4, 2 * 1]
+    total = network_ops("reactnet18")["totals"]["baseline_multiplies"]
+    row = {"stage": 1, "cycles_per_image": 10, "measured_interval": None, "source": "s",
+           "module": "m", "ff": 1, "carry": 0, "bram": 0, "dsp": 0}
+    rows = [dict(row, form="binarized", lut=1000, multipliers=0, multiplies_per_image=0),
+            dict(row, form="baseline", lut=2500, multipliers=8, multiplies_per_image=65536,
+                 network_multiplies_per_image=total)]
+    sec = {"lanes": 4, "bits_per_cycle": 8, "rows": rows, "fmax": False}
+    md = engine_report.engine_markdown(sec, "xc7-nodsp")
+    assert "| 1 | 65,536 | 8 | 1,000 | 2,500 | 0 | 0 | 1,500 | 2.50 |" in md
+    assert "LUT difference per baseline multiplier: 188 to 188" in md
+    assert f"the stages above: 65,536 of the network's {total:,}." in md
+    assert "### Binarized against baseline" not in engine_report.engine_markdown(
+        dict(sec, rows=rows[:1]), "xc7-nodsp")
