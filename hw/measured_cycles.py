@@ -2,8 +2,9 @@
 
 A measurement (``bench/engine_cycles.py`` runs the engines on Verilator) is recorded with
 :func:`record_engine_cycles` and found again with :func:`engine_cycles` under a key of what
-determines an engine's timing: the shape of its layers (from the manifest), its knobs and the
-gateware sources (:func:`~bincount.hw.sources.gateware_digest`). The layer values (weights,
+determines an engine's timing: the shape of its layers (from the manifest), its knobs (lanes,
+bits per cycle, weight source, shared post-popcount units; not the memory styles, which only
+ask the synthesis tool for a kind of RAM) and the gateware sources (:func:`~bincount.hw.sources.gateware_digest`). The layer values (weights,
 thresholds) do not enter: the engines' timing never depends on the data. A measurement of
 other gateware, knobs or shapes is therefore never used; the report then gives the ideal cycles.
 
@@ -33,7 +34,7 @@ def cycles_key(manifest):
     """Store key of the timing of the engine described by ``manifest``."""
     p = manifest["parameters"]
     what = {"stage": p["stage"], "lanes": p["lanes"], "bits_per_cycle": p["bits_per_cycle"],
-            "weights": p.get("weights", "memory"),
+            "weights": p.get("weights", "memory"), "post_lanes": p.get("post_lanes"),
             "blocks": [{k: b.get(k) for k in _SHAPE} for b in manifest["blocks"]]}
     return cache_key("engine-cycles", gateware_digest(), json.dumps(what, sort_keys=True))
 

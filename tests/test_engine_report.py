@@ -201,6 +201,9 @@ def test_measured_cycles_are_keyed_by_shape_and_knobs_not_values(tmp_path):
     assert engine_cycles(a, tmp_path)["interval"] == 300
     assert engine_cycles(b, tmp_path)["interval"] == 300
     assert engine_cycles(c, tmp_path) is None
+    # shared post-popcount units: other knobs (the latency differs), a measurement of its own
+    _, _, e = engine_design(_tiny_export("binarized"), 1, EngineKnobs(4, 8, post_lanes=1))
+    assert engine_cycles(e, tmp_path) is None
     assert engine_cycles(a, tmp_path / "none") is None
 
 
