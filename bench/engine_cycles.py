@@ -83,6 +83,9 @@ def parse(argv=None):
                                           "--bits-per-cycle", "post_lanes": "--post-lanes"})
     except BincountError as e:
         p.error(str(e))
+    q = args.knobs.post_lanes
+    if q is not None and args.knobs.lanes % q:
+        p.error(f"--post-lanes must divide --lanes = {args.knobs.lanes}, got {q}")
     return args
 
 
@@ -177,7 +180,9 @@ def main(argv=None):
     from bincount.fileio import atomic_write_text
 
     args = parse(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args.argv = [a for j, a in enumerate(argv)          # the command as the section quotes it
+                 if a != "--output" and (j == 0 or argv[j - 1] != "--output")]
     rows, layer_rows = [], []
     for stage in args.stages:
         for form in args.forms:

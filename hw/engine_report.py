@@ -277,8 +277,8 @@ def build_engine_section(target, *, knobs=None, lanes=None, bits_per_cycle=None,
                "layers": [b["name"] for b in manifest["blocks"]],
                "rprelu": sorted({str(b["rprelu"]) for b in manifest["blocks"]}),
                "multipliers": sum(b["multipliers"] for b in manifest["blocks"]),
-               "multiplies_per_image": _baseline_multiplies(manifest),
-               "network_multiplies_per_image": _network_multiplies(ex[form][0]),
+               "baseline_multiplies_per_image": _baseline_multiplies(manifest),
+               "network_baseline_multiplies_per_image": _network_multiplies(ex[form][0]),
                "ideal_cycles": manifest["ideal_cycles"],
                "layer_ideal_cycles": [b["ideal_cycles"] for b in manifest["blocks"]]}
         row.update({k: int(r[k]) for k in RESOURCES})
@@ -498,7 +498,7 @@ def _forms_markdown(rows, target):
            "(one per post-popcount lane and block for the BN scale, one for a trained RPReLU "
            "slope; the manifest's `multipliers`) and what the binarized form saves in LUTs. "
            + ("With DSP inference off, every multiplier is built from LUTs and carry chains, so "
-              "the difference is the LUT price of the multipliers that binarized counting "
+              "the difference is mostly the LUT price of the multipliers that binarized counting "
               "removes." if nodsp else
               "The baseline's multipliers sit in DSPs here; `--target xc7-nodsp` shows their "
               "LUT price."), "",
@@ -509,20 +509,22 @@ def _forms_markdown(rows, target):
     for s in stages:
         b, m = by[(s, "binarized")], by[(s, "baseline")]
         ratio = f"{m['lut'] / b['lut']:.2f}" if b["lut"] else "n/a"
-        out.append(f"| {s} | {_fmt(m.get('multiplies_per_image'))} | "
+        out.append(f"| {s} | {_fmt(m.get('baseline_multiplies_per_image'))} | "
                    f"{_fmt(m.get('multipliers'))} | {_fmt(b['lut'])} | "
                    f"{_fmt(m['lut'])} | {_fmt(b['dsp'])} | {_fmt(m['dsp'])} | "
                    f"{m['lut'] - b['lut']:,} | {ratio} |")
+    per_image = [by[(s, "baseline")].get("baseline_multiplies_per_image") for s in stages]
+    network = by[(stages[0], "baseline")].get("network_baseline_multiplies_per_image")
     out += ["", "- Multiplies / image: the stage's post-popcount multiplies per image in the "
                 "baseline form, by the rule of `bincount ops` (one per output element; 0 with "
                 "binarized counting)"
-            + (f"; the stages above: {sum(by[(s, 'baseline')]['multiplies_per_image'] for s in stages):,}"
-               f" of the network's {by[(stages[0], 'baseline')]['network_multiplies_per_image']:,}."
-               if by[(stages[0], "baseline")].get("network_multiplies_per_image") else ".")]
+            + (f"; the stages above: {sum(per_image):,} of the network's {network:,}."
+               if network and None not in per_image else ".")]
     if nodsp:
         per = [(by[(s, "baseline")]["lut"] - by[(s, "binarized")]["lut"])
                / by[(s, "baseline")]["multipliers"]
-               for s in stages if by[(s, "baseline")].get("multipliers")]
+               for s in stages if by[(s, "baseline")].get("multipliers")
+               and by[(s, "binarized")].get("lut") is not None]
         if per:
             out.append(f"- LUT difference per baseline multiplier: {min(per):,.0f} to "
                        f"{max(per):,.0f}. The difference also holds the forms' other "

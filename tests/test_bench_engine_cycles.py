@@ -33,6 +33,7 @@ def test_report_fold_takes_the_reports_knobs(bench):
 @pytest.mark.parametrize("argv, message", [
     (["--bits-per-cycle", "64,64"], "--bits-per-cycle needs 1 value or 4"),
     (["--post-lanes", "0"], "--post-lanes must be a positive integer, got 0"),
+    (["--post-lanes", "3"], "--post-lanes must divide --lanes = 8, got 3"),
     (["--bits-per-cycle", "x"], "--bits-per-cycle must be an integer or four separated by "
                                 "commas, got 'x'"),
 ])

@@ -48,7 +48,7 @@ def test_engine_section_resources_fmax_and_plot(tiny):
     assert b["dsp"] == 0 and m["dsp"] >= 4          # a multiply per lane (scale, slope)
     assert (b["multipliers"], m["multipliers"]) == (0, 2 * 4)
     # one BN multiply per output element: 4 x 4 pixels x 8 channels
-    assert b["multiplies_per_image"] == m["multiplies_per_image"] == 4 * 4 * 8
+    assert b["baseline_multiplies_per_image"] == m["baseline_multiplies_per_image"] == 4 * 4 * 8
     assert b["lut"] > 0 and b["ff"] > 0
     assert b["ideal_cycles"] == 4 * 4 * 8 * 72 // (4 * 8)
     assert b["cycles_per_image"] == 300 and b["measured_interval"] == 300
@@ -294,9 +294,10 @@ def test_forms_compared_without_dsps_name_the_multipliers_and_their_luts():
     total = network_ops("reactnet18")["totals"]["baseline_multiplies"]
     row = {"stage": 1, "cycles_per_image": 10, "measured_interval": None, "source": "s",
            "module": "m", "ff": 1, "carry": 0, "bram": 0, "dsp": 0}
-    rows = [dict(row, form="binarized", lut=1000, multipliers=0, multiplies_per_image=0),
-            dict(row, form="baseline", lut=2500, multipliers=8, multiplies_per_image=65536,
-                 network_multiplies_per_image=total)]
+    rows = [dict(row, form="binarized", lut=1000, multipliers=0),
+            dict(row, form="baseline", lut=2500, multipliers=8,
+                 baseline_multiplies_per_image=65536,
+                 network_baseline_multiplies_per_image=total)]
     sec = {"lanes": 4, "bits_per_cycle": 8, "rows": rows, "fmax": False}
     md = engine_report.engine_markdown(sec, "xc7-nodsp")
     assert "| 1 | 65,536 | 8 | 1,000 | 2,500 | 0 | 0 | 1,500 | 2.50 |" in md
@@ -304,3 +305,8 @@ def test_forms_compared_without_dsps_name_the_multipliers_and_their_luts():
     assert f"the stages above: 65,536 of the network's {total:,}." in md
     assert "### Binarized against baseline" not in engine_report.engine_markdown(
         dict(sec, rows=rows[:1]), "xc7-nodsp")
+    # a stage whose rows lack the counts (another stage has them): no total, no error
+    more = [dict(r, stage=2) for r in rows[:1]] + [dict(row, stage=2, form="baseline",
+                                                        lut=2400, multipliers=8)]
+    md = engine_report.engine_markdown(dict(sec, rows=rows + more), "xc7-nodsp")
+    assert "| 2 | n/a | 8 | 1,000 | 2,400 |" in md and "the stages above" not in md
