@@ -161,12 +161,13 @@ def section(rows, layer_rows, args):
         worst = max(r["interval"] / max(r["ideal_cycles"]) for r in rows)
         lines += ["", f"Largest interval ratio measured: {worst:.3f} (target: within 1.10 of "
                       f"ideal)."]
-    lines += ["A layer's cycles run from its first input beat to its last output beat with the "
-              "block built and fed alone, so they include receiving the window's first two rows "
-              "and draining the pipeline. In a stage the blocks work on consecutive rows at "
-              "once: the image latency is first input to last output of the whole stage, the "
-              "interval is what a stream of images sees (set by the slowest block; the stride-2 "
-              "entry block, with half the work, waits for its consumer).", END]
+    lines += [("A layer's cycles run from its first input beat to its last output beat with the "
+               "block built and fed alone, so they include receiving the window's first two rows "
+               "and draining the pipeline. " if layer_rows else "")
+              + "In a stage the blocks work on consecutive rows at once: the image latency is "
+              "first input to last output of the whole stage, the interval is what a stream of "
+              "images sees (set by the slowest block; the stride-2 entry block, with half the "
+              "work, waits for its consumer).", END]
     return "\n".join(lines) + "\n"
 
 
