@@ -12,6 +12,10 @@ the last on ``o``. It also records the cycles from the first input beat to the l
 ``BINCOUNT_STALL`` (default 0.3) sets the probability of an input gap and of an output stall per
 cycle; 0 measures the engine's own cycles (used by ``bench/engine_cycles.py``).
 
+With ``BINCOUNT_FULL=1`` every stage in both forms also runs at the fold ``bincount report
+--engines`` builds (``REPORT_KNOBS``: B = 128 at stage 4, one post-popcount unit per block), with
+the same gaps and stalls.
+
 The streamed-weight form (``weights="stream"``, the form for a stage whose weights do not fit
 on chip) of stage 4 is run the same way, the testbench feeding every block's weight stream
 ``w{j}`` with the block's weight words, once per output pixel, with random gaps.
@@ -35,6 +39,7 @@ from . import simlib
 from .engine_sim import run_stage, start_stream_engine
 
 FORMS = ("binarized", "baseline")
+FULL = os.environ.get("BINCOUNT_FULL") == "1"
 
 
 def stall_probability() -> float:
@@ -168,6 +173,21 @@ def test_stage_engine_shared_post_popcount(request, form, layer):
     golden = simlib.engine_golden(form)
     run_stage(request.node.name, __name__, golden, int(layer[5]), {"stall": stall_probability()},
               layers=[layer], post_lanes=1)
+
+
+@pytest.mark.skipif(not FULL, reason="BINCOUNT_FULL=1: every stage at the report's fold")
+@pytest.mark.parametrize("stage", [1, 2, 3, 4])
+@pytest.mark.parametrize("form", FORMS)
+def test_stage_engine_at_the_report_fold(request, form, stage):
+    """The whole stage at the report's fold (its B for the stage, shared post-popcount
+    units), with gaps and stalls."""
+    from bincount.hw.knobs import report_knobs
+
+    knobs = report_knobs({})
+    golden = simlib.engine_golden(form)
+    run_stage(request.node.name, __name__, golden, stage, {"stall": stall_probability()},
+              lanes=knobs.lanes, bits_per_cycle=knobs.stage_bits(stage),
+              post_lanes=knobs.post_lanes)
 
 
 def test_stage_engine_streamed_weights(request):
