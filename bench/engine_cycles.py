@@ -46,10 +46,12 @@ RESULTS = ROOT / "build" / "bench" / "engine_cycles.json"
 def parse(argv=None):
     from bincount.errors import BincountError
     from bincount.gateware.block_params import DEFAULT_BITS_PER_CYCLE, DEFAULT_LANES
-    from bincount.hw.knobs import REPORT_KNOBS, EngineKnobs
+    from bincount.hw.engine_report import check_knobs_for_stages
+    from bincount.hw.knobs import EngineKnobs, report_knobs
+    from bincount.hw.network_cli import parse_ints
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stages", type=int, nargs="+", default=[1, 2, 3, 4])
+    p.add_argument("--stages", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4])
     p.add_argument("--forms", nargs="+", default=["binarized", "baseline"])
     p.add_argument("--lanes", type=int, default=None,
                    help=f"output channels per cycle (default {DEFAULT_LANES})")
@@ -67,25 +69,21 @@ def parse(argv=None):
     p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
                    help="markdown file whose section is replaced ('-' prints only)")
     args = p.parse_args(argv)
-    base = REPORT_KNOBS if args.report_fold else {"lanes": DEFAULT_LANES,
-                                                   "bits_per_cycle": DEFAULT_BITS_PER_CYCLE}
-    b = args.bits_per_cycle
+    options = {"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
+               "post_lanes": "--post-lanes"}
     try:
-        bpc = (base["bits_per_cycle"] if b is None else
-               tuple(int(x) for x in b.split(",")) if "," in b else int(b))
-    except ValueError:
-        p.error(f"--bits-per-cycle must be an integer or four separated by commas, got {b!r}")
-    try:
-        args.knobs = EngineKnobs(base["lanes"] if args.lanes is None else args.lanes, bpc,
-                                 post_lanes=(base.get("post_lanes") if args.post_lanes is None
-                                             else args.post_lanes),
-                                 options={"lanes": "--lanes", "bits_per_cycle":
-                                          "--bits-per-cycle", "post_lanes": "--post-lanes"})
+        given = {"lanes": args.lanes, "post_lanes": args.post_lanes,
+                 "bits_per_cycle": (None if args.bits_per_cycle is None else
+                                    parse_ints("bits-per-cycle", args.bits_per_cycle))}
+        if args.report_fold:        # the memory styles do not change the timing (docstring)
+            knobs = report_knobs(options, **given)
+        else:
+            knobs = EngineKnobs(given["lanes"] or DEFAULT_LANES,
+                                given["bits_per_cycle"] or DEFAULT_BITS_PER_CYCLE,
+                                post_lanes=given["post_lanes"], options=options)
+        args.knobs = check_knobs_for_stages(knobs, args.stages)
     except BincountError as e:
         p.error(str(e))
-    q = args.knobs.post_lanes
-    if q is not None and args.knobs.lanes % q:
-        p.error(f"--post-lanes must divide --lanes = {args.knobs.lanes}, got {q}")
     return args
 
 
@@ -100,11 +98,18 @@ def measure(form, stage, knobs, layers=None):
     golden = simlib.engine_golden(form)
     from sim.engine_sim import SIM_KNOBS
 
+    from bincount.hw.knobs import report_knobs
+
     lanes, bpc, q = knobs.lanes, knobs.stage_bits(stage), knobs.post_lanes
+    report = report_knobs({})
     part = "" if layers is None else "-" + "-".join(n.split(".")[1] for n in layers)
+    # the test suite's builds where it builds the same engine (sim/test_stage_engine.py)
     if layers is None and q is None and (lanes, bpc) == (SIM_KNOBS["lanes"],
                                                          SIM_KNOBS["bits_per_cycle"]):
-        test_id = f"test_stage_engine[{form}-{stage}]"     # the test suite's build
+        test_id = f"test_stage_engine[{form}-{stage}]"
+    elif layers is None and (lanes, bpc, q) == (report.lanes, report.stage_bits(stage),
+                                                report.post_lanes):
+        test_id = f"test_stage_engine_at_the_report_fold[{form}-{stage}]"
     else:
         test_id = (f"bench_stage_engine-{form}-{stage}{part}-p{lanes}-b{bpc}"
                    + ("" if q is None else f"-q{q}"))
@@ -141,14 +146,13 @@ def section(rows, layer_rows, args):
     if layer_rows:
         lines += ["| stage | form | layer | ideal cycles | measured | ratio |",
                   "| --- | --- | --- | ---: | ---: | ---: |"]
-    for r in layer_rows:
-        name, ideal, got = r["layers"][0], r["ideal_cycles"][0], r["image_latency"]
-        lines.append(f"| {r['stage']} | {r['form']} | {name} (alone) | {ideal:,} | {got:,} | "
-                     f"{got / ideal:.3f} |")
-    lines += ["" if layer_rows else None,
-              "| stage | form | image latency (cycles) | interval (cycles per image) | "
+        for r in layer_rows:
+            name, ideal, got = r["layers"][0], r["ideal_cycles"][0], r["image_latency"]
+            lines.append(f"| {r['stage']} | {r['form']} | {name} (alone) | {ideal:,} | "
+                         f"{got:,} | {got / ideal:.3f} |")
+        lines.append("")
+    lines += ["| stage | form | image latency (cycles) | interval (cycles per image) | "
               "interval / slowest ideal |", "| --- | --- | ---: | ---: | ---: |"]
-    lines = [x for x in lines if x is not None]
     for r in rows:
         ideal = max(r["ideal_cycles"])
         lines.append(f"| {r['stage']} | {r['form']} | {r['image_latency']:,} | "
