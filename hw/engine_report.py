@@ -523,8 +523,7 @@ def _forms_markdown(rows, target):
     if nodsp:
         per = [(by[(s, "baseline")]["lut"] - by[(s, "binarized")]["lut"])
                / by[(s, "baseline")]["multipliers"]
-               for s in stages if by[(s, "baseline")].get("multipliers")
-               and by[(s, "binarized")].get("lut") is not None]
+               for s in stages if by[(s, "baseline")].get("multipliers")]
         if per:
             out.append(f"- LUT difference per baseline multiplier: {min(per):,.0f} to "
                        f"{max(per):,.0f}. The difference also holds the forms' other "

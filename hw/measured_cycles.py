@@ -4,8 +4,9 @@ A measurement (``bench/engine_cycles.py`` runs the engines on Verilator) is reco
 :func:`record_engine_cycles` and found again with :func:`engine_cycles` under a key of what
 determines an engine's timing: the shape of its layers (from the manifest), its knobs (lanes,
 bits per cycle, weight source, shared post-popcount units; not the memory styles, which only
-ask the synthesis tool for a kind of RAM) and the gateware sources (:func:`~bincount.hw.sources.gateware_digest`). The layer values (weights,
-thresholds) do not enter: the engines' timing never depends on the data. A measurement of
+ask the synthesis tool for a kind of RAM) and the gateware sources
+(:func:`~bincount.hw.sources.gateware_digest`). The layer values (weights, thresholds) do not
+enter: the engines' timing never depends on the data. A measurement of
 other gateware, knobs or shapes is therefore never used; the report then gives the ideal cycles.
 
 The whole network (``sim/test_network.py`` records each run with

@@ -291,6 +291,14 @@ def test_forms_compared_without_dsps_name_the_multipliers_and_their_luts():
     params = [block_params(e, layer_names(e)[0], lanes=4, bits_per_cycle=8, post_lanes=q)
               for e in map(_tiny_export, ("binarized", "baseline")) for q in (None, 1)]
     assert [p.multipliers for p in params] == [0, 0, 2 * 4, 2 * 1]
+    # the manifest's count is that of the multiplications in the emitted Verilog
+    from bincount.hw.network_emit import verilog_parts
+
+    for form, q in (("binarized", 1), ("baseline", None), ("baseline", 1)):
+        module, text, manifest = engine_design(_tiny_export(form), 1, EngineKnobs(4, 8,
+                                                                              post_lanes=q))
+        assert verilog_parts(text, module)["other"]["multipliers"] == \
+            sum(b["multipliers"] for b in manifest["blocks"])
     total = network_ops("reactnet18")["totals"]["baseline_multiplies"]
     row = {"stage": 1, "cycles_per_image": 10, "measured_interval": None, "source": "s",
            "module": "m", "ff": 1, "carry": 0, "bram": 0, "dsp": 0}
