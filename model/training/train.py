@@ -496,6 +496,12 @@ def _init_distributed(dev_name):
         dev = torch.device("cuda", local % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
+        # DistributedDataParallel imports torch.distributed.nn.functional, whose functions take
+        # ``group=group.WORLD`` as a default argument: imported after the group exists, they
+        # hold it forever, destroy_process_group() cannot free it, and its gloo threads still
+        # run when the interpreter exits (now and then "terminate called without an active
+        # exception", SIGABRT). Imported first, the defaults are None.
+        import torch.distributed.nn.functional  # noqa: F401
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return rank, world, dev
 
