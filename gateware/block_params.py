@@ -59,8 +59,8 @@ from .rprelu_unit import EXP_RANGE, RPReLUUnit
 from .rsign_compare import RSignCompare
 from .threshold_compare import ThresholdCompare
 
-__all__ = ["BlockParams", "block_params", "layer_names", "DEFAULT_LANES", "DEFAULT_BITS_PER_CYCLE",
-           "min_post_lanes",
+__all__ = ["BlockParams", "block_params", "layer_names", "KERNEL", "DEFAULT_LANES",
+           "DEFAULT_BITS_PER_CYCLE", "min_post_lanes",
            "bram_blocks", "BRAM_MODES", "WEIGHT_SOURCES",
            "pack_words", "to_unsigned", "to_beats", "from_beats", "RES_BITS"]
 
@@ -68,6 +68,7 @@ __all__ = ["BlockParams", "block_params", "layer_names", "DEFAULT_LANES", "DEFAU
 #: engine of about 20k LUT4 at stage 1, so that the four stages fit a mid-range FPGA together).
 DEFAULT_LANES = 8
 DEFAULT_BITS_PER_CYCLE = 64
+KERNEL = 3   # the engine computes 3x3 binary convolutions (line buffer of 3 rows)
 #: Width of the residual stream (``res`` format of the export, 8 fractional bits).
 RES_BITS = 16
 
@@ -379,8 +380,9 @@ def block_params(export, name, lanes=DEFAULT_LANES, bits_per_cycle=DEFAULT_BITS_
         raise BincountError(f"unknown layer {name!r}; expected one of {', '.join(layers)}")
     m = layers[name]
     cin, cout = int(m["cin"]), int(m["cout"])
-    if m["k"] != 3:
-        raise BincountError(f"layer {name}: kernel {m['k']}; the engine computes 3x3 layers")
+    if m["k"] != KERNEL:
+        raise BincountError(f"layer {name}: kernel {m['k']}; the engine computes "
+                            f"{KERNEL}x{KERNEL} layers")
     if m["stride"] not in (1, 2):
         raise BincountError(f"layer {name}: stride {m['stride']}; expected 1 or 2")
     if m["stride"] == 2 and m["in_size"] % 2:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from bincount.errors import BincountError
-from bincount.gateware.block_params import BlockParams
+from bincount.gateware.block_params import KERNEL, BlockParams
 from bincount.hw.designs import engine_design
 from bincount.hw.knobs import EngineKnobs
 from bincount.hw.measured_cycles import engine_cycles
@@ -473,8 +473,8 @@ def engine_markdown(section, target):
 def _baseline_multiplies(manifest):
     """Post-popcount multiplies per image of the manifest's blocks in the baseline form, by
     the rule of ``bincount ops`` (:func:`~bincount.model.nets.ops.layer_ops`)."""
-    return sum(layer_ops(ConvSpec(b["name"], "binary", b["cin"], b["cout"], 3, b["stride"],
-                                  b["in_size"]))["baseline_multiplies"]
+    return sum(layer_ops(ConvSpec(b["name"], "binary", b["cin"], b["cout"], KERNEL,
+                                  b["stride"], b["in_size"]))["baseline_multiplies"]
                for b in manifest["blocks"])
 
 
