@@ -47,6 +47,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+# DistributedDataParallel imports torch.distributed.nn.functional, whose functions take
+# ``group=group.WORLD`` as a default argument: imported after init_process_group(), they hold
+# the group forever, destroy_process_group() cannot free it, and its gloo threads still run
+# when the interpreter exits (now and then "terminate called without an active exception",
+# SIGABRT). Imported here, before any group exists, the defaults are None.
+import torch.distributed.nn.functional  # noqa: F401
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
@@ -496,12 +502,6 @@ def _init_distributed(dev_name):
         dev = torch.device("cuda", local % torch.cuda.device_count())
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        # DistributedDataParallel imports torch.distributed.nn.functional, whose functions take
-        # ``group=group.WORLD`` as a default argument: imported after the group exists, they
-        # hold it forever, destroy_process_group() cannot free it, and its gloo threads still
-        # run when the interpreter exits (now and then "terminate called without an active
-        # exception", SIGABRT). Imported first, the defaults are None.
-        import torch.distributed.nn.functional  # noqa: F401
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return rank, world, dev
 
