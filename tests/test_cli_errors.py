@@ -103,6 +103,9 @@ def test_width_beyond_the_tools_is_refused_before_any_work(monkeypatch, tmp_path
     ({"width_mult": "wide"}, "width_mult"), ({"flags": [1, 2]}, "flags"),
     ({"model": {"stem.weight": [1.0]}}, "model"), ({"config": "x"}, "config"),
     ({"epoch": "1"}, "epoch"), ({"binary_weights": "yes"}, "binary_weights"),
+    ({"metrics": [{"foo": 1}]}, "metrics"),
+    ({"metrics": [{"epoch": 1, "test_top1": "a", "test_top5": 9.0, "test_images": 10}]},
+     "test_top1"),
 ])
 def test_malformed_checkpoint_fields_are_one_line_in_every_reader(tmp_path, capsys, changes,
                                                                   field):

@@ -333,6 +333,14 @@ def check_checkpoint(ckpt, where="checkpoint", training=False):
                            and all(isinstance(m, dict) for m in v), "a list of dicts")):
         if key in ckpt and not ok(ckpt[key]):
             fail(f"field {key!r} is {_short(ckpt[key])}; expected {want}")
+    for i, m in enumerate(ckpt.get("metrics") or []):     # the figures summary() prints
+        for key, ok, want in (("epoch", lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+                              ("test_top1", _real, "a number"), ("test_top5", _real, "a number"),
+                              ("test_images", lambda v: _integer(v) and v >= 0,
+                               "an integer >= 0")):
+            if not ok(m.get(key)):
+                fail(f"field 'metrics' entry {i} has {key!r} {_short(m.get(key))}; "
+                     f"expected {want}")
     if training:
         missing = [k for k in ("config", "optimizer", "epoch") if k not in ckpt]
         if missing:
