@@ -76,6 +76,7 @@ class DaskExecutor:
                                 "pip install 'bincount[dask]' (or drop --scheduler to run "
                                 "the tools on this machine)") from None
         self.address = str(address)
+        _check_address(self.address)
         try:
             self.client = Client(self.address, timeout=f"{int(timeout_s)}s",
                                  set_as_default=False)
@@ -144,6 +145,26 @@ def using(executor):
     finally:
         with _lock:
             _current = previous
+
+
+def _check_address(address):
+    """A malformed address is refused before a ``Client`` is made: a client that failed to
+    connect to one waits out its timeout again when it is collected, and prints a traceback."""
+    import distributed.comm  # noqa: F401  (fills the registry of protocols)
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, loc = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown protocol {scheme!r}, not one of "
+                             f"{', '.join(sorted(backends))}")
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            parse_host_port(loc)
+    except ValueError as exc:
+        raise BincountError(f"--scheduler {address}: not a Dask scheduler address ({exc}); "
+                            f"expected one such as tcp://HOST:8786") from None
 
 
 def connect(scheduler):

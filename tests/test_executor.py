@@ -98,3 +98,16 @@ def test_unreachable_scheduler_is_one_line_before_any_work(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("bincount report: error: --scheduler "
                                                "tcp://127.0.0.1:9: no Dask scheduler answered")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("address, why", [("notaurl", "missing port number"),
+                                          ("tcp://HOST:x", "invalid literal"),
+                                          ("http://h:8786", "unknown protocol 'http'")])
+def test_malformed_scheduler_address_is_refused_before_a_client(tmp_path, capsys, address, why):
+    out = tmp_path / "r"
+    assert main(["report", "--widths", "9", "-o", str(out), "--scheduler", address]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"bincount report: error: --scheduler {address}: "
+                                               f"not a Dask scheduler address ("), err
+    assert why in err[0] and "tcp://HOST:8786" in err[0]
+    assert not out.exists()
