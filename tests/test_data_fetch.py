@@ -117,8 +117,7 @@ def test_corrupted_download_is_removed(server, tmp_path, capsys):
     assert _fetch(tmp_path, "--url", server.url, "--md5", server.md5) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "has MD5" in err and f"expected {server.md5}" in err
-    d = tmp_path / "d"
-    assert sorted(p.name for p in d.iterdir()) == []                 # no .part, no folder
+    assert not (tmp_path / "d").exists()           # no .part, and no folder the run made
 
 
 def test_from_file_good_and_bad(server, tmp_path, capsys):
@@ -156,7 +155,33 @@ def test_archive_with_right_md5_but_missing_files(tmp_path):
     with pytest.raises(BincountError, match="lacks cifar-10-batches-bin/data_batch_1.bin"):
         data_fetch.fetch(tmp_path / "d", source=src, md5=hashlib.md5(buf.getvalue()).hexdigest(),
                          quiet=True)
-    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == []
+    assert not (tmp_path / "d").exists()
+    (tmp_path / "e").mkdir()                                 # a folder the user made stays
+    with pytest.raises(BincountError, match="lacks"):
+        data_fetch.fetch(tmp_path / "e", source=src, md5=hashlib.md5(buf.getvalue()).hexdigest(),
+                         quiet=True)
+    assert (tmp_path / "e").is_dir() and src.exists()
+
+
+def test_downloaded_archive_that_does_not_extract_is_removed(tmp_path, capsys):
+    body = b"right MD5, but not a tar.gz"
+    s = _Server(body)
+    try:
+        assert _fetch(tmp_path, "--url", s.url, "--md5", hashlib.md5(body).hexdigest()) == 2
+    finally:
+        s.close()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is not a readable tar.gz" in err and "removed it" in err
+    assert not (tmp_path / "d").exists()     # a later run with another --url starts afresh
+
+
+@pytest.mark.parametrize("url", ["notaurl", "http://[::1", "gopher2://x/y"])
+def test_url_that_is_not_an_address_is_one_line(tmp_path, capsys, url):
+    assert _fetch(tmp_path, "--url", url, "--md5", "0" * 32) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    assert repr(url) in err and "https://HOST/" in err, err
+    assert not (tmp_path / "d").exists()
 
 
 def test_bad_options(tmp_path, capsys):

@@ -43,6 +43,8 @@ def run(args):
     if args.url is not None and args.md5 is None:
         raise BincountError("--url needs --md5: a mirror's file is checked against the MD5 "
                             "you give")
+    if args.url is not None:
+        data_fetch.check_url(args.url)
     if args.url is not None and args.source is not None:
         raise BincountError("--url and --from exclude each other: --from uses a file on disk")
     folder = data_fetch.fetch(args.dir, source=args.source,

@@ -30,6 +30,7 @@ import sys
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from bincount.errors import BincountError
 from bincount.model.data.cifar import BIN_ARCHIVE, BIN_FILES, BIN_FOLDER, _REPO, _parse_records
 
 __all__ = ["OFFICIAL_URL", "OFFICIAL_MD5", "OFFICIAL_SIZE", "DEFAULT_DIR", "EXTRA_FILES",
-           "md5_of", "download", "check_archive", "extract", "fetch"]
+           "md5_of", "check_url", "download", "check_archive", "extract", "fetch"]
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 OFFICIAL_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -63,6 +64,22 @@ def md5_of(path):
 def _say(msg, quiet):
     if not quiet:
         print(msg, file=sys.stderr, flush=True)
+
+
+def check_url(url):
+    """:class:`BincountError` unless ``url`` is an address :func:`download` can open
+    (``http``, ``https`` or ``ftp`` with a host, or ``file``)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port                                  # a malformed port raises here
+    except ValueError as exc:
+        raise BincountError(f"--url {url!r} is not an address to download from ({exc}); "
+                            f"expected one such as https://HOST/{BIN_ARCHIVE}") from None
+    if parts.scheme not in ("http", "https", "ftp", "file") or (
+            parts.scheme != "file" and not parts.hostname):
+        raise BincountError(f"--url {url!r} is not an address to download from (scheme "
+                            f"{parts.scheme or 'none'!r}, host {parts.hostname or 'none'!r}); "
+                            f"expected one such as https://HOST/{BIN_ARCHIVE}")
 
 
 def download(url, part, quiet=False, timeout=60):
@@ -172,12 +189,22 @@ def fetch(dest=None, source=None, url=OFFICIAL_URL, md5=OFFICIAL_MD5, force=Fals
         _say(f"{target} already holds the CIFAR-10 binary release (use --force to fetch again)",
              quiet)
         return target
+    created = not dest.exists()
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BincountError(f"cannot create --dir {str(dest)!r}: {exc.strerror}") from None
     if not os.access(dest, os.W_OK):
         raise BincountError(f"--dir {str(dest)!r} is not writable; choose a writable folder")
+    try:
+        return _fetch_into(dest, target, source, url, md5, quiet)
+    except BincountError:
+        if created and not any(dest.iterdir()):   # a failed run leaves no empty folder
+            dest.rmdir()
+        raise
+
+
+def _fetch_into(dest, target, source, url, md5, quiet):
     size = OFFICIAL_SIZE if (url == OFFICIAL_URL and md5 == OFFICIAL_MD5) else None
     if source is not None:
         archive = Path(source)
@@ -208,4 +235,10 @@ def fetch(dest=None, source=None, url=OFFICIAL_URL, md5=OFFICIAL_MD5, force=Fals
                                     f"damaged or changed file cannot be resumed): run again")
             os.replace(part, archive)
     _say(f"checked {archive} (MD5 {md5.lower()}); extracting", quiet)
-    return extract(archive, target)
+    try:
+        return extract(archive, target)
+    except BincountError as exc:
+        if source is None:     # ours, not the user's --from file: a later run starts afresh
+            archive.unlink(missing_ok=True)
+            raise BincountError(f"{exc}; removed it") from None
+        raise
