@@ -163,6 +163,10 @@ def test_outputs_are_never_silently_replaced(tmp_path, capsys):
         err = _one_line(argv[0], *_main(argv, capsys))
         assert "already exists" in err and "--force" in err
     assert kept.read_bytes() == b"precious"
+    # the summary's suffix for the checkpoint itself: the summary would be lost
+    err = _one_line("convert-ptq", *_main(["convert-ptq", "--checkpoint", ck, "-o",
+                                           tmp_path / "p.json"], capsys))
+    assert "ends in .json" in err and not (tmp_path / "p.json").exists()
 
 
 def test_one_path_for_two_outputs_is_refused(tmp_path, monkeypatch, capsys):

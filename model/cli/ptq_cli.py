@@ -50,21 +50,24 @@ def run(args):
     from bincount.fileio import atomic_write_json, check_outputs, output_lock
     from bincount.model.training import train as tr
 
+    from bincount.errors import BincountError
+
     out = Path(args.output)
+    if out.suffix == ".json":
+        raise BincountError(f"-o {str(out)!r} ends in .json, the suffix of its summary file; "
+                            f"expected a name such as ptq.pt")
     summary = out.with_suffix(".json")
     inputs = [("--checkpoint", args.checkpoint),
               ("--checkpoint's summary", Path(args.checkpoint).with_suffix(".json"))]
-    check_outputs([("-o", out)] + ([("-o's summary", summary)] if summary != out else []),
-                  force=args.force, inputs=inputs)
+    check_outputs([("-o", out), ("-o's summary", summary)], force=args.force, inputs=inputs)
     with output_lock(out, "-o"):
         ckpt = tr.load_checkpoint(args.checkpoint, "--checkpoint")
         result = convert_checkpoint(ckpt, args.checkpoint)
         tr.save_checkpoint(out, result)
         try:
-            if summary != out:
-                atomic_write_json(summary, {k: tr._plain(result[k]) for k in (
-                    "network", "variant", "width_mult", "flags", "config", "epoch", "done",
-                    "wall_s", "data", "metrics", "converted_from") if k in result})
+            atomic_write_json(summary, {k: tr._plain(result[k]) for k in (
+                "network", "variant", "width_mult", "flags", "config", "epoch", "done",
+                "wall_s", "data", "metrics", "converted_from") if k in result})
         except BaseException:
             out.unlink(missing_ok=True)        # both or neither
             raise
