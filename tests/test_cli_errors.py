@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,33 @@ def test_malformed_checkpoint_fields_are_one_line_in_every_reader(tmp_path, caps
         err = _one_line(verb, *_main([verb, "--checkpoint", ck] + extra, capsys))
         assert repr(str(ck)) in err and field in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
+
+
+def test_foreign_or_odd_tensors_are_one_line_without_warnings(tmp_path, capsys):
+    import pickle
+
+    plain = tmp_path / "plain.pt"                      # a bare pickle (torch warns about it)
+    plain.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:    # they would print on stderr
+        warnings.simplefilter("always")
+        err = _one_line("export", *_main(["export", "--checkpoint", plain, "-o",
+                                          tmp_path / "e.npz"], capsys))
+    assert repr(str(plain)) in err and [str(w.message) for w in caught] == []
+    complex_ck = _save(tmp_path / "c.pt", _ckpt(model={"stem.weight": torch.zeros(
+        2, 3, 3, 3, dtype=torch.complex64)}))
+    err = _one_line("export", *_main(["export", "--checkpoint", complex_ck, "-o",
+                                      tmp_path / "e.npz"], capsys))
+    assert "'stem.weight' is torch.complex64" in err
+    from bincount.model.nets.networks import build_network
+
+    state = {k: v.clone() for k, v in build_network("reactnet18", "baseline",
+                                                     0.0625).state_dict().items()}
+    state["stem.conv.weight"] = state["stem.conv.weight"].to(torch.int64)
+    int_ck = _save(tmp_path / "i.pt", _ckpt(model=state))
+    err = _one_line("export", *_main(["export", "--checkpoint", int_ck, "-o",
+                                      tmp_path / "e.npz"], capsys))
+    assert "'stem.conv.weight' is torch.int64" in err and "torch.float32" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "i.pt", "plain.pt"]
 
 
 def test_empty_checkpoint_is_one_line(tmp_path, capsys):

@@ -42,6 +42,7 @@ import os
 import pickle
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -353,7 +354,10 @@ def check_checkpoint(ckpt, where="checkpoint", training=False):
     for name, t in state.items():
         if not isinstance(name, str) or not isinstance(t, torch.Tensor):
             fail(f"field 'model' entry {name!r} is {_short(t)}; expected a tensor")
-        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+        if t.is_complex():
+            fail(f"tensor {name!r} is {t.dtype}; expected real (floating-point or integer) "
+                 f"values")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise BincountError(f"{where}: tensor {name!r} holds NaN or infinite values; "
                                 f"expected finite weights (the run diverged or the file is "
                                 f"damaged)")
@@ -382,7 +386,9 @@ def load_checkpoint(path, option="checkpoint", training=False):
     if kind in texts:
         raise BincountError(f"{where} {texts[kind]}; {_EXPECTED}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():    # torch's warnings on foreign files: the error says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # torch's message advises loading without weights_only: never done here
         raise BincountError(f"{where} is not a readable bincount checkpoint: it holds Python "
@@ -396,6 +402,11 @@ def load_checkpoint(path, option="checkpoint", training=False):
 
 
 def _load_state(model, state, where):
+    own = model.state_dict()
+    for name, t in state.items():   # load_state_dict would cast integer weights to float
+        if name in own and t.is_floating_point() != own[name].is_floating_point():
+            raise BincountError(f"{where}: tensor {name!r} is {t.dtype}; the network's is "
+                                f"{own[name].dtype}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
