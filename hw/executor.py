@@ -150,9 +150,7 @@ def using(executor):
 def _check_address(address):
     """A malformed address is refused before a ``Client`` is made: a client that failed to
     connect to one waits out its timeout again when it is collected, and prints a traceback."""
-    import distributed.comm  # noqa: F401  (fills the registry of protocols)
-    from distributed.comm import parse_address
-    from distributed.comm.addressing import parse_host_port
+    from distributed.comm import parse_address, parse_host_port   # fills the registry
     from distributed.comm.registry import backends
 
     try:

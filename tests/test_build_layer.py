@@ -139,8 +139,8 @@ LAZY_IMPORTS = {
     "network_cli.py": None,
     # matplotlib (about a second) only for the engines' figure
     "engine_report.py": {"matplotlib", "matplotlib.pyplot"},
-    # dask.distributed (an optional dependency) only for --scheduler
-    "executor.py": {"dask.distributed"},
+    # dask.distributed (an optional dependency) only for --scheduler, and its address parser
+    "executor.py": {"dask.distributed", "distributed.comm", "distributed.comm.registry"},
     # the PYNQ host script of the Zynq board build runs on the board: pynq (only there) and
     # Pillow (only for image files) when used, so that --help and bad input need neither
     "classify.py": {"pynq", "PIL"},
