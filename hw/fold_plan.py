@@ -201,9 +201,10 @@ def plan_network(meta, device, target_fps, clock_mhz=100.0):
         s, opts = max(stages.items(), key=lambda kv: min(o[0] for o in kv[1]))
         fastest = min(o[0] for o in opts) * CYCLE_MARGIN
         raise BincountError(f"throughput: stage {s} needs at least {fastest:.0f} cycles per "
-                            f"image at its widest folding, more than the {budget} of "
-                            f"{target_fps:g} images/s at {clock_mhz:g} MHz (it would need "
-                            f"{fastest * target_fps / 1e6:.1f} MHz)")
+                            f"image at its widest folding, more than the {budget} cycles "
+                            f"per image that {target_fps:g} images/s leave at {clock_mhz:g} MHz "
+                            f"(it would need {fastest * target_fps / 1e6:,.1f} MHz, or at most "
+                            f"{clock_mhz * 1e6 / fastest:,.1f} images/s at {clock_mhz:g} MHz)")
     chosen = None
     for interval in candidates:
         window = {s: [o for o in opts if (1 - MAX_IDLE) * interval <= o[0] <= interval]

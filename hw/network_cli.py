@@ -78,9 +78,14 @@ def run_network(args):
         args.export = str(DEFAULT_EXPORT)
     planned = args.device is not None or args.target_fps is not None
     knobs = given_knobs(args)
-    if planned and (knobs or args.device is None or args.target_fps is None):
+    if planned and knobs:
         raise BincountError("give either --device D --target-fps F [--clock-mhz MHZ] (planned "
                             "knobs) or --lanes / --bits-per-cycle / --stem-lanes, not both")
+    if planned and (args.device is None or args.target_fps is None):
+        given, missing = (("--device", "--target-fps") if args.target_fps is None
+                          else ("--target-fps", "--device"))
+        raise BincountError(f"{given} needs {missing}: the planner folds the network for a "
+                            f"frame rate on a device (--device D --target-fps F)")
     if args.clock_mhz is not None and not planned:
         raise BincountError("--clock-mhz needs --device and --target-fps")
     export = load_export(args.export)

@@ -105,7 +105,10 @@ def export_file(tmp_path):
 @pytest.mark.parametrize("argv,message", [
     (["--lanes", "4,4"], "--lanes needs 1 or 4 values (one per stage), got 2"),
     (["--lanes", "x"], "--lanes needs an integer or 4 comma-separated integers"),
-    (["--device", "xczu7ev"], "give either --device D --target-fps F"),
+    (["--device", "xczu7ev"], "--device needs --target-fps"),
+    (["--target-fps", "100"], "--target-fps needs --device"),
+    (["--device", "ecp5-45f", "--target-fps", "1e12"], "more than the 0 cycles per image that "
+                                                       "1e+12 images/s leave at 100 MHz"),
     (["--device", "xczu7ev", "--target-fps", "100", "--lanes", "4"], "give either"),
     (["--clock-mhz", "100"], "--clock-mhz needs --device and --target-fps"),
     (["--device", "vu9p", "--target-fps", "100"], "device 'vu9p'; expected one of"),
