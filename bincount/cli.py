@@ -62,7 +62,7 @@ def build_parser():
         mod = importlib.import_module(module)
         p = sub.add_parser(verb, help=help_, description=(mod.__doc__ or help_).strip().splitlines()[0])
         mod.add_arguments(p)
-        p.set_defaults(_module=mod)
+        p.set_defaults(_module=mod, _parser=p)
     return parser
 
 
@@ -78,7 +78,9 @@ def _os_error_line(exc):
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:       # named by the verb's parser, which lists the verb's options
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     verb = f"bincount {args.verb}"
     previous = None
     if threading.current_thread() is threading.main_thread():

@@ -146,6 +146,27 @@ def test_foreign_or_odd_tensors_are_one_line_without_warnings(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "i.pt", "plain.pt"]
 
 
+@pytest.mark.parametrize("argv", [["ops", "extra"], ["generate", "network", "zzz"],
+                                  ["train", "--epochs", "1", "stray"]])
+def test_a_stray_argument_is_named_by_its_verb(argv, capsys):
+    rc, err = _main(argv, capsys)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"bincount {argv[0]}: error: unrecognized arguments: {argv[-1]}; "
+                          f"see 'bincount {argv[0]} --help'"), err
+
+
+@pytest.mark.parametrize("flag, message", [("pad_value=banana", "flag pad_value='banana'; "
+                                                               "expected a number"),
+                                           ("alpha_init=x", "flag alpha_init='x'"),
+                                           ("fixed_point=maybe", "flag fixed_point='maybe'; "
+                                                                 "expected true or false")])
+def test_a_bad_flag_value_is_named(flag, message, tmp_path, capsys):
+    err = _one_line("train", *_main(["train", "--flag", flag, "--checkpoint",
+                                     tmp_path / "ck.pt"], capsys))
+    assert message in err, err
+    assert not (tmp_path / "ck.pt").exists()
+
+
 def test_empty_checkpoint_is_one_line(tmp_path, capsys):
     ck = tmp_path / "empty.pt"
     ck.write_bytes(b"")

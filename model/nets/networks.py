@@ -74,15 +74,14 @@ def _check_flags(flags):
                             f"{sorted(FLAG_DEFAULTS)}")
     out = dict(FLAG_DEFAULTS)
     out.update(flags)
-    try:
-        out["pad_value"] = float(out["pad_value"])
-        out["alpha_init"] = float(out["alpha_init"])
-        if not isinstance(out["fixed_point"], (bool, int)):
-            raise TypeError
-        out["fixed_point"] = bool(out["fixed_point"])
-    except (TypeError, ValueError):
-        raise BincountError("pad_value and alpha_init must be numbers, fixed_point true or "
-                            "false") from None
+    for key in ("pad_value", "alpha_init"):
+        try:
+            out[key] = float(out[key])
+        except (TypeError, ValueError):
+            raise BincountError(f"flag {key}={out[key]!r}; expected a number") from None
+    if not isinstance(out["fixed_point"], (bool, int)):
+        raise BincountError(f"flag fixed_point={out['fixed_point']!r}; expected true or false")
+    out["fixed_point"] = bool(out["fixed_point"])
     if out["pad_value"] not in PAD_VALUES:
         raise BincountError(f"pad_value {out['pad_value']!r}; expected one of {PAD_VALUES}")
     for key, allowed in (("shortcut", SHORTCUT_MODES), ("slopes", SLOPE_MODES),
