@@ -119,6 +119,13 @@ def test_malformed_checkpoint_fields_are_one_line_in_every_reader(tmp_path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
 
 
+def test_a_bad_recorded_setting_is_the_checkpoints(tmp_path, capsys):
+    ck = _save(tmp_path / "ck.pt", _ckpt(config={"network": "reactnet18", "variant": "baseline",
+                                                 "width_mult": 0.0625, "epochs": "many"}))
+    err = _one_line("train", *_main(["train", "--resume", "--checkpoint", ck], capsys))
+    assert f"--checkpoint {str(ck)!r}: its recorded settings: epochs must be" in err, err
+
+
 def test_foreign_or_odd_tensors_are_one_line_without_warnings(tmp_path, capsys):
     import pickle
 

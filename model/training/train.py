@@ -196,7 +196,8 @@ def _validate(cfg):
     names = variants()
     if cfg["variant"] not in names:
         raise BincountError(f"unknown variant {cfg['variant']!r}; expected one of "
-                            f"{', '.join(names)}")
+                            f"{', '.join(n for n in names if n != 'ptq')} (ptq comes from "
+                            f"'bincount convert-ptq' of a trained baseline)")
     if cfg["variant"] == "ptq":
         raise BincountError("the ptq variant is not trained: train a baseline, then run "
                             "'bincount convert-ptq --checkpoint BASE -o OUT'")
@@ -577,6 +578,12 @@ def _train(given, checkpoint, resume, force, device, threads, data_dir, stop_aft
     elif checkpoint.exists() and not force:
         raise BincountError(f"checkpoint {str(checkpoint)!r} already exists; pass --resume to "
                             f"continue that run or --force to start a new one over it")
+    if stored:    # a resumed run takes every setting from the file: a bad one is the file's
+        try:
+            resolve_config({}, stored["config"])
+        except BincountError as exc:
+            raise BincountError(f"--checkpoint {str(checkpoint)!r}: its recorded settings: "
+                                f"{exc} (a damaged or foreign checkpoint)") from None
     cfg = resolve_config(given, stored["config"] if stored else None)
     if stop_after is not None and stop_after < 1:
         raise BincountError(f"stop-after must be at least 1, got {stop_after!r}")
