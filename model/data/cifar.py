@@ -208,7 +208,7 @@ def load_test_images(count=None, indices=None, data_dir=None):
         if i not in members:
             raise BincountError(_missing_index(i, path, data_dir))
         labels[j], m = members[i]
-        images[j] = _decode_image(tf.extractfile(m).read(), m.name)
+        images[j] = _decode_image(tf.extractfile(m).read(), f"{m.name!r} in {str(path)!r}")
     return images, labels
 
 
@@ -342,10 +342,11 @@ def _decode_image(data, name):
         with Image.open(io.BytesIO(data)) as im:
             arr = np.asarray(im.convert("RGB"))
     except Exception as exc:  # PIL.UnidentifiedImageError, OSError, ...
-        raise BincountError(f"image {name!r} cannot be decoded ({type(exc).__name__}: "
-                            f"{exc}); expected a 32x32 JPEG or PNG") from None
+        why = re.sub(r" <[^>]* at 0x[0-9a-f]+>", "", str(exc))   # no object addresses
+        raise BincountError(f"image {name} cannot be decoded ({type(exc).__name__}: {why}); "
+                            f"expected a 32x32 JPEG or PNG") from None
     if arr.shape != (32, 32, 3):
-        raise BincountError(f"image {name!r} is {arr.shape}; expected 32x32 RGB")
+        raise BincountError(f"image {name} is {arr.shape}; expected 32x32 RGB")
     return arr
 
 
@@ -385,7 +386,8 @@ def _decode_archive(src):
                     continue
                 key = _image_member(parts, split, str(path))
                 if key is not None:
-                    images[key] = _decode_image(tf.extractfile(m).read(), m.name)
+                    images[key] = _decode_image(tf.extractfile(m).read(),
+                                                f"{m.name!r} in {str(path)!r}")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BincountError(f"archive {str(path)!r} is not a readable tar.gz ({type(exc).__name__}: "
                             f"{exc}); {_expected(split)}") from None
@@ -407,7 +409,7 @@ def _decode_folder(src):
         for f in sorted(cdir.iterdir()):
             key = _image_member([src.split, cdir.name, f.name], src.split, str(src.path))
             if key is not None and f.is_file():
-                found[key] = _decode_image(f.read_bytes(), str(f))
+                found[key] = _decode_image(f.read_bytes(), repr(str(f)))
     return _stack(found, str(src.path), src.split)
 
 
