@@ -254,6 +254,9 @@ def _source_in(d, split):
         return None
     if (d / f"{split}.tar.gz").is_file():
         return Source("archive", d / f"{split}.tar.gz", split)
+    if (d / f"{split}.tar.gz").is_dir():
+        raise BincountError(f"{str(d / f'{split}.tar.gz')!r} is a directory; expected the "
+                            f"{split} split's archive file there (or a folder named {split}/)")
     if (d / split).is_dir():
         return Source("image-folder", d / split, split)
     for folder in (d, d / BIN_FOLDER):
