@@ -7,6 +7,7 @@ Every failure is a :class:`~bincount.errors.BincountError` whose message says wh
 did (nothing, garbage, an error reply, another protocol version) and what to check.
 """
 
+import os
 import time
 
 from bincount import protocol as P
@@ -45,7 +46,14 @@ def open_serial(port, baud):
         if isinstance(exc, ValueError):
             raise BincountError(f"--baud {baud}: {text}; expected a rate the port "
                                 f"supports") from None
-        raise BincountError(f"--port {port!r} cannot be opened: {text}") from None
+        if os.path.isdir(port):
+            raise BincountError(f"--port {port!r} is a directory; expected the board's USB "
+                                f"serial port (e.g. /dev/ttyUSB0 on Linux)") from None
+        if code == errno.ENOTTY or "Inappropriate ioctl" in text:
+            raise BincountError(f"--port {port!r} is not a serial port; expected the board's "
+                                f"USB serial port (e.g. /dev/ttyUSB0 on Linux)") from None
+        raise BincountError(f"--port {port!r} cannot be opened ({text}); expected the board's "
+                            f"USB serial port (e.g. /dev/ttyUSB0 on Linux)") from None
 
 
 class BoardLink:

@@ -158,6 +158,10 @@ def test_results_equal_the_reference(board, network, capsys, tmp_path):
 def test_missing_and_busy_port(board, capsys, tmp_path):
     err = one_line(*run_cli(["infer", "--port", tmp_path / "ttyNONE", "test:3"], capsys)[::2])
     assert "no such serial port" in err and "ttyNONE" in err
+    err = one_line(*run_cli(["infer", "--port", "/dev/null", "test:3"], capsys)[::2])
+    assert "'/dev/null' is not a serial port; expected the board's USB serial port" in err
+    err = one_line(*run_cli(["infer", "--port", tmp_path, "test:3"], capsys)[::2])
+    assert "is a directory; expected the board's USB serial port" in err
     b = board(lambda frame: None)
     holder = serial.Serial(b.port, 115200, exclusive=True)
     try:
