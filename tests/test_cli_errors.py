@@ -174,6 +174,21 @@ def test_a_bad_flag_value_is_named(flag, message, tmp_path, capsys):
     assert not (tmp_path / "ck.pt").exists()
 
 
+@pytest.mark.parametrize("key, part", [("blocks.1.conv.bn.running_var", "stage1.conv2: "),
+                                       ("stem.bn.running_var", "stem: ")])
+def test_an_export_error_names_the_part(tmp_path, capsys, key, part):
+    from bincount.model.nets.networks import build_network
+
+    state = {k: v.clone() for k, v in build_network("reactnet18", "baseline",
+                                                     0.0625).state_dict().items()}
+    state[key].fill_(-1.0)                          # BN variance + eps below zero
+    ck = _save(tmp_path / "ck.pt", _ckpt(model=state))
+    err = _one_line("export", *_main(["export", "--checkpoint", ck, "-o", tmp_path / "e.npz"],
+                                     capsys))
+    assert f"error: {part}BatchNorm variance + eps is not positive" in err, err
+    assert not (tmp_path / "e.npz").exists()
+
+
 def test_empty_checkpoint_is_one_line(tmp_path, capsys):
     ck = tmp_path / "empty.pt"
     ck.write_bytes(b"")

@@ -8,6 +8,7 @@ integers drive is :mod:`bincount.model.export.network_reference` (numpy) and
 ``model.forward_fixed`` (torch); both agree bit for bit.
 """
 
+import contextlib
 import json
 
 import numpy as np
@@ -47,46 +48,19 @@ def export_arrays(model, fmt=None, mean=DEFAULT_MEAN, std=DEFAULT_STD, source=No
         raise BincountError("export expects a bincount network (build_network / load_model)")
     arrays = {"input_lut": input_lut(fmt, mean, std)}
     stem = model.stem
-    stem_shift = _store(arrays, "stem.", stem_fold(stem, fmt))
+    with _part("stem"):
+        stem_shift = _store(arrays, "stem.", stem_fold(stem, fmt))
     layers = []
     size = 32
     for block in model.blocks:
-        conv, p = block.conv, block.name + "."
-        pad_bit = conv.pad_bit                       # raises for zero padding
-        out_size = (size + 2 * conv.padding - conv.kernel_size) // conv.stride + 1
-        info = {"name": block.name, "cin": conv.in_channels, "cout": conv.out_channels,
-                "k": conv.kernel_size, "stride": conv.stride, "n": conv.n, "in_size": size,
-                "out_size": out_size, "pad_bit": pad_bit, "form": conv.form,
-                "rsign": block.rsign is not None,
-                "downsample": block.downsample.mode if block.downsample is not None else None,
-                "rprelu": block.rprelu.slopes if block.rprelu is not None else None,
-                "delta_uses_scale": conv.delta_uses_scale, "division_rule": conv.division_rule,
-                "division_alpha": conv.division_alpha, "count_bn": conv.count_bn}
-        if block.rsign is not None:
-            arrays[p + "rsign_bias"] = to_res(np64(block.rsign.shift.bias).reshape(-1), fmt)
-        info["shift"] = binary_layer_arrays(arrays, p, conv, fmt)
-        ds = block.downsample
-        if ds is not None and ds.mode == "real":
-            info["down_shift"] = _store(arrays, p + "down.",
-                                        downsample_fold(ds, fmt, f"{block.name} downsample"))
-        if block.rprelu is not None:
-            r = block.rprelu
-            arrays[p + "rprelu.bias0"] = to_res(np64(r.bias0).reshape(-1), fmt)
-            arrays[p + "rprelu.bias1"] = to_res(np64(r.bias1).reshape(-1), fmt)
-            slope = np64(r.slope)
-            if r.slopes == "trained":
-                arrays[p + "rprelu.slope"] = fp.saturate(
-                    fp.round_half_up(slope * 2.0 ** fmt.slope_frac), fmt.slope_bits)
-            else:
-                with torch.no_grad():
-                    e = pow2_exponent(r.slope.detach().double()).numpy()
-                arrays[p + "rprelu.slope_exp"] = e.astype(np.int64)
-                arrays[p + "rprelu.slope_neg"] = (slope < 0).astype(np.int64)
+        with _part(block.name):
+            info = _block_arrays(arrays, block, size, fmt)
         layers.append(info)
-        size = out_size
+        size = info["out_size"]
     head = model.head
     pool = size * size
-    head_shift = _store(arrays, "head.", head_fold(head, pool, fmt))
+    with _part("head"):
+        head_shift = _store(arrays, "head.", head_fold(head, pool, fmt))
     config = dict(model.config)
     meta = {"format": FORMAT, "version": VERSION, "network": config["network"],
             "variant": config["variant"], "width_mult": config["width_mult"],
@@ -104,6 +78,51 @@ def export_arrays(model, fmt=None, mean=DEFAULT_MEAN, std=DEFAULT_STD, source=No
             "source": source if source is not None else {}}
     arrays["meta_json"] = np.array(json.dumps(meta, sort_keys=True))
     return validate_export(arrays, where="network export")
+
+
+def _block_arrays(arrays, block, size, fmt):
+    """Fold one block of the network into ``arrays``; its layer description (``meta``)."""
+    conv, p = block.conv, block.name + "."
+    pad_bit = conv.pad_bit                       # raises for zero padding
+    out_size = (size + 2 * conv.padding - conv.kernel_size) // conv.stride + 1
+    info = {"name": block.name, "cin": conv.in_channels, "cout": conv.out_channels,
+            "k": conv.kernel_size, "stride": conv.stride, "n": conv.n, "in_size": size,
+            "out_size": out_size, "pad_bit": pad_bit, "form": conv.form,
+            "rsign": block.rsign is not None,
+            "downsample": block.downsample.mode if block.downsample is not None else None,
+            "rprelu": block.rprelu.slopes if block.rprelu is not None else None,
+            "delta_uses_scale": conv.delta_uses_scale, "division_rule": conv.division_rule,
+            "division_alpha": conv.division_alpha, "count_bn": conv.count_bn}
+    if block.rsign is not None:
+        arrays[p + "rsign_bias"] = to_res(np64(block.rsign.shift.bias).reshape(-1), fmt)
+    info["shift"] = binary_layer_arrays(arrays, p, conv, fmt)
+    ds = block.downsample
+    if ds is not None and ds.mode == "real":
+        info["down_shift"] = _store(arrays, p + "down.",
+                                    downsample_fold(ds, fmt, f"{block.name} downsample"))
+    if block.rprelu is not None:
+        r = block.rprelu
+        arrays[p + "rprelu.bias0"] = to_res(np64(r.bias0).reshape(-1), fmt)
+        arrays[p + "rprelu.bias1"] = to_res(np64(r.bias1).reshape(-1), fmt)
+        slope = np64(r.slope)
+        if r.slopes == "trained":
+            arrays[p + "rprelu.slope"] = fp.saturate(
+                fp.round_half_up(slope * 2.0 ** fmt.slope_frac), fmt.slope_bits)
+        else:
+            with torch.no_grad():
+                e = pow2_exponent(r.slope.detach().double()).numpy()
+            arrays[p + "rprelu.slope_exp"] = e.astype(np.int64)
+            arrays[p + "rprelu.slope_neg"] = (slope < 0).astype(np.int64)
+    return info
+
+
+@contextlib.contextmanager
+def _part(name):
+    """An error while folding a part names the part (``stage1.conv1: ...``)."""
+    try:
+        yield
+    except BincountError as exc:
+        raise BincountError(f"{name}: {exc}") from None
 
 
 def export_network(model, path, fmt=None, mean=DEFAULT_MEAN, std=DEFAULT_STD, source=None):
