@@ -9,6 +9,7 @@
 """
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -167,8 +168,11 @@ def atomic_write_bytes(path, data):
             except FileNotFoundError:
                 pass
         if isinstance(exc, OSError):      # name the user's path, not the temporary file
+            hint = {errno.EISDIR: "; a folder has the output's name: remove or rename it",
+                    errno.EACCES: "; choose a writable folder",
+                    errno.ENOSPC: "; free some space"}.get(exc.errno, "")
             raise BincountError(f"cannot write {str(path)!r}: "
-                                f"{exc.strerror or type(exc).__name__}") from None
+                                f"{exc.strerror or type(exc).__name__}{hint}") from None
         raise
     return path
 

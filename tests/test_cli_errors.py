@@ -299,6 +299,7 @@ def test_messages_name_the_right_thing(tmp_path, capsys):
     with pytest.raises(BincountError) as info:
         atomic_write_bytes(target, b"data")
     assert repr(str(target)) in str(info.value) and ".tmp" not in str(info.value)
+    assert "a folder has the output's name: remove or rename it" in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]
     # a refused object: no torch advice to load it unsafely
     obj = _save(tmp_path / "obj.pt", _ckpt(extra=Foreign()))
