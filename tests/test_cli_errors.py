@@ -189,6 +189,23 @@ def test_an_export_error_names_the_part(tmp_path, capsys, key, part):
     assert not (tmp_path / "e.npz").exists()
 
 
+def test_a_flipped_byte_in_a_checkpoint_is_found(tmp_path, capsys):
+    import struct
+    import zipfile
+
+    ck = _save(tmp_path / "ck.pt", _ckpt(model={"stem.weight": torch.ones(64, 3, 3, 3)}))
+    with zipfile.ZipFile(ck) as z:
+        m = max(z.infolist(), key=lambda i: i.file_size)
+    raw = bytearray(ck.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[m.header_offset + 26:m.header_offset + 30])
+    raw[m.header_offset + 30 + name_len + extra_len + 100] ^= 0x40     # inside the tensor
+    ck.write_bytes(bytes(raw))
+    for verb, extra in (("eval", []), ("export", ["-o", tmp_path / "e.npz"])):
+        err = _one_line(verb, *_main([verb, "--checkpoint", ck] + extra, capsys))
+        assert f"{str(ck)!r} is damaged: {m.filename} fails the zip archive's check" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
+
+
 def test_empty_checkpoint_is_one_line(tmp_path, capsys):
     ck = tmp_path / "empty.pt"
     ck.write_bytes(b"")

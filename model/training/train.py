@@ -43,6 +43,7 @@ import pickle
 import sys
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -386,6 +387,16 @@ def load_checkpoint(path, option="checkpoint", training=False):
                      "writes)"}
     if kind in texts:
         raise BincountError(f"{where} {texts[kind]}; {_EXPECTED}")
+    if kind == "zip":        # torch's reader does not check the members' CRC-32
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError,
+                NotImplementedError) as exc:
+            bad = f"({type(exc).__name__})"
+        if bad is not None:
+            raise BincountError(f"{where} is damaged: {bad} fails the zip archive's check "
+                                f"(CRC-32); {_EXPECTED}")
     try:
         with warnings.catch_warnings():    # torch's warnings on foreign files: the error says it
             warnings.simplefilter("ignore")
