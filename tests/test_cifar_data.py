@@ -158,6 +158,9 @@ def test_jpeg_archive_and_cache(tmp_path, monkeypatch):
     # JPEG copy's NNNN.jpg files by their test-set index c * 1000 + NNNN
     few, few_labels = cifar.load_test_images(indices=[0, 3001, 9001], data_dir=tmp_path)
     np.testing.assert_array_equal(few, images[[0, 7, 19]])
+    with pytest.raises(BincountError, match="image index 181 is not in .*; expected the whole "
+                                            "test set there"):
+        cifar.load_test_images(indices=[181], data_dir=tmp_path)
     cached = sorted(p.name for p in cifar.cache_dir().iterdir())
     assert len(cached) == 2 and all(n.endswith(".npy") for n in cached)
     for name in cached:                                           # plain arrays, no pickle

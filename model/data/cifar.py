@@ -188,7 +188,9 @@ def _missing_index(i, path, data_dir):
         return (f"image index {i} is not in the bundled sample {str(path)!r} (it holds indices "
                 f"c*1000 + 0..{SAMPLE_PER_CLASS - 1}); for the whole test set put test.tar.gz "
                 f"in data/cifar10-jpeg or run 'bincount data fetch'{_where_to_point(data_dir)}")
-    return f"image index {i} is not in {str(path)!r}"
+    return (f"image index {i} is not in {str(path)!r}; expected the whole test set there "
+            f"(test/<class>/<index within the class>.jpg, 1,000 per class) or the binary "
+            f"release, which 'bincount data fetch' downloads")
 
 
 def load_test_images(count=None, indices=None, data_dir=None):
