@@ -243,8 +243,11 @@ def test_export_cli_bad_input(tmp_path, react, capsys):
         assert err.count("\n") == 1 and "error" in err, err
         assert not out.exists()
     ck = _checkpoint(tmp_path, model)
-    assert main(["export", "--checkpoint", str(ck), "-o", str(out), "--golden",
-                 str(tmp_path / "g.npz"), "--images", "x,y"]) == 2
+    for images in ("x,y", "1,,2", "1,"):
+        assert main(["export", "--checkpoint", str(ck), "-o", str(out), "--golden",
+                     str(tmp_path / "g.npz"), "--images", images]) == 2
+        assert f"--images {images!r}; expected comma-separated integers" in \
+            capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "g.npz").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["badnet.pt", "badvar.pt", "wrong.pt", "junk.pt", "nokeys.pt", "ck.pt"])

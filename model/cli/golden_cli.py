@@ -78,9 +78,10 @@ def golden_images(args):
         return x, list(range(args.synthetic)), None, {"images": "synthetic", "seed": seed}
     text = DEFAULT_IMAGES if args.images is None else args.images
     try:
-        idx = [int(v) for v in str(text).split(",") if v.strip() != ""]
+        idx = [int(v) for v in str(text).split(",")]       # an empty entry is an error
     except ValueError:
-        raise BincountError(f"--images {text!r}; expected comma-separated integers") from None
+        raise BincountError(f"--images {text!r}; expected comma-separated integers such as "
+                            f"0,1,2") from None
     if not idx or any(not 0 <= i < 10000 for i in idx):
         raise BincountError(f"--images {text!r}; expected test indices in 0..9999")
     from bincount.model.data.cifar import load_test_images
