@@ -92,26 +92,16 @@ def check_knobs(export, lanes=None, bits_per_cycle=None, stem_lanes=None, head_l
                             f"got {len(weights)}")
     if not layer_names(export):
         raise BincountError("the export has no binary layers")
-    stem_given, head_given = stem_lanes is not None, head_lanes is not None
     stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
     head_lanes = lanes[-1] if head_lanes is None else head_lanes
+    # the stages first, so that an error names the lanes given; the stem and the head take
+    # stage 1's and stage 4's lanes by default, which then fit them too
     for s in STAGES:
         for name in stage_layers(export, s):
             block_params(export, name, lanes[s - 1], bits[s - 1], weights[s - 1])
     check_int("stem lanes", stem_lanes, (1, 4096))
-    try:
-        stem_params(export, stem_lanes)
-    except BincountError as exc:
-        if stem_given:
-            raise
-        raise BincountError(f"{exc}: the stem takes stage 1's lanes ({lanes[0]}) unless it is "
-                            f"given its own (--stem-lanes)") from None
-    try:
-        HeadParams(export, head_lanes)
-    except BincountError as exc:
-        if head_given:
-            raise
-        raise BincountError(f"{exc}: the head takes stage 4's lanes ({lanes[-1]})") from None
+    stem_params(export, stem_lanes)
+    HeadParams(export, head_lanes)
     for a, b in zip([stem_lanes] + lanes, lanes + [head_lanes]):
         if a != b:
             WidthConverter.check(a, b)
