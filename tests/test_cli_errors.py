@@ -202,7 +202,22 @@ def test_a_flipped_byte_in_a_checkpoint_is_found(tmp_path, capsys):
     ck.write_bytes(bytes(raw))
     for verb, extra in (("eval", []), ("export", ["-o", tmp_path / "e.npz"])):
         err = _one_line(verb, *_main([verb, "--checkpoint", ck] + extra, capsys))
-        assert f"{str(ck)!r} is damaged: {m.filename} fails the zip archive's check" in err, err
+        assert f"{str(ck)!r} is damaged: its member {m.filename} fails its CRC-32 check" \
+            in err, err
+    # a truncated archive, and a damaged compressed member: one line, no traceback
+    ck.write_bytes(bytes(raw[:len(raw) // 2]))
+    err = _one_line("eval", *_main(["eval", "--checkpoint", ck], capsys))
+    assert "a damaged or foreign zip archive (zipfile.BadZipFile)" in err, err
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("data.pkl", b"x" * 4096)
+    raw = bytearray(buf.getvalue())
+    raw[40:42] = b"\xff\xff"                       # inside the deflate stream: zlib.error
+    ck.write_bytes(bytes(raw))
+    err = _one_line("eval", *_main(["eval", "--checkpoint", ck], capsys))
+    assert "a damaged or foreign zip archive (zlib.error)" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
 
 

@@ -391,12 +391,13 @@ def load_checkpoint(path, option="checkpoint", training=False):
         try:
             with zipfile.ZipFile(path) as z:
                 bad = z.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError,
-                NotImplementedError) as exc:
-            bad = f"({type(exc).__name__})"
+        except Exception as exc:  # truncation, a damaged deflate stream, an encrypted member
+            kind_of = f"{type(exc).__module__}.{type(exc).__name__}"    # zlib.error, ...
+            raise BincountError(f"{where} is not a readable bincount checkpoint: a damaged or "
+                                f"foreign zip archive ({kind_of}); {_EXPECTED}") from None
         if bad is not None:
-            raise BincountError(f"{where} is damaged: {bad} fails the zip archive's check "
-                                f"(CRC-32); {_EXPECTED}")
+            raise BincountError(f"{where} is damaged: its member {bad} fails its CRC-32 "
+                                f"check; {_EXPECTED}")
     try:
         with warnings.catch_warnings():    # torch's warnings on foreign files: the error says it
             warnings.simplefilter("ignore")
