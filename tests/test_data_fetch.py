@@ -171,8 +171,34 @@ def test_downloaded_archive_that_does_not_extract_is_removed(tmp_path, capsys):
     finally:
         s.close()
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "is not a readable tar.gz" in err and "removed it" in err
+    assert err.count("\n") == 0 and "is not a readable tar.gz" in err
+    assert err.endswith("removed the downloaded archive")
     assert not (tmp_path / "d").exists()     # a later run with another --url starts afresh
+    # an archive already in --dir (not downloaded by this run) is kept
+    d = tmp_path / "d2"
+    d.mkdir()
+    (d / cifar.BIN_ARCHIVE).write_bytes(body)
+    assert main(["data", "fetch", "--dir", str(d), "--quiet", "--url", "http://127.0.0.1:9/x",
+                 "--md5", hashlib.md5(body).hexdigest()]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a readable tar.gz" in err and "removed" not in err
+    assert (d / cifar.BIN_ARCHIVE).read_bytes() == body
+
+
+def test_a_failed_write_keeps_the_archive(server, tmp_path, capsys, monkeypatch):
+    """/dev/full (Linux) fails every write with ENOSPC: a full disk."""
+    copy_out = data_fetch._copy_out
+    with pytest.raises(BincountError, match="'/dev/full': No space left on device; the archive "
+                                            "is kept"):
+        copy_out(io.BytesIO(b"x" * 10), "/dev/full")       # a write error, not the archive's
+
+    def full_disk(src, path):
+        copy_out(src, "/dev/full")
+
+    monkeypatch.setattr(data_fetch, "_copy_out", full_disk)
+    assert _fetch(tmp_path, "--url", server.url, "--md5", server.md5) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert (tmp_path / "d" / cifar.BIN_ARCHIVE).read_bytes() == server.body
 
 
 @pytest.mark.parametrize("url", ["notaurl", "http://[::1", "gopher2://x/y"])

@@ -17,7 +17,11 @@ Steps of :func:`fetch` (each safe to interrupt):
 3. **Extract** only the regular members named above (no links, no other paths) into a hidden
    temporary folder beside the target, check every ``.bin`` file's records, then rename the
    folder to ``<dir>/cifar-10-batches-bin`` in one step. An existing complete folder is kept
-   (nothing is fetched) unless ``force``.
+   (nothing is fetched) unless ``force``. An archive downloaded by this run that passes its
+   MD5 but is not the release (unreadable, members missing, malformed records) is removed; an
+   archive that was already there or came from ``--from`` is kept, and so is any archive when
+   the extracted files cannot be written (a full disk). A run that fails removes a ``--dir``
+   it created, if the folder is still empty.
 
 The loaders (:mod:`bincount.model.data.cifar`) find ``<repo>/data/cifar-10-batches-bin`` without
 options; ``bincount data fetch`` puts it there by default.
@@ -38,7 +42,8 @@ from bincount.errors import BincountError
 from bincount.model.data.cifar import BIN_ARCHIVE, BIN_FILES, BIN_FOLDER, _REPO, _parse_records
 
 __all__ = ["OFFICIAL_URL", "OFFICIAL_MD5", "OFFICIAL_SIZE", "DEFAULT_DIR", "EXTRA_FILES",
-           "md5_of", "check_url", "download", "check_archive", "extract", "fetch"]
+           "ArchiveError", "md5_of", "check_url", "download", "check_archive", "extract",
+           "fetch"]
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 OFFICIAL_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -140,8 +145,15 @@ def _complete(folder):
     return True
 
 
+class ArchiveError(BincountError):
+    """The archive itself is bad (unreadable, members missing, records malformed), as opposed
+    to a failure to write the extracted files."""
+
+
 def extract(archive, target):
-    """Extract the release's files from ``archive`` into ``target`` atomically."""
+    """Extract the release's files from ``archive`` into ``target`` atomically;
+    :class:`ArchiveError` if the archive is bad, :class:`BincountError` if the files cannot be
+    written."""
     wanted = set(_all_bins()) | set(EXTRA_FILES)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -154,24 +166,43 @@ def extract(archive, target):
                     parts = [p for p in m.name.split("/") if p not in ("", ".")]
                     if (len(parts) == 2 and parts[0] == BIN_FOLDER and parts[1] in wanted
                             and m.isfile()):
-                        with tf.extractfile(m) as src, open(tmp / parts[1], "wb") as dst:
-                            shutil.copyfileobj(src, dst, _CHUNK)
+                        with tf.extractfile(m) as src:
+                            _copy_out(src, tmp / parts[1])
                         found.add(parts[1])
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise BincountError(f"archive {str(archive)!r} is not a readable tar.gz "
-                                f"({type(exc).__name__}: {exc}); expected {BIN_ARCHIVE}") from None
+            raise ArchiveError(f"archive {str(archive)!r} is not a readable tar.gz "
+                               f"({type(exc).__name__}: {exc}); expected {BIN_ARCHIVE}") from None
         missing = [n for n in _all_bins() if n not in found]
         if missing:
-            raise BincountError(f"archive {str(archive)!r} lacks {BIN_FOLDER}/"
-                                f"{', '.join(missing)}; expected the CIFAR-10 binary release")
+            raise ArchiveError(f"archive {str(archive)!r} lacks {BIN_FOLDER}/"
+                               f"{', '.join(missing)}; expected the CIFAR-10 binary release")
         for name in _all_bins():
-            _parse_records((tmp / name).read_bytes(), f"{archive}:{BIN_FOLDER}/{name}")
+            try:
+                _parse_records((tmp / name).read_bytes(), f"{archive}:{BIN_FOLDER}/{name}")
+            except BincountError as exc:
+                raise ArchiveError(str(exc)) from None
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _copy_out(src, path):
+    """Copy an archive member to ``path``; a write that fails is a :class:`BincountError`
+    (the disk's fault), a read that fails propagates (the archive's)."""
+    try:
+        dst = open(path, "wb", buffering=0)      # unbuffered: a failed write fails here
+    except OSError as exc:
+        raise BincountError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+    with dst:
+        for block in iter(lambda: src.read(_CHUNK), b""):
+            try:
+                dst.write(block)
+            except OSError as exc:
+                raise BincountError(f"cannot write {str(path)!r}: {exc.strerror}; the "
+                                    f"archive is kept") from None
 
 
 def fetch(dest=None, source=None, url=OFFICIAL_URL, md5=OFFICIAL_MD5, force=False, quiet=False):
@@ -216,7 +247,8 @@ def _fetch_into(dest, target, source, url, md5, quiet):
         if bad:
             raise BincountError(f"--from {str(archive)!r} {bad}: not the CIFAR-10 binary "
                                 f"release (or a damaged copy); nothing was extracted")
-    else:
+    downloaded = False
+    if source is None:
         archive = dest / BIN_ARCHIVE
         if archive.is_file():
             bad = check_archive(archive, md5, size)
@@ -234,11 +266,12 @@ def _fetch_into(dest, target, source, url, md5, quiet):
                 raise BincountError(f"downloaded file from {url!r} {bad}; removed it (a "
                                     f"damaged or changed file cannot be resumed): run again")
             os.replace(part, archive)
+            downloaded = True
     _say(f"checked {archive} (MD5 {md5.lower()}); extracting", quiet)
     try:
         return extract(archive, target)
-    except BincountError as exc:
-        if source is None:     # ours, not the user's --from file: a later run starts afresh
+    except ArchiveError as exc:
+        if downloaded:         # fetched by this run, and bad: a later run starts afresh
             archive.unlink(missing_ok=True)
-            raise BincountError(f"{exc}; removed it") from None
+            raise BincountError(f"{exc}; removed the downloaded archive") from None
         raise
