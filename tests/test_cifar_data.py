@@ -210,9 +210,11 @@ def test_image_archive_malformed(tmp_path):
         tf.addfile(info, io.BytesIO(b"nope"))
     (tmp_path / "train.tar.gz").write_bytes(buf.getvalue())
     (tmp_path / "dir" / "train.tar.gz").mkdir(parents=True)
-    with pytest.raises(BincountError, match="train.tar.gz' is a directory; expected the train "
-                                            "split's archive file"):
-        cifar.load_split("train", tmp_path / "dir")
+    with pytest.raises(BincountError, match="split not found .*train.tar.gz' is a directory, "
+                                            "not the archive"):
+        cifar.find_source("train", tmp_path / "dir")
+    (tmp_path / "dir" / "train" / "cat").mkdir(parents=True)   # a valid source beside it
+    assert cifar.find_source("train", tmp_path / "dir").kind == "image-folder"
     with pytest.raises(BincountError, match="cannot be decoded") as exc:
         cifar.load_split("train", tmp_path)
     # the member and its archive, and no object address from the decoder's message

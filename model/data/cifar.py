@@ -256,9 +256,6 @@ def _source_in(d, split):
         return None
     if (d / f"{split}.tar.gz").is_file():
         return Source("archive", d / f"{split}.tar.gz", split)
-    if (d / f"{split}.tar.gz").is_dir():
-        raise BincountError(f"{str(d / f'{split}.tar.gz')!r} is a directory; expected the "
-                            f"{split} split's archive file there (or a folder named {split}/)")
     if (d / split).is_dir():
         return Source("image-folder", d / split, split)
     for folder in (d, d / BIN_FOLDER):
@@ -288,9 +285,13 @@ def find_source(split, data_dir=None):
     if any(_python_release(d) for d in dirs):
         raise BincountError(f"found the python (pickled) CIFAR-10 release, which bincount does "
                             f"not read (no pickle); {_expected(split)}")
-    raise BincountError(f"CIFAR-10 {split} split not found {_looked_in(data_dir, dirs)}; "
-                        f"{_expected(split)}; 'bincount data fetch' downloads the binary "
-                        f"release{_where_to_point(data_dir)}")
+    folders = [str(Path(d) / f"{split}.tar.gz") for d in dirs
+               if (Path(d) / f"{split}.tar.gz").is_dir()]
+    named = (f" ({', '.join(map(repr, folders))} is a directory, not the archive)"
+             if folders else "")
+    raise BincountError(f"CIFAR-10 {split} split not found {_looked_in(data_dir, dirs)}"
+                        f"{named}; {_expected(split)}; 'bincount data fetch' downloads the "
+                        f"binary release{_where_to_point(data_dir)}")
 
 
 def cache_dir():
