@@ -187,6 +187,12 @@ def test_an_export_error_names_the_part(tmp_path, capsys, key, part):
                                      capsys))
     assert f"error: {part}BatchNorm variance + eps is not positive" in err, err
     assert not (tmp_path / "e.npz").exists()
+    state[key].fill_(1.0)
+    state["head.fc.bias"].fill_(1e9)               # the folding's own message names the head
+    ck = _save(tmp_path / "ck.pt", _ckpt(model=state))
+    err = _one_line("export", *_main(["export", "--checkpoint", ck, "-o", tmp_path / "e.npz"],
+                                     capsys))
+    assert "error: head: an offset does not fit" in err, err
 
 
 def test_a_flipped_byte_in_a_checkpoint_is_found(tmp_path, capsys):

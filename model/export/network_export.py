@@ -118,10 +118,13 @@ def _block_arrays(arrays, block, size, fmt):
 
 @contextlib.contextmanager
 def _part(name):
-    """An error while folding a part names the part (``stage1.conv1: ...``)."""
+    """An error while folding a part names the part (``stage1.conv1: ...``), unless the
+    folding's message already starts with it (``stem: ...``, ``stage2.conv1 downsample: ...``)."""
     try:
         yield
     except BincountError as exc:
+        if str(exc).startswith(name):
+            raise
         raise BincountError(f"{name}: {exc}") from None
 
 
