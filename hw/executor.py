@@ -150,14 +150,12 @@ def using(executor):
 def _check_address(address):
     """A malformed address is refused before a ``Client`` is made: a client that failed to
     connect to one waits out its timeout again when it is collected, and prints a traceback."""
-    from distributed.comm import parse_address, parse_host_port   # fills the registry
-    from distributed.comm.registry import backends
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
 
     try:
         scheme, loc = parse_address(address)
-        if scheme not in backends:
-            raise ValueError(f"unknown protocol {scheme!r}, not one of "
-                             f"{', '.join(sorted(backends))}")
+        get_backend(scheme)         # the registered ones and those of installed entry points
         if scheme in ("tcp", "tls", "ws", "wss"):
             parse_host_port(loc)
     except ValueError as exc:

@@ -6,15 +6,27 @@ import ast
 __all__ = ["module_imports", "import_graph", "assert_no_cycle"]
 
 
+def _module_level(body):
+    """The statements of ``body`` run at import time, into top-level ``if`` / ``try``."""
+    for node in body:
+        yield node
+        if isinstance(node, (ast.If, ast.Try)):
+            for part in (node.body, node.orelse, getattr(node, "finalbody", []),
+                         *[h.body for h in getattr(node, "handlers", [])]):
+                yield from _module_level(part)
+
+
 def module_imports(path):
-    """``(top, inner)``: module names imported at the top of ``path`` and inside functions."""
+    """``(top, inner)``: module names imported at the top of ``path`` (also under a top-level
+    ``if`` or ``try``) and inside functions."""
     tree = ast.parse(path.read_text())
+    level = {id(n) for n in _module_level(tree.body)}
     top, inner = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""])
-            (top if node in tree.body else inner).update(names)
+            (top if id(node) in level else inner).update(names)
     return top, inner
 
 

@@ -153,13 +153,15 @@ def test_foreign_or_odd_tensors_are_one_line_without_warnings(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "i.pt", "plain.pt"]
 
 
-@pytest.mark.parametrize("argv", [["ops", "extra"], ["generate", "network", "zzz"],
-                                  ["train", "--epochs", "1", "stray"]])
-def test_a_stray_argument_is_named_by_its_verb(argv, capsys):
+@pytest.mark.parametrize("argv, verb", [(["ops", "extra"], "ops"),
+                                        (["generate", "network", "zzz"], "generate"),
+                                        (["train", "--epochs", "1", "stray"], "train"),
+                                        (["data", "fetch", "--bogus"], "data fetch")])
+def test_a_stray_argument_is_named_by_its_verb(argv, verb, capsys):
     rc, err = _main(argv, capsys)
     assert rc == 2 and err.count("\n") == 1, err
-    assert err.startswith(f"bincount {argv[0]}: error: unrecognized arguments: {argv[-1]}; "
-                          f"see 'bincount {argv[0]} --help'"), err
+    assert err.startswith(f"bincount {verb}: error: unrecognized arguments: {argv[-1]}; "
+                          f"see 'bincount {verb} --help'"), err
 
 
 @pytest.mark.parametrize("flag, message", [("pad_value=banana", "flag pad_value='banana'; "

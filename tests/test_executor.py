@@ -102,7 +102,7 @@ def test_unreachable_scheduler_is_one_line_before_any_work(tmp_path, capsys):
 
 @pytest.mark.parametrize("address, why", [("notaurl", "missing port number"),
                                           ("tcp://HOST:x", "invalid literal"),
-                                          ("http://h:8786", "unknown protocol 'http'")])
+                                          ("http://h:8786", "unknown address scheme 'http'")])
 def test_malformed_scheduler_address_is_refused_before_a_client(tmp_path, capsys, address, why):
     out = tmp_path / "r"
     assert main(["report", "--widths", "9", "-o", str(out), "--scheduler", address]) == 2

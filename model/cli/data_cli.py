@@ -17,6 +17,7 @@ def add_arguments(parser):
     p = sub.add_parser("fetch", help="download, check and extract the CIFAR-10 binary release",
                        description="Download (resumable), check (MD5) and extract (atomically) "
                                    "the official CIFAR-10 binary release.")
+    p.set_defaults(_parser=p)          # a stray argument is named by 'bincount data fetch'
     p.add_argument("--dir", default=None,
                    help="folder to put cifar-10-batches-bin/ in (default: data/ of the "
                         "repository, where the loaders look)")

@@ -53,8 +53,10 @@ import torch.distributed as dist
 # ``group=group.WORLD`` as a default argument: imported after init_process_group(), they hold
 # the group forever, destroy_process_group() cannot free it, and its gloo threads still run
 # when the interpreter exits (now and then "terminate called without an active exception",
-# SIGABRT). Imported here, before any group exists, the defaults are None.
-import torch.distributed.nn.functional  # noqa: F401
+# SIGABRT). Imported here, before any group exists, the defaults are None. (A torch built
+# without distributed support cannot import it, and trains in one process.)
+if dist.is_available():
+    import torch.distributed.nn.functional  # noqa: F401
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
@@ -595,7 +597,8 @@ def _train(given, checkpoint, resume, force, device, threads, data_dir, stop_aft
             resolve_config({}, stored["config"])
         except BincountError as exc:
             raise BincountError(f"--checkpoint {str(checkpoint)!r}: its recorded settings: "
-                                f"{exc} (a damaged or foreign checkpoint)") from None
+                                f"{exc} (a damaged or foreign checkpoint, or one written by "
+                                f"another bincount version)") from None
     cfg = resolve_config(given, stored["config"] if stored else None)
     if stop_after is not None and stop_after < 1:
         raise BincountError(f"stop-after must be at least 1, got {stop_after!r}")
