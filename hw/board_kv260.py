@@ -45,7 +45,7 @@ from bincount.errors import BincountError
 from bincount.fileio import check_outputs
 from bincount.hw.axis_emit import TOP_MODULE, axis_design
 from bincount.hw.cache import default_cache_dir
-from bincount.hw.network_cli import parse_ints
+from bincount.hw.network_cli import check_given_knobs, parse_ints
 from bincount.hw.output_dir import check_output_dir, write_all_or_none
 from bincount.hw.zynq_resources import CLASSES, DEVICES, design_resources, fit_table
 from bincount.model.data.cifar import load_test_images
@@ -303,6 +303,8 @@ def write_board(args, out_dir):
         raise BincountError(f"--export {str(export_path)!r} does not exist; give a "
                             f"bincount-network export (.npz)")
     export, source = _load_network(export_path)
+    if knobs:
+        check_given_knobs(export, knobs)
     design = axis_design(export, knobs, STREAM_STAGES, cache_dir=default_cache_dir("verilog"))
     net_name = design["network_manifest"]["module"]
     rtl = [f"{net_name}.v", f"{design['wrapper_module']}.v", f"{TOP_MODULE}.v"]

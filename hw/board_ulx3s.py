@@ -32,7 +32,7 @@ from bincount.gateware.ecp5_pll import pll_params
 from bincount.gateware.ulx3s_top import OSCILLATOR_MHZ, Ulx3sTop
 from bincount.hw.ecp5_board_flow import PRODUCTS, build_ecp5_bitstream
 from bincount.hw.fold_plan import plan_network
-from bincount.hw.network_cli import given_knobs
+from bincount.hw.network_cli import check_given_knobs, given_knobs
 from bincount.hw.network_emit import export_digest
 from bincount.model.export.network_file import DEFAULT_EXPORT, export_meta, load_export
 
@@ -88,7 +88,9 @@ def build_board(args, out_dir):
     export_path = str(DEFAULT_EXPORT) if args.export is None else args.export
     export = load_export(export_path)
     plan = None
-    if not knobs:
+    if knobs:
+        check_given_knobs(export, knobs)
+    else:
         knobs, plan = planned_knobs(export, float(pll.f_out), baud)
     core = BoardCore(export, divisor=divisor, **knobs)      # knobs checked before any tool
     shown = export_path if args.export is not None else \

@@ -48,10 +48,11 @@ def add_arguments(parser):
                              "networks/reactnet18_w0.25.npz)")
     parser.add_argument("--stage", metavar="K", help="stage_engine: stage 1..4")
     parser.add_argument("--lanes", metavar="P",
-                        help="stage_engine: output channels per cycle (power of two, default 8)")
+                        help="stage_engine: output channels per cycle (power of two; default "
+                             "8, or the export's smallest channel count where smaller)")
     parser.add_argument("--bits-per-cycle", dest="bits_per_cycle", metavar="B",
-                        help="stage_engine: window bits per lane and cycle (power of two, "
-                             "default 64)")
+                        help="stage_engine: window bits per lane and cycle (power of two; "
+                             "default 64, or the export's smallest Cin where smaller)")
     parser.add_argument("--weights", metavar="W",
                         help="stage_engine: memory (on-chip weight memories, default) or stream "
                              "(a weight stream input per block, for weights too big for the "
@@ -80,6 +81,7 @@ def _parse_int(option, text):
 def _run_stage_engine(args):
     from bincount.errors import BincountError
     from bincount.fileio import ensure_dir
+    from bincount.gateware.network_top import default_knobs
     from bincount.gateware.stage_engine import stage_layers
     from bincount.hw.designs import engine_design
     from bincount.hw.emit import write_files
@@ -97,12 +99,16 @@ def _run_stage_engine(args):
         from bincount.model.export.network_file import DEFAULT_EXPORT
         args.export = str(DEFAULT_EXPORT)
     stage = _parse_int("stage", args.stage)
-    knobs = EngineKnobs(*(None if getattr(args, k) is None else _parse_int(k, getattr(args, k))
+    export = load_export(args.export)
+    layers = stage_layers(export, stage)            # a bad --stage is refused here
+    # not given: the whole network's defaults (8 and 64, lowered to fit a narrow export)
+    defaults = dict(zip(("lanes", "bits_per_cycle"), default_knobs(export)))
+    knobs = EngineKnobs(*(defaults[k][stage - 1] if getattr(args, k) is None
+                          else _parse_int(k, getattr(args, k))
                           for k in ("lanes", "bits_per_cycle")), args.weights,
                         options={"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
                                  "weights": "--weights"})
-    export = load_export(args.export)
-    knobs.validate([export], stage_layers(export, stage))   # before the output folder
+    knobs.validate([export], layers)                # before the output folder
     ensure_dir(args.out_dir)
     _, text, info = engine_design(export, stage, knobs)
     for path in write_files(args.out_dir, text, info):

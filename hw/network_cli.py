@@ -9,7 +9,7 @@ plan and puts it in the manifest. Writes ``DIR/<module>.v`` and ``DIR/<module>.j
 prints their paths; bad input gives one line and writes nothing.
 """
 
-__all__ = ["run_network", "given_knobs", "parse_ints", "NETWORK_OPTIONS"]
+__all__ = ["run_network", "given_knobs", "check_given_knobs", "parse_ints", "NETWORK_OPTIONS"]
 
 #: Options that only ``generate network`` takes.
 NETWORK_OPTIONS = ("stem_lanes", "device", "target_fps", "clock_mhz")
@@ -62,6 +62,28 @@ def given_knobs(args):
     return knobs
 
 
+#: The options of ``generate network`` and ``build`` for each knob of
+#: :func:`~bincount.gateware.network_top.check_knobs`.
+KNOB_OPTIONS = {"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
+                "stem_lanes": "--stem-lanes"}
+
+
+def check_given_knobs(export, knobs, options=KNOB_OPTIONS):
+    """``knobs`` (as from :func:`given_knobs`) checked against ``export`` by
+    :func:`~bincount.gateware.network_top.check_knobs` before any work; its one-line error is
+    prefixed with the options given and their values (``--lanes 3: lanes must be ...``), named
+    by ``options`` (knob -> option)."""
+    from bincount.errors import BincountError
+    from bincount.gateware.network_top import check_knobs
+
+    try:
+        check_knobs(export, **knobs)
+    except BincountError as exc:
+        given = " ".join(f"{options[k]} {','.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in knobs.items())
+        raise BincountError(f"{given}: {exc}") from None
+
+
 def run_network(args):
     from bincount.errors import BincountError
     from bincount.fileio import ensure_dir
@@ -110,6 +132,8 @@ def run_network(args):
     from bincount.hw.network_emit import emit_network
     from bincount.hw.output_dir import check_output_dir
 
+    if plan is None:
+        check_given_knobs(export, knobs)        # one line naming the options
     check_output_dir(args.out_dir)              # before the Verilog conversion
     text, info = emit_network(export, plan=plan, **knobs)     # bad knobs: one line, no folder
     ensure_dir(args.out_dir)

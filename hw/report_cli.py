@@ -239,9 +239,10 @@ def _network(args):
     clock = args.network_clock_mhz or DEFAULT_CLOCK_MHZ
     network_knobs(metas[0], knobs or None, target_fps=fps, clock_mhz=clock)   # plan fits
     if knobs:
-        from bincount.gateware.network_top import check_knobs
+        from bincount.hw.network_cli import check_given_knobs
 
-        check_knobs(load_export(exports[0]), **knobs)    # knobs checked before the synthesis
+        check_given_knobs(load_export(exports[0]), knobs,   # before the synthesis
+                          {k: "--network-" + k.replace("_", "-") for k in knobs})
     return {"exports": exports, "knobs": knobs or None, "target_fps": fps, "clock_mhz": clock,
             "seeds": seeds, "fmax": not args.network_no_fmax}
 

@@ -309,6 +309,18 @@ def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread
     assert man["module"].startswith("bincount_stage2_binarized_p4_b8_")
     assert [b["name"] for b in man["blocks"]] == [f"stage2.conv{j}" for j in range(1, 5)]
     assert man["blocks"][0]["stride"] == 2 and man["blocks"][0]["downsample"] == "concat"
+    # without --lanes / --bits-per-cycle: the whole network's defaults, lowered to fit the
+    # export (8 and 64 would not fit this narrow network's stage 2)
+    from bincount.gateware.network_top import default_knobs
+    from bincount.model.export.network_file import load_export
+    lanes, bits = default_knobs(load_export(path))
+    assert bits[1] < 64
+    dflt = tmp_path / "dflt"
+    assert main(["generate", "stage_engine", "--export", str(path), "--stage", "2",
+                 "-o", str(dflt)]) == 0
+    (man_d,) = [p for p in dflt.iterdir() if p.suffix == ".json"]
+    assert json.loads(man_d.read_text())["module"].startswith(
+        f"bincount_stage2_binarized_p{lanes[1]}_b{bits[1]}_")
     capsys.readouterr()
     ws = tmp_path / "ws"
     assert main(["generate", "stage_engine", "--export", str(path), "--stage", "2",
@@ -321,7 +333,8 @@ def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread
     bad = tmp_path / "bad"
     for argv, message in (
             (["--stage", "2", "--weights", "rom"], "--weights must be memory or stream"),
-            (["--stage", "2", "--lanes", "3"], "lanes must be a power of two"),
+            (["--stage", "2", "--lanes", "3"], "--lanes 3 --bits-per-cycle 8: lanes must be a "
+                                               "power of two, got 3"),
             (["--stage", "7"], "stage must be one of 1, 2, 3, 4"),
             (["--stage", "2", "--n", "9"], "--n does not apply to stage_engine"),
             (["--lanes", "4"], "needs --stage K")):

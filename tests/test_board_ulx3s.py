@@ -116,7 +116,8 @@ def test_registry_and_missing_board_module(monkeypatch, capsys):
     (["--baud", "14000000"], "divisor 4 gives 12500000 baud, 10.7% off"),
     (["--seed", "-1"], "argument --seed: -1 is out of range"),
     (["--lanes", "1,2"], "--lanes needs 1 or 4 values (one per stage), got 2"),
-    (["--lanes", "3"], "lanes must be a power of two"),
+    (["--lanes", "3"], "--lanes 3: lanes must be a power of two, got 3"),
+    (["--stem-lanes", "3"], "--stem-lanes 3: stem lanes must be a power of two"),
     (["--stem-lanes", "1,1,1,1"], "--stem-lanes needs one integer"),
     (["--export", "no/such.npz"], "'no/such.npz' does not exist"),
 ])
