@@ -78,9 +78,13 @@ def _os_error_line(exc):
 
 def main(argv=None):
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args, extra = parser.parse_known_args(argv)
     if extra:       # named by the verb's parser, which lists the verb's options
-        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        before = args.verb in argv and argv.index(extra[0]) < argv.index(args.verb)
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}"
+                           + (f" (given before the verb; options go after "
+                              f"'bincount {args.verb}')" if before else ""))
     verb = f"bincount {args.verb}"
     previous = None
     if threading.current_thread() is threading.main_thread():

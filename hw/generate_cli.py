@@ -82,7 +82,7 @@ def _run_stage_engine(args):
     from bincount.errors import BincountError
     from bincount.fileio import ensure_dir
     from bincount.gateware.network_top import default_knobs
-    from bincount.gateware.stage_engine import stage_layers
+    from bincount.gateware.stage_engine import STAGES, stage_layers
     from bincount.hw.designs import engine_design
     from bincount.hw.emit import write_files
     from bincount.hw.knobs import EngineKnobs
@@ -100,7 +100,10 @@ def _run_stage_engine(args):
         args.export = str(DEFAULT_EXPORT)
     stage = _parse_int("stage", args.stage)
     export = load_export(args.export)
-    layers = stage_layers(export, stage)            # a bad --stage is refused here
+    if stage not in STAGES:
+        raise BincountError(f"--stage {stage}: expected one of "
+                            f"{', '.join(map(str, STAGES))}")
+    layers = stage_layers(export, stage)
     # not given: the whole network's defaults (8 and 64, lowered to fit a narrow export)
     defaults = dict(zip(("lanes", "bits_per_cycle"), default_knobs(export)))
     knobs = EngineKnobs(*(defaults[k][stage - 1] if getattr(args, k) is None

@@ -335,7 +335,7 @@ def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread
             (["--stage", "2", "--weights", "rom"], "--weights must be memory or stream"),
             (["--stage", "2", "--lanes", "3"], "--lanes 3 --bits-per-cycle 8: lanes must be a "
                                                "power of two, got 3"),
-            (["--stage", "7"], "stage must be one of 1, 2, 3, 4"),
+            (["--stage", "7"], "--stage 7: expected one of 1, 2, 3, 4"),
             (["--stage", "2", "--n", "9"], "--n does not apply to stage_engine"),
             (["--lanes", "4"], "needs --stage K")):
         assert main(["generate", "stage_engine", "--export", str(path), *argv,

@@ -164,6 +164,14 @@ def test_a_stray_argument_is_named_by_its_verb(argv, verb, capsys):
                           f"see 'bincount {verb} --help'"), err
 
 
+def test_an_option_before_the_verb_says_where_options_go(capsys):
+    rc, err = _main(["--quiet", "report"], capsys)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith("bincount report: error: unrecognized arguments: --quiet (given "
+                          "before the verb; options go after 'bincount report'); see "
+                          "'bincount report --help'"), err
+
+
 @pytest.mark.parametrize("flag, message", [("pad_value=banana", "flag pad_value='banana'; "
                                                                "expected a number"),
                                            ("alpha_init=x", "flag alpha_init='x'"),
