@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import numpy as np
 
 from bincount.errors import BincountError
 
-__all__ = ["ensure_dir", "check_outputs", "output_lock", "file_kind", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+__all__ = ["ensure_dir", "check_outputs", "output_lock", "file_kind", "atomic_write_bytes",
+           "atomic_write_text", "atomic_write_json", "atomic_write_all",
            "replace_marked_section",
            "atomic_savez", "load_npz", "read_meta_json"]
 
@@ -168,13 +170,74 @@ def atomic_write_bytes(path, data):
             except FileNotFoundError:
                 pass
         if isinstance(exc, OSError):      # name the user's path, not the temporary file
-            hint = {errno.EISDIR: "; a folder has the output's name: remove or rename it",
-                    errno.EACCES: "; choose a writable folder",
-                    errno.ENOSPC: "; free some space"}.get(exc.errno, "")
-            raise BincountError(f"cannot write {str(path)!r}: "
-                                f"{exc.strerror or type(exc).__name__}{hint}") from None
+            raise _write_error(path, exc) from None
         raise
     return path
+
+
+def _write_error(path, exc):
+    """:class:`BincountError` for an ``OSError`` while writing ``path`` (the user's path,
+    never a temporary file), with what to do for the common causes."""
+    hint = {errno.EISDIR: "; a folder has the output's name: remove or rename it",
+            errno.EACCES: "; choose a writable folder",
+            errno.ENOSPC: "; free some space"}.get(exc.errno, "")
+    return BincountError(f"cannot write {str(path)!r}: "
+                         f"{exc.strerror or type(exc).__name__}{hint}")
+
+
+def atomic_write_all(files):
+    """Write ``files`` (``{path: str or bytes}``) all or none: each to a temporary name beside
+    it, then renamed in order; when a rename fails, the files already renamed get their
+    previous contents back (or are removed if they are new), so a failed run leaves every
+    output as it was. A path that is a folder is refused before any rename."""
+    files = {Path(p): d.encode("utf-8") if isinstance(d, str) else d for p, d in files.items()}
+    umask = os.umask(0)
+    os.umask(umask)
+    temps, backups, renamed = {}, {}, []
+    current = None
+    try:
+        for path, data in files.items():
+            current = path
+            ensure_dir(path.parent)
+            fd, temps[path] = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                               dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(temps[path], 0o666 & ~umask)
+        for path in files:
+            current = path
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        for path in files:                  # the old contents, kept until all are in place
+            current = path
+            if path.exists():
+                fd, backups[path] = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".old",
+                                                     dir=path.parent)
+                os.close(fd)
+                try:
+                    os.unlink(backups[path])
+                    os.link(path, backups[path])
+                except OSError:             # no hard links here: a copy
+                    shutil.copyfile(path, backups[path])
+        for path in files:
+            current = path
+            os.replace(temps[path], path)
+            del temps[path]
+            renamed.append(path)
+    except BaseException as exc:
+        for path in renamed:
+            if path in backups:
+                os.replace(backups.pop(path), path)
+            else:
+                path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(current, exc) from None
+        raise
+    finally:
+        for tmp in list(temps.values()) + list(backups.values()):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return list(files)
 
 
 def atomic_write_text(path, text):

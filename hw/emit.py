@@ -24,7 +24,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from bincount import __version__
-from bincount.fileio import atomic_write_text, ensure_dir
+from bincount.fileio import atomic_write_all, ensure_dir
 from bincount.hw.blocks import build_block
 from bincount.hw.ports import port_map
 
@@ -141,18 +141,14 @@ def emit(block, **params):
 
 
 def write_files(out_dir, text, info):
-    """Write ``out_dir/<module>.v`` and ``out_dir/<module>.json`` atomically, both or neither
-    (if the second cannot be written the first is removed); return both paths."""
+    """Write ``out_dir/<module>.v`` and ``out_dir/<module>.json`` both or neither
+    (:func:`bincount.fileio.atomic_write_all`: earlier files of those names stay as they were
+    when either cannot be written); return both paths."""
     out_dir = ensure_dir(out_dir)
     name = info["module"]
     v_path = Path(out_dir) / f"{name}.v"
     j_path = Path(out_dir) / f"{name}.json"
-    atomic_write_text(v_path, text)
-    try:
-        atomic_write_text(j_path, json.dumps(info, indent=2) + "\n")
-    except BaseException:
-        v_path.unlink(missing_ok=True)
-        raise
+    atomic_write_all({v_path: text, j_path: json.dumps(info, indent=2) + "\n"})
     return v_path, j_path
 
 

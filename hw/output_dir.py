@@ -2,11 +2,10 @@
 of its files or none."""
 
 import os
-import tempfile
 from pathlib import Path
 
 from bincount.errors import BincountError
-from bincount.fileio import ensure_dir
+from bincount.fileio import atomic_write_all, ensure_dir
 
 __all__ = ["check_output_dir", "write_all_or_none"]
 
@@ -33,29 +32,8 @@ def check_output_dir(path):
 
 
 def write_all_or_none(out_dir, files):
-    """Write ``files`` (``{name: str or bytes}``) into ``out_dir`` (created if needed): every
-    file goes to a temporary name first and is renamed only when all are complete; a failed
-    rename removes the files already renamed."""
+    """Write ``files`` (``{name: str or bytes}``) into ``out_dir`` (created if needed), all
+    or none (:func:`bincount.fileio.atomic_write_all`: a failed run leaves the folder's
+    earlier files as they were)."""
     out_dir = ensure_dir(out_dir)
-    temps, renamed = {}, []
-    try:
-        for name, text in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-            temps[name] = tmp
-            if isinstance(text, bytes):
-                with os.fdopen(fd, "wb") as f:
-                    f.write(text)
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-        for name, tmp in temps.items():
-            os.replace(tmp, Path(out_dir) / name)
-            renamed.append(Path(out_dir) / name)
-    except BaseException:
-        for path in renamed:      # never one new file without the other
-            path.unlink(missing_ok=True)
-        raise
-    finally:
-        for tmp in temps.values():
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    atomic_write_all({Path(out_dir) / name: data for name, data in files.items()})

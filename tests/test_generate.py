@@ -4,10 +4,11 @@ import json
 import os
 import subprocess
 import sys
+import stat
 
 import pytest
 
-from bincount import __version__, cli
+from bincount import __version__, cli, fileio
 from bincount.errors import BincountError
 from bincount.hw import emit as emit_mod
 from bincount.hw.blocks import BLOCKS, build_block, module_name
@@ -123,17 +124,54 @@ def test_verilog_is_deterministic(tmp_path):
 
 
 def test_failed_second_write_leaves_nothing(tmp_path, monkeypatch):
-    real = emit_mod.atomic_write_text
+    real = fileio.os.replace
 
-    def failing(path, text):
-        if str(path).endswith(".json"):
-            raise OSError(28, "No space left on device", str(path))
-        return real(path, text)
+    def failing(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst)
 
-    monkeypatch.setattr(emit_mod, "atomic_write_text", failing)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(fileio.os, "replace", failing)
+    with pytest.raises(BincountError, match=r"\.json': No space left on device; free some"):
         emit_block("xnor_popcount", tmp_path, n=4)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_keeps_the_earlier_files(tmp_path):
+    """A folder with the manifest's name: refused before any rename; the earlier Verilog of
+    the same module stays as it was (it used to be removed)."""
+    first = emit_block("xnor_popcount", tmp_path, n=4)
+    old = first[0].read_bytes()
+    first[0].write_bytes(old + b"// earlier run\n")
+    first[1].unlink()
+    first[1].mkdir()
+    with pytest.raises(BincountError, match="a folder has the output's name"):
+        emit_block("xnor_popcount", tmp_path, n=4)
+    assert first[0].read_bytes() == old + b"// earlier run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in first)
+
+
+def test_atomic_write_all_restores_what_it_replaced(tmp_path, monkeypatch):
+    a, b, c = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"
+    a.write_text("old a")
+    real = fileio.os.replace
+
+    def failing(src, dst):
+        if str(dst) == str(c):
+            raise OSError(13, "Permission denied", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", failing)
+    with pytest.raises(BincountError, match=r"cannot write '.*c\.txt': Permission denied"):
+        fileio.atomic_write_all({a: "new a", b: b"new b", c: "new c"})
+    assert a.read_text() == "old a" and not b.exists() and not c.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]      # no temporary left
+    monkeypatch.undo()
+    fileio.atomic_write_all({a: "new a", b: b"new b"})
+    assert a.read_text() == "new a" and b.read_bytes() == b"new b"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(b.stat().st_mode) == 0o666 & ~umask
 
 
 def test_wide_lane_converts():
