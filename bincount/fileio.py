@@ -22,7 +22,7 @@ import numpy as np
 from bincount.errors import BincountError
 
 __all__ = ["ensure_dir", "check_outputs", "output_lock", "file_kind", "atomic_write_bytes",
-           "atomic_write_text", "atomic_write_json", "atomic_write_all",
+           "atomic_write_text", "atomic_write_json", "atomic_write_all", "file_path",
            "replace_marked_section",
            "atomic_savez", "load_npz", "read_meta_json"]
 
@@ -59,6 +59,16 @@ def _same_file(a, b):
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
     except OSError:
         return False
+
+
+def file_path(option, text, example="out.pt"):
+    """``Path(text)``, refused with one line when it names no file (empty, ``/``, ``.``):
+    the paths a file name is derived from (``.json`` summaries) must have a name."""
+    path = Path(text)
+    if not str(text) or not path.name or path.name in (".", ".."):
+        raise BincountError(f"{option} {str(text)!r} names no file; expected a file path "
+                            f"such as {example}")
+    return path
 
 
 def check_outputs(outputs, force=False, inputs=()):

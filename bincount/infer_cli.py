@@ -37,9 +37,10 @@ def add_arguments(parser):
 
 def load_images(specs):
     """``[(name, bytes)]``: R, G, B per pixel in raster order, 3,072 bytes per image."""
-    import numpy as np
+    import warnings
     from pathlib import Path
 
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     from bincount.errors import BincountError
@@ -61,19 +62,26 @@ def load_images(specs):
             raise BincountError(f"IMAGE {spec!r} {what}; expected a 32x32 PNG or JPEG file "
                                 f"or test:N")
         try:
-            with Image.open(path) as im:
-                if im.format not in ("PNG", "JPEG"):
-                    raise BincountError(f"IMAGE {spec!r} is a {im.format} image; expected a "
-                                        f"32x32 PNG or JPEG file or test:N")
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            with warnings.catch_warnings():     # a huge header: an error, not a warning line
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    if im.format not in ("PNG", "JPEG"):
+                        raise BincountError(f"IMAGE {spec!r} is a {im.format} image; "
+                                            f"expected a 32x32 PNG or JPEG file or test:N")
+                    if im.size != (IMAGE_SIZE, IMAGE_SIZE):     # from the header alone
+                        raise BincountError(f"IMAGE {spec!r} is {im.size[0]}x{im.size[1]}; "
+                                            f"expected a {IMAGE_SIZE}x{IMAGE_SIZE} image "
+                                            f"(CIFAR-10 size)")
+                    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             if isinstance(exc, BincountError):
                 raise
-            raise BincountError(f"IMAGE {spec!r} cannot be decoded ({type(exc).__name__}); "
+            what = ("claims too many pixels to decode safely" if isinstance(
+                exc, (Image.DecompressionBombError, Image.DecompressionBombWarning))
+                else "cannot be decoded")
+            raise BincountError(f"IMAGE {spec!r} {what} ({type(exc).__name__}); "
                                 f"expected a 32x32 PNG or JPEG file or test:N") from None
-        if arr.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
-            raise BincountError(f"IMAGE {spec!r} is {arr.shape[1]}x{arr.shape[0]}; expected "
-                                f"a {IMAGE_SIZE}x{IMAGE_SIZE} image (CIFAR-10 size)")
         out.append((spec, arr.tobytes()))
     if tests:
         from bincount.model.data.cifar import load_test_images

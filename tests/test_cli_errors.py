@@ -164,6 +164,19 @@ def test_a_stray_argument_is_named_by_its_verb(argv, verb, capsys):
                           f"see 'bincount {verb} --help'"), err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--checkpoint", ""], "--checkpoint '' names no file; expected a file path"),
+    (["train", "--checkpoint", "/"], "--checkpoint '/' names no file"),
+    (["convert-ptq", "--checkpoint", "b.pt", "-o", ""], "-o '' names no file"),
+    (["convert-ptq", "--checkpoint", "", "-o", "p.pt"], "--checkpoint '' names no file"),
+])
+def test_a_path_that_names_no_file_is_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    err = _one_line(argv[0], *_main(argv, capsys))
+    assert message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_option_before_the_verb_says_where_options_go(capsys):
     rc, err = _main(["--quiet", "report"], capsys)
     assert rc == 2 and err.count("\n") == 1, err

@@ -6,8 +6,10 @@ driver in ``sim/test_board.py``."""
 
 import json
 import os
+import struct
 import threading
 import tty
+import zlib
 
 import numpy as np
 import pytest
@@ -225,8 +227,22 @@ def test_bad_images_before_the_port(capsys, tmp_path, monkeypatch):
     Image.new("RGB", (64, 48)).save(big)
     gif = tmp_path / "x.gif"
     Image.new("RGB", (32, 32)).save(gif)
+    def png_header(path, width, height):        # the header alone: no pixels to decode
+        def chunk(kind, data):
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(
+                ">I", zlib.crc32(kind + data))
+        path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                         + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                         + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+        return path
+
+    bomb = png_header(tmp_path / "bomb.png", 50000, 50000)
+    medium = png_header(tmp_path / "medium.png", 10000, 10000)   # PIL's warning size
     port = tmp_path / "never-opened"
     for image, message in [(big, "is 64x48; expected a 32x32 image"),
+                           (bomb, "claims too many pixels to decode safely "
+                                  "(DecompressionBombError); expected a 32x32 PNG or JPEG"),
+                           (medium, "too many pixels to decode safely (DecompressionBomb"),
                            (gif, "is a GIF image; expected a 32x32 PNG or JPEG"),
                            (tmp_path, "is a directory"),
                            (tmp_path / "none.jpg", "does not exist"),

@@ -1,6 +1,7 @@
 """Whole-network integer export: layout, integer formats, round trip, CLI, bad input."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -173,6 +174,20 @@ def test_bad_exports_are_rejected(react):
         with pytest.raises(BincountError) as info:
             validate_export(d)
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"size": None}, "input: meta_json field 'size' is None; expected an integer >= 1"),
+    ({"size": "abc"}, "input: meta_json field 'size' is 'abc'"),
+    ({"channels": 1}, "input channels=1 size=32; the stem takes 3 channels at 32x32"),
+    ({"size": 64}, "input channels=3 size=64; the stem takes 3 channels at 32x32"),
+])
+def test_input_description_must_match_the_stem(react, change, message):
+    _, _, e = react
+    meta = dict(e["meta"])
+    meta["input"] = {k: v for k, v in dict(meta["input"], **change).items() if v is not None}
+    with pytest.raises(BincountError, match=re.escape(message)):
+        validate_export(_corrupt(e, "meta_json", np.array(json.dumps(meta))))
 
 
 def test_zero_padding_is_not_exportable():

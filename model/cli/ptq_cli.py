@@ -47,12 +47,13 @@ def convert_checkpoint(ckpt, source=""):
 def run(args):
     from pathlib import Path
 
-    from bincount.fileio import atomic_write_json, check_outputs, output_lock
+    from bincount.fileio import atomic_write_json, check_outputs, file_path, output_lock
     from bincount.model.training import train as tr
 
     from bincount.errors import BincountError
 
-    out = Path(args.output)
+    out = file_path("-o", args.output, "build/train/ptq.pt")
+    file_path("--checkpoint", args.checkpoint, "build/train/baseline.pt")
     if out.suffix == ".json":
         raise BincountError(f"-o {str(out)!r} ends in .json, the suffix of its summary file; "
                             f"expected a name such as ptq.pt")

@@ -120,6 +120,12 @@ def _check_meta(where, meta):
         _int_field(where, st, key, 0 if key == "shift" else 1)
     if st["cin"] != 3 or st["k"] % 2 == 0:
         _fail(where, f"stem cin={st['cin']} k={st['k']}; expected 3 input channels, odd k")
+    inp = meta["input"]
+    for key in ("channels", "size"):
+        _int_field(f"{where}: input", inp, key, 1)
+    if inp["channels"] != st["cin"] or inp["size"] != st["size"]:
+        _fail(where, f"input channels={inp['channels']} size={inp['size']}; the stem takes "
+                     f"{st['cin']} channels at {st['size']}x{st['size']}")
     layers = meta.get("layers")
     if not isinstance(layers, list) or not layers:
         _fail(where, "meta_json field 'layers' must be a non-empty list")

@@ -62,7 +62,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from bincount.errors import BincountError
 from bincount.fileio import (atomic_write_bytes, atomic_write_json, check_outputs, file_kind,
-                             output_lock)
+                             file_path, output_lock)
 from bincount.model.layers.binary_conv import BinaryConv2d
 from bincount.model.data.cifar import find_source, load_split
 from bincount.model.data.batches import Batches, subset_indices
@@ -562,7 +562,7 @@ def train(given, checkpoint, resume=False, force=False, device=None, threads=Non
     ``batch_size`` images per process and step); rank 0 alone evaluates, logs and writes the
     checkpoint; every rank returns a checkpoint dict with the same weights and figures.
     """
-    checkpoint = Path(checkpoint)
+    checkpoint = file_path("--checkpoint", checkpoint, "build/train/checkpoint.pt")
     if checkpoint.suffix == ".json":
         raise BincountError(f"--checkpoint {str(checkpoint)!r} ends in .json, the suffix of its "
                             f"summary file; expected a name such as checkpoint.pt")
