@@ -23,6 +23,7 @@ from bincount.errors import BincountError
 
 __all__ = ["ensure_dir", "check_outputs", "output_lock", "file_kind", "atomic_write_bytes",
            "atomic_write_text", "atomic_write_json", "atomic_write_all", "file_path",
+           "npz_bytes",
            "replace_marked_section",
            "atomic_savez", "load_npz", "read_meta_json"]
 
@@ -273,14 +274,19 @@ def atomic_write_json(path, obj):
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def atomic_savez(path, **arrays):
-    """``np.savez_compressed`` to ``path`` atomically (no pickled objects allowed)."""
+def npz_bytes(**arrays):
+    """The bytes of ``np.savez_compressed(arrays)`` (no pickled objects allowed)."""
     for name, value in arrays.items():
         if np.asarray(value).dtype == object:
             raise TypeError(f"array {name!r} has dtype object; only numeric arrays are stored")
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def atomic_savez(path, **arrays):
+    """``np.savez_compressed`` to ``path`` atomically (no pickled objects allowed)."""
+    return atomic_write_bytes(path, npz_bytes(**arrays))
 
 
 def load_npz(path, required=()):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bincount.cli import main
+from bincount import fileio
 from bincount.errors import BincountError
 from bincount.model.export import fixed_point as fp
 from bincount.model.nets.calibrate import calibrated_network
@@ -218,7 +219,7 @@ def _checkpoint(tmp_path, model, name="ck.pt", **extra):
     return path
 
 
-def test_export_cli(tmp_path, react, capsys):
+def test_export_cli(tmp_path, react, capsys, monkeypatch):
     model, _, e = react
     ck = _checkpoint(tmp_path, model)
     out = tmp_path / "out" / "net.npz"
@@ -235,6 +236,23 @@ def test_export_cli(tmp_path, react, capsys):
     g = load_golden(gold)
     assert g["logits"].shape == (2, 10)
     assert "wrote" in capsys.readouterr().out
+    # a second run whose golden file cannot be written leaves both earlier files as they were
+    out.write_bytes(b"earlier export")
+    gold.write_bytes(b"earlier golden")
+    before = {p: p.read_bytes() for p in (out, gold)}
+    real = fileio.os.replace
+
+    def failing(src, dst):
+        if str(dst) == str(gold):
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", failing)
+    assert main(["export", "--checkpoint", str(ck), "-o", str(out), "--golden", str(gold),
+                 "--synthetic", "1", "--force"]) == 2
+    assert "gold.npz': No space left on device" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (out, gold)} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["gold.npz", "net.npz"]
 
 
 def test_export_cli_bad_input(tmp_path, react, capsys):

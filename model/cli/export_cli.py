@@ -60,8 +60,8 @@ def run(args):
     # fail before the slow part, and before writing
     check_outputs([("-o", out), ("--vectors", args.vectors)], force=args.force)
 
-    from bincount.fileio import atomic_savez
-    from bincount.model.export.layer_export import export_layer
+    from bincount.fileio import atomic_write_all, npz_bytes
+    from bincount.model.export.layer_export import layer_arrays, validate_layer
     from bincount.model.export.probe import calibrated_layer
     from bincount.model.export.vectors import (DEFAULT_IMAGES, check_lane_vectors, layer_meta_for,
                                         vectors_from_layer)
@@ -72,15 +72,12 @@ def run(args):
     if args.vectors:
         vectors = vectors_from_layer(layer, x, info, count=count, seed=args.seed)
         check_lane_vectors(vectors)
-    existed = out.exists()
-    arrays = export_layer(layer, out, meta=layer_meta_for(layer, info, args.seed))
-    try:
-        if vectors is not None:
-            atomic_savez(args.vectors, **vectors)
-    except BaseException:
-        if not existed:
-            out.unlink(missing_ok=True)      # all or nothing
-        raise
+    arrays = layer_arrays(layer, layer_meta_for(layer, info, args.seed))
+    validate_layer(arrays, where="exported layer")
+    files = {out: npz_bytes(**{k: v for k, v in arrays.items() if k != "meta"})}
+    if vectors is not None:
+        files[Path(args.vectors)] = npz_bytes(**vectors)
+    atomic_write_all(files)      # all or nothing; earlier files stay when a write fails
     meta = arrays["meta"]
     print(f"wrote {out} (cin {meta['cin']}, cout {meta['cout']}, N {meta['n']}, "
           f"shift {meta['shift']})" + (f" and {args.vectors} ({len(vectors['count'])} vectors)"

@@ -91,20 +91,13 @@ def golden_images(args):
 
 
 def write_all(items):
-    """Write ``[(path, arrays), ...]`` atomically; on failure remove the ones this call created."""
-    from bincount.fileio import atomic_savez
+    """Write ``[(path, arrays), ...]`` as ``.npz`` files, all or none
+    (:func:`bincount.fileio.atomic_write_all`: a failed write leaves earlier files as they
+    were)."""
+    from bincount.fileio import atomic_write_all, npz_bytes
 
-    created = []
-    try:
-        for path, arrays in items:
-            existed = path.exists()
-            atomic_savez(path, **{k: v for k, v in arrays.items() if k != "meta"})
-            if not existed:
-                created.append(path)
-    except BaseException:
-        for path in created:
-            path.unlink(missing_ok=True)
-        raise
+    atomic_write_all({path: npz_bytes(**{k: v for k, v in arrays.items() if k != "meta"})
+                      for path, arrays in items})
 
 
 def run(args):

@@ -47,7 +47,9 @@ def convert_checkpoint(ckpt, source=""):
 def run(args):
     from pathlib import Path
 
-    from bincount.fileio import atomic_write_json, check_outputs, file_path, output_lock
+    import json
+
+    from bincount.fileio import atomic_write_all, check_outputs, file_path, output_lock
     from bincount.model.training import train as tr
 
     from bincount.errors import BincountError
@@ -64,14 +66,12 @@ def run(args):
     with output_lock(out, "-o"):
         ckpt = tr.load_checkpoint(args.checkpoint, "--checkpoint")
         result = convert_checkpoint(ckpt, args.checkpoint)
-        tr.save_checkpoint(out, result)
-        try:
-            atomic_write_json(summary, {k: tr._plain(result[k]) for k in (
-                "network", "variant", "width_mult", "flags", "config", "epoch", "done",
-                "wall_s", "data", "metrics", "converted_from") if k in result})
-        except BaseException:
-            out.unlink(missing_ok=True)        # both or neither
-            raise
+        info = {k: tr._plain(result[k]) for k in (
+            "network", "variant", "width_mult", "flags", "config", "epoch", "done", "wall_s",
+            "data", "metrics", "converted_from") if k in result}
+        # both or neither; a failed write leaves an earlier pair as it was
+        atomic_write_all({out: tr.checkpoint_bytes(result),
+                          summary: json.dumps(info, indent=2) + "\n"})
     print(f"wrote {out}: {result['network']} ptq (w{result['width_mult']:g}) converted from "
           f"{args.checkpoint}, not retrained")
     return 0

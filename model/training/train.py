@@ -277,11 +277,16 @@ def set_binary_weights(model, enabled):
 
 # -- checkpoints ----------------------------------------------------------------------------
 
-def save_checkpoint(path, ckpt):
-    """``torch.save`` to ``path`` atomically (temporary file, then rename)."""
+def checkpoint_bytes(ckpt):
+    """The bytes ``torch.save`` writes for ``ckpt``."""
     buf = io.BytesIO()
     torch.save(ckpt, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_checkpoint(path, ckpt):
+    """``torch.save`` to ``path`` atomically (temporary file, then rename)."""
+    return atomic_write_bytes(path, checkpoint_bytes(ckpt))
 
 
 _EXPECTED = "expected a file written by 'bincount train' or 'bincount convert-ptq'"
