@@ -92,6 +92,12 @@ def check_knobs(export, lanes=None, bits_per_cycle=None, stem_lanes=None, head_l
                             f"got {len(weights)}")
     if not layer_names(export):
         raise BincountError("the export has no binary layers")
+    staged = {n for s in STAGES for n in layer_names(export) if n.startswith(f"stage{s}.")}
+    stray = [n for n in layer_names(export) if n not in staged]
+    if stray:
+        raise BincountError(f"the export's layer {stray[0]!r} is in none of stages "
+                            f"{', '.join(map(str, STAGES))}; the network engine builds "
+                            f"layers named stage<s>.<conv>")
     stem_lanes = lanes[0] if stem_lanes is None else stem_lanes
     head_lanes = lanes[-1] if head_lanes is None else head_lanes
     # the stages first, so that an error names the lanes given; the stem and the head take

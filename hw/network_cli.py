@@ -79,6 +79,8 @@ def check_given_knobs(export, knobs, options=KNOB_OPTIONS):
     try:
         check_knobs(export, **knobs)
     except BincountError as exc:
+        if not knobs:
+            raise
         given = " ".join(f"{options[k]} {','.join(map(str, v)) if isinstance(v, list) else v}"
                          for k, v in knobs.items())
         raise BincountError(f"{given}: {exc}") from None

@@ -189,7 +189,10 @@ def test_an_option_before_the_verb_says_where_options_go(capsys):
                                                                "expected a number"),
                                            ("alpha_init=x", "flag alpha_init='x'"),
                                            ("fixed_point=maybe", "flag fixed_point='maybe'; "
-                                                                 "expected true or false")])
+                                                                 "expected true or false"),
+                                           ("alpha_init=nan", "flag alpha_init=nan; expected a "
+                                                              "finite number > 0"),
+                                           ("alpha_init=0", "flag alpha_init=0.0; expected")])
 def test_a_bad_flag_value_is_named(flag, message, tmp_path, capsys):
     err = _one_line("train", *_main(["train", "--flag", flag, "--checkpoint",
                                      tmp_path / "ck.pt"], capsys))

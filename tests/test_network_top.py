@@ -12,7 +12,7 @@ import pytest
 from bincount import cli
 from bincount.errors import BincountError
 from bincount.fileio import atomic_savez
-from bincount.gateware.network_top import NetworkTop, default_knobs
+from bincount.gateware.network_top import NetworkTop, check_knobs, default_knobs
 from bincount.gateware.width_converter import WidthConverter
 
 from network_cases import drive_stream, small_network
@@ -58,6 +58,12 @@ def test_network_top_knobs_and_converters():
         NetworkTop(export, lanes=[4, 8, 8, 4], bits_per_cycle=4)
     with pytest.raises(BincountError, match="lanes needs one value or 4"):
         NetworkTop(export, lanes=[4, 4])
+    # a layer outside stages 1-4 is refused, not left out of the engine
+    meta = copy.deepcopy(export["meta"])
+    meta["layers"][-1]["name"] = "stage5.conv1"
+    with pytest.raises(BincountError, match="layer 'stage5.conv1' is in none of stages "
+                                            "1, 2, 3, 4"):
+        check_knobs(dict(export, meta=meta))
 
 
 def test_network_top_streamed_stage_has_weight_inputs():

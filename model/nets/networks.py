@@ -35,6 +35,7 @@ loads into another (``convert_variant``, e.g. QAT fine-tuning from a trained bas
 """
 
 import copy
+import math
 
 from torch import nn
 
@@ -79,6 +80,9 @@ def _check_flags(flags):
             out[key] = float(out[key])
         except (TypeError, ValueError):
             raise BincountError(f"flag {key}={out[key]!r}; expected a number") from None
+    if not math.isfinite(out["alpha_init"]) or out["alpha_init"] <= 0:
+        raise BincountError(f"flag alpha_init={out['alpha_init']!r}; expected a finite "
+                            f"number > 0 (the division alpha's initial value, default 1.0)")
     if not isinstance(out["fixed_point"], (bool, int)):
         raise BincountError(f"flag fixed_point={out['fixed_point']!r}; expected true or false")
     out["fixed_point"] = bool(out["fixed_point"])
