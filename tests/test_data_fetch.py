@@ -201,6 +201,29 @@ def test_a_failed_write_keeps_the_archive(server, tmp_path, capsys, monkeypatch)
     assert (tmp_path / "d" / cifar.BIN_ARCHIVE).read_bytes() == server.body
 
 
+def test_a_failed_replace_keeps_the_earlier_release(server, tmp_path, capsys, monkeypatch):
+    """--force over an earlier release: the earlier folder is moved aside whole and put back
+    when the new one cannot take its place (it used to be removed file by file first)."""
+    assert _fetch(tmp_path, "--url", server.url, "--md5", server.md5) == 0
+    folder = tmp_path / "d" / cifar.BIN_FOLDER
+    (folder / "earlier.txt").write_text("earlier run")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real = data_fetch.os.replace
+
+    def failing(src, dst):
+        if str(src).endswith(".partial"):
+            raise OSError(13, "Permission denied", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(data_fetch.os, "replace", failing)
+    assert _fetch(tmp_path, "--url", server.url, "--md5", server.md5, "--force") == 2
+    err = capsys.readouterr().err
+    assert f"cannot replace {str(folder)!r}: Permission denied" in err, err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(
+        [cifar.BIN_ARCHIVE, cifar.BIN_FOLDER])
+
+
 @pytest.mark.parametrize("url", ["notaurl", "http://[::1", "gopher2://x/y"])
 def test_url_that_is_not_an_address_is_one_line(tmp_path, capsys, url):
     assert _fetch(tmp_path, "--url", url, "--md5", "0" * 32) == 2

@@ -17,7 +17,8 @@ Steps of :func:`fetch` (each safe to interrupt):
 3. **Extract** only the regular members named above (no links, no other paths) into a hidden
    temporary folder beside the target, check every ``.bin`` file's records, then rename the
    folder to ``<dir>/cifar-10-batches-bin`` in one step. An existing complete folder is kept
-   (nothing is fetched) unless ``force``. An archive downloaded by this run that passes its
+   (nothing is fetched) unless ``force``; with ``force`` it is moved aside whole first, put
+   back if the new folder cannot take its place, and removed only once it has. An archive downloaded by this run that passes its
    MD5 but is not the release (unreadable, members missing, malformed records) is removed; an
    archive that was already there or came from ``--from`` is kept, and so is any archive when
    the extracted files cannot be written (a full disk). A run that fails removes a ``--dir``
@@ -181,9 +182,18 @@ def extract(archive, target):
                 _parse_records((tmp / name).read_bytes(), f"{archive}:{BIN_FOLDER}/{name}")
             except BincountError as exc:
                 raise ArchiveError(str(exc)) from None
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        try:
+            if target.exists():             # moved aside whole, removed once the new one is in
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+            os.replace(tmp, target)
+        except OSError as exc:
+            if old.exists() and not target.exists():
+                os.replace(old, target)     # the earlier files, as they were
+            raise BincountError(f"cannot replace {str(target)!r}: "
+                                f"{exc.strerror or type(exc).__name__}") from None
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
