@@ -26,7 +26,8 @@ another seed, :func:`nextpnr_args`), the logs and ``summary.md`` / ``summary.jso
 :class:`~bincount.hw.tools.SynthesisError` with one line naming the clock and both
 frequencies; the summary (``"timing": "FAIL"``) and the logs are still written, and no ``.bit``
 or ``.svf`` is left in the folder (an older one is removed), so nothing that looks like a good
-bitstream remains. A tool that fails is a one-line error with the end of its log.
+bitstream remains. A tool that fails is a one-line error with the end of its log; its logs
+are written and an earlier bitstream and summary are removed likewise.
 """
 
 import json
@@ -179,7 +180,7 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
     proc = _step(progress, times, "yosys", "synth_ecp5 (Yosys)", run_yosys,
                  ["-q", "-l", "yosys.log", "-s", f"{name}.ys"], work, timeout)
     if proc.returncode != 0 or not (work / f"{name}.json").exists():
-        _keep(work, out_dir, ["yosys.log"])
+        _keep(work, out_dir, ["yosys.log"], name)
         raise yosys_failure(f"Yosys synthesis of {name!r}", work, proc)
     cells, yversion = parse_stat((work / "stat.json").read_text(encoding="utf-8"))
     net = work / f"{name}.json"
@@ -194,7 +195,7 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
                  run_nextpnr_ecp5, pnr_args, work, timeout)
     if proc.returncode != 0 or not (work / "nextpnr_report.json").exists():
         _keep(work, out_dir, ["yosys.log", "nextpnr.log", f"{name}.il", f"{name}.v",
-                              f"{name}.lpf", f"{name}.ys"])
+                              f"{name}.lpf", f"{name}.ys"], name)
         raise _tool_failure(f"nextpnr-ecp5 on {name!r}", work / "nextpnr.log", proc)
     report = json.loads((work / "nextpnr_report.json").read_text(encoding="utf-8"))
     fmax = report_fmax(report)
@@ -246,16 +247,24 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
     return summary
 
 
-def _keep(work, out_dir, names):
-    """Move the logs of a failed run into ``out_dir`` (old bitstreams there are removed)."""
+def _remove_stale(out_dir, names):
+    """Remove ``names`` from ``out_dir``: a bitstream or summary of an earlier run must not
+    sit beside the logs of this one."""
+    for n in names:
+        (out_dir / n).unlink(missing_ok=True)
+
+
+def _keep(work, out_dir, names, name):
+    """Move the logs of a run whose tool failed into ``out_dir``; an earlier bitstream and
+    summary there are removed."""
+    _remove_stale(out_dir, [f"{name}.bit", f"{name}.svf", "summary.json", "summary.md"])
     for n in names:
         if (work / n).exists():
             os.replace(work / n, out_dir / n)
 
 
 def _finish(work, out_dir, name, products, summary):
-    for suffix in (".bit", ".svf"):                 # never a stale bitstream beside new logs
-        (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
+    _remove_stale(out_dir, [f"{name}.bit", f"{name}.svf"])   # timing FAIL: none is written
     for n in products:
         os.replace(work / n, out_dir / n)
     atomic_write_json(out_dir / "summary.json", summary)

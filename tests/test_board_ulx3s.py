@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -194,6 +195,23 @@ def test_missed_timing_is_one_line_and_leaves_no_bitstream(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["timing"] == "FAIL" and summary["bitstream"] is None
     assert "No bitstream: timing was not met." in (out / "summary.md").read_text()
+
+
+def test_a_failed_tool_leaves_its_log_and_no_earlier_bitstream(tmp_path, monkeypatch):
+    out = tmp_path / "board"
+    out.mkdir()
+    name = board_ulx3s.TOP_NAME
+    for stale in (f"{name}.bit", f"{name}.svf", "summary.json", "summary.md"):
+        (out / stale).write_text("an earlier run")
+
+    def failing_yosys(args, cwd, timeout=None):
+        (Path(cwd) / "yosys.log").write_text("ERROR: a stand-in failure\n")
+        return subprocess.CompletedProcess(args, 1, "", "")
+
+    monkeypatch.setattr(ecp5_board_flow, "run_yosys", failing_yosys)
+    with pytest.raises(SynthesisError, match=f"Yosys synthesis of {name!r} failed"):
+        board_ulx3s.build_ulx3s(UartEchoCore(), pll_params(25, 50), out, stream=None)
+    assert sorted(p.name for p in out.iterdir()) == ["yosys.log"]
 
 
 @pytest.mark.skipif(not FULL, reason="BINCOUNT_FULL=1: the default network on the ULX3S, "
