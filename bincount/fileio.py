@@ -34,7 +34,11 @@ def ensure_dir(path):
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BincountError(f"cannot create output directory {str(path)!r}: {exc.strerror}") from None
+        hint = {errno.EEXIST: "; a file has that name: choose another folder",
+                errno.ENOTDIR: "; a file is in its path: choose another folder",
+                errno.EACCES: "; choose a writable folder"}.get(exc.errno, "")
+        raise BincountError(f"cannot create output directory {str(path)!r}: "
+                            f"{exc.strerror}{hint}") from None
     if not os.access(path, os.W_OK):
         raise BincountError(f"output directory {str(path)!r} is not writable; "
                             f"choose a writable directory with -o")

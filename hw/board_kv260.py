@@ -300,7 +300,8 @@ def write_board(args, out_dir):
     out_dir = check_output_dir(out_dir)
     export_path = getattr(args, "export", None)
     if export_path is not None and not Path(export_path).is_file():
-        raise BincountError(f"--export {str(export_path)!r} does not exist; give a "
+        what = "is a directory" if Path(export_path).is_dir() else "does not exist"
+        raise BincountError(f"--export {str(export_path)!r} {what}; give a "
                             f"bincount-network export (.npz)")
     export, source = _load_network(export_path)
     if knobs:

@@ -160,6 +160,15 @@ def run(args):
     if not 1 <= params["n"] <= MAX_N:
         raise BincountError(f"--n {params['n']} is out of range; expected {N_HELP} (the widest "
                             f"lane the Verilog conversion can build)")
-    for path in emit_block(args.block, args.out_dir, **params):
+    try:
+        paths = emit_block(args.block, args.out_dir, **params)
+    except BincountError as exc:         # a block's own range check: name the option
+        text = str(exc)
+        for param in params:
+            if text.startswith(f"{param} "):
+                raise BincountError(f"--{param.replace('_', '-')}{text[len(param):]}") \
+                    from None
+        raise
+    for path in paths:
         print(path)
     return 0

@@ -109,6 +109,7 @@ def test_zcu104_part(export_path, tmp_path):
     ({"board": "ulx3s"}, "board 'ulx3s' is not a Zynq UltraScale\\+ board"),
     ({"clock_mhz": 900}, "--clock-mhz 900 is out of range"),
     ({"export": "missing.npz"}, "--export 'missing.npz' does not exist"),
+    ({"export": "/"}, "--export '/' is a directory; give a bincount-network export"),
     ({"lanes": "4,4"}, "--lanes needs 1 or 4 values"),
     ({"lanes": "x"}, "--lanes needs an integer or 4 comma-separated integers"),
     ({"lanes": "3"}, "--lanes 3 --bits-per-cycle 4: lanes must be a power of two, got 3"),

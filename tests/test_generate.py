@@ -220,10 +220,10 @@ def test_cli_default_directory(tmp_path, generate, capsys, monkeypatch):
     (["xnor_popcount", "--n", "-3"], "--n -3 is out of range; expected 1..32512"),
     (["xnor_popcount", "--n", "8", "--shift", "2"],
      "--shift does not apply to block 'xnor_popcount'; its options are: --n"),
-    (["threshold_compare", "--n", "8", "--out-bits", "1"], "out_bits must be in 2..64, got 1"),
-    (["baseline_scale", "--n", "8", "--shift", "99"], "shift must be in 0..40, got 99"),
-    (["baseline_scale", "--n", "8", "--mul-bits", "64"], "mul_bits must be in 2..48, got 64"),
-    (["output_lane", "--n", "8", "--form", "lut"], "form must be one of 'binarized', 'baseline'"),
+    (["threshold_compare", "--n", "8", "--out-bits", "1"], "--out-bits must be in 2..64, got 1"),
+    (["baseline_scale", "--n", "8", "--shift", "99"], "--shift must be in 0..40, got 99"),
+    (["baseline_scale", "--n", "8", "--mul-bits", "64"], "--mul-bits must be in 2..48, got 64"),
+    (["output_lane", "--n", "8", "--form", "lut"], "--form must be one of 'binarized', 'baseline'"),
     (["output_lane", "--n", "8", "--shift", "3"], "shift applies only to form 'baseline'"),
 ])
 def test_cli_bad_input(tmp_path, generate, capsys, argv, match):
@@ -243,6 +243,9 @@ def test_cli_unwritable_directory(tmp_path, generate, capsys):
     assert generate("xnor_popcount", "--n", "8", "-o", str(blocker / "sub")) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "cannot create output directory" in lines[0]
+    assert "a file is in its path: choose another folder" in lines[0]
+    assert generate("xnor_popcount", "--n", "8", "-o", str(blocker)) == 2
+    assert "a file has that name: choose another folder" in capsys.readouterr().err
     assert blocker.read_text() == "not a directory"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
