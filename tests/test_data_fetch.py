@@ -1,6 +1,7 @@
 """`bincount data fetch` against a local HTTP server (with Range support) serving a small fake
 binary release, and against files on disk: good, corrupted, interrupted and resumed."""
 
+import errno
 import hashlib
 import http.server
 import io
@@ -201,21 +202,15 @@ def test_a_failed_write_keeps_the_archive(server, tmp_path, capsys, monkeypatch)
     assert (tmp_path / "d" / cifar.BIN_ARCHIVE).read_bytes() == server.body
 
 
-def test_a_failed_replace_keeps_the_earlier_release(server, tmp_path, capsys, monkeypatch):
+def test_a_failed_replace_keeps_the_earlier_release(server, tmp_path, capsys,
+                                                    failing_replace):
     """--force over an earlier release: the earlier folder is moved aside whole and put back
     when the new one cannot take its place (it used to be removed file by file first)."""
     assert _fetch(tmp_path, "--url", server.url, "--md5", server.md5) == 0
     folder = tmp_path / "d" / cifar.BIN_FOLDER
     (folder / "earlier.txt").write_text("earlier run")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    real = data_fetch.os.replace
-
-    def failing(src, dst):
-        if str(src).endswith(".partial"):
-            raise OSError(13, "Permission denied", str(dst))
-        return real(src, dst)
-
-    monkeypatch.setattr(data_fetch.os, "replace", failing)
+    failing_replace(lambda src, dst: src.endswith(".partial"), errno.EACCES)
     assert _fetch(tmp_path, "--url", server.url, "--md5", server.md5, "--force") == 2
     err = capsys.readouterr().err
     assert f"cannot replace {str(folder)!r}: Permission denied" in err, err

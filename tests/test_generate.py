@@ -1,5 +1,6 @@
 """Verilog emission, manifests, the block registry and ``bincount generate``."""
 
+import errno
 import json
 import os
 import subprocess
@@ -123,15 +124,8 @@ def test_verilog_is_deterministic(tmp_path):
     assert "src =" not in text and os.getcwd() not in text and str(tmp_path) not in text
 
 
-def test_failed_second_write_leaves_nothing(tmp_path, monkeypatch):
-    real = fileio.os.replace
-
-    def failing(src, dst):
-        if str(dst).endswith(".json"):
-            raise OSError(28, "No space left on device", str(dst))
-        return real(src, dst)
-
-    monkeypatch.setattr(fileio.os, "replace", failing)
+def test_failed_second_write_leaves_nothing(tmp_path, failing_replace):
+    failing_replace(lambda src, dst: dst.endswith(".json"))
     with pytest.raises(BincountError, match=r"\.json': No space left on device; free some"):
         emit_block("xnor_popcount", tmp_path, n=4)
     assert list(tmp_path.iterdir()) == []
@@ -151,17 +145,10 @@ def test_a_failed_write_keeps_the_earlier_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in first)
 
 
-def test_atomic_write_all_restores_what_it_replaced(tmp_path, monkeypatch):
+def test_atomic_write_all_restores_what_it_replaced(tmp_path, monkeypatch, failing_replace):
     a, b, c = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"
     a.write_text("old a")
-    real = fileio.os.replace
-
-    def failing(src, dst):
-        if str(dst) == str(c):
-            raise OSError(13, "Permission denied", str(dst))
-        return real(src, dst)
-
-    monkeypatch.setattr(fileio.os, "replace", failing)
+    failing_replace(lambda src, dst: dst == str(c), errno.EACCES)
     with pytest.raises(BincountError, match=r"cannot write '.*c\.txt': Permission denied"):
         fileio.atomic_write_all({a: "new a", b: b"new b", c: "new c"})
     assert a.read_text() == "old a" and not b.exists() and not c.exists()

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from bincount.cli import main
-from bincount import fileio
 from bincount.errors import BincountError
 from bincount.model.export import fixed_point as fp
 from bincount.model.nets.calibrate import calibrated_network
@@ -219,7 +218,7 @@ def _checkpoint(tmp_path, model, name="ck.pt", **extra):
     return path
 
 
-def test_export_cli(tmp_path, react, capsys, monkeypatch):
+def test_export_cli(tmp_path, react, capsys, failing_replace):
     model, _, e = react
     ck = _checkpoint(tmp_path, model)
     out = tmp_path / "out" / "net.npz"
@@ -240,14 +239,7 @@ def test_export_cli(tmp_path, react, capsys, monkeypatch):
     out.write_bytes(b"earlier export")
     gold.write_bytes(b"earlier golden")
     before = {p: p.read_bytes() for p in (out, gold)}
-    real = fileio.os.replace
-
-    def failing(src, dst):
-        if str(dst) == str(gold):
-            raise OSError(28, "No space left on device", str(dst))
-        return real(src, dst)
-
-    monkeypatch.setattr(fileio.os, "replace", failing)
+    failing_replace(lambda src, dst: dst == str(gold))
     assert main(["export", "--checkpoint", str(ck), "-o", str(out), "--golden", str(gold),
                  "--synthetic", "1", "--force"]) == 2
     assert "gold.npz': No space left on device" in capsys.readouterr().err
