@@ -81,9 +81,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args, extra = parser.parse_known_args(argv)
     if extra:       # named by the verb's parser, which lists the verb's options
-        before = args.verb in argv and argv.index(extra[0]) < argv.index(args.verb)
+        verb_at = argv.index(args.verb) if args.verb in argv else 0
+        before = [e for e in extra if e in argv[:verb_at]]
         args._parser.error(f"unrecognized arguments: {' '.join(extra)}"
-                           + (f" (given before the verb; options go after "
+                           + (f" ({' '.join(before)} given before the verb; options go after "
                               f"'bincount {args.verb}')" if before else ""))
     verb = f"bincount {args.verb}"
     previous = None

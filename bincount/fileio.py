@@ -174,9 +174,7 @@ def atomic_write_bytes(path, data):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
@@ -188,6 +186,18 @@ def atomic_write_bytes(path, data):
             raise _write_error(path, exc) from None
         raise
     return path
+
+
+def _umask():
+    """The process's umask, read once (reading it means setting it for a moment)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK = None
 
 
 def _write_error(path, exc):
@@ -206,8 +216,7 @@ def atomic_write_all(files):
     previous contents back (or are removed if they are new), so a failed run leaves every
     output as it was. A path that is a folder is refused before any rename."""
     files = {Path(p): d.encode("utf-8") if isinstance(d, str) else d for p, d in files.items()}
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = _umask()
     temps, backups, renamed = {}, {}, []
     current = None
     try:
@@ -225,26 +234,38 @@ def atomic_write_all(files):
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         for path in files:                  # the old contents, kept until all are in place
             current = path
-            if path.exists():
+            if os.path.lexists(path):
                 fd, backups[path] = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".old",
                                                      dir=path.parent)
                 os.close(fd)
+                os.unlink(backups[path])
                 try:
-                    os.unlink(backups[path])
-                    os.link(path, backups[path])
+                    os.link(path, backups[path], follow_symlinks=False)
                 except OSError:             # no hard links here: a copy
-                    shutil.copyfile(path, backups[path])
+                    shutil.copy2(path, backups[path], follow_symlinks=False)
         for path in files:
             current = path
             os.replace(temps[path], path)
             del temps[path]
             renamed.append(path)
     except BaseException as exc:
+        lost = []
         for path in renamed:
-            if path in backups:
-                os.replace(backups.pop(path), path)
-            else:
-                path.unlink(missing_ok=True)
+            try:
+                if path in backups:
+                    os.replace(backups[path], path)
+                    del backups[path]
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                lost.append(path)
+        if lost:                            # their backups are kept, and named
+            keep = {backups.pop(p) for p in lost if p in backups}
+            raise BincountError(
+                f"cannot write {str(current)!r}, and {len(lost)} file(s) written before it "
+                f"could not be put back: {', '.join(repr(str(p)) for p in lost)}"
+                + (f"; their earlier contents are in {', '.join(repr(str(k)) for k in keep)}"
+                   if keep else "")) from None
         if isinstance(exc, OSError):
             raise _write_error(current, exc) from None
         raise

@@ -26,8 +26,8 @@ another seed, :func:`nextpnr_args`), the logs and ``summary.md`` / ``summary.jso
 :class:`~bincount.hw.tools.SynthesisError` with one line naming the clock and both
 frequencies; the summary (``"timing": "FAIL"``) and the logs are still written, and no ``.bit``
 or ``.svf`` is left in the folder (an older one is removed), so nothing that looks like a good
-bitstream remains. A tool that fails is a one-line error with the end of its log; its logs
-are written and an earlier bitstream and summary are removed likewise.
+bitstream remains. A tool that fails is a one-line error with the end of its log; the files
+it and the steps before it made (sources, logs) replace every file of an earlier run.
 """
 
 import json
@@ -180,8 +180,8 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
     proc = _step(progress, times, "yosys", "synth_ecp5 (Yosys)", run_yosys,
                  ["-q", "-l", "yosys.log", "-s", f"{name}.ys"], work, timeout)
     if proc.returncode != 0 or not (work / f"{name}.json").exists():
-        _keep(work, out_dir, ["yosys.log"], name)
-        raise yosys_failure(f"Yosys synthesis of {name!r}", work, proc)
+        raise _keep(work, out_dir, name, yosys_failure(f"Yosys synthesis of {name!r}", work,
+                                                       proc))
     cells, yversion = parse_stat((work / "stat.json").read_text(encoding="utf-8"))
     net = work / f"{name}.json"
     text, absorbed = absorb_output_registers(net.read_text(encoding="utf-8"), name)
@@ -194,19 +194,20 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
                  f"place and route (nextpnr-ecp5 {' '.join(device)}, seed {seed})",
                  run_nextpnr_ecp5, pnr_args, work, timeout)
     if proc.returncode != 0 or not (work / "nextpnr_report.json").exists():
-        _keep(work, out_dir, ["yosys.log", "nextpnr.log", f"{name}.il", f"{name}.v",
-                              f"{name}.lpf", f"{name}.ys"], name)
-        raise _tool_failure(f"nextpnr-ecp5 on {name!r}", work / "nextpnr.log", proc)
+        raise _keep(work, out_dir, name, _tool_failure(f"nextpnr-ecp5 on {name!r}",
+                                                       work / "nextpnr.log", proc))
     report = json.loads((work / "nextpnr_report.json").read_text(encoding="utf-8"))
     fmax = report_fmax(report)
     if not fmax:
-        raise SynthesisError(f"nextpnr-ecp5 on {name!r} timed no clock; the design has no "
-                             f"constrained clock with registers on it")
+        raise _keep(work, out_dir, name, SynthesisError(
+            f"nextpnr-ecp5 on {name!r} timed no clock; the design has no constrained clock "
+            f"with registers on it"))
     if expect_mhz is not None and not any(abs(v["constraint_mhz"] - expect_mhz) < 0.01
                                           for v in fmax.values()):
         timed = ", ".join(f"{c} at {v['constraint_mhz']:g} MHz" for c, v in sorted(fmax.items()))
-        raise SynthesisError(f"nextpnr-ecp5 on {name!r} timed no clock at {expect_mhz:g} MHz "
-                             f"(it timed {timed}); the clock constraint did not reach the placer")
+        raise _keep(work, out_dir, name, SynthesisError(
+            f"nextpnr-ecp5 on {name!r} timed no clock at {expect_mhz:g} MHz (it timed "
+            f"{timed}); the clock constraint did not reach the placer"))
     passed, failing = timing_verdict(fmax)
 
     summary = {
@@ -238,7 +239,7 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
     proc = _step(progress, times, "ecppack", "bitstream (ecppack)", run_ecppack, pack, work,
                  timeout)
     if proc.returncode != 0 or not (work / f"{name}.bit").exists():
-        raise _tool_failure("ecppack", work / "ecppack.log", proc)
+        raise _keep(work, out_dir, name, _tool_failure("ecppack", work / "ecppack.log", proc))
     summary["bitstream"] = {"bit": f"{name}.bit", "svf": f"{name}.svf",
                             "bit_bytes": (work / f"{name}.bit").stat().st_size,
                             "ecppack_args": " ".join(pack)}
@@ -247,24 +248,22 @@ def _build(platform, top, name, out_dir, work, seed, info, expect_mhz, progress,
     return summary
 
 
-def _remove_stale(out_dir, names):
-    """Remove ``names`` from ``out_dir``: a bitstream or summary of an earlier run must not
-    sit beside the logs of this one."""
+def _keep(work, out_dir, name, error):
+    """``error``, after the files of a run that failed have replaced an earlier run's in
+    ``out_dir``: every :data:`PRODUCTS` file there is removed, then the ones this run made (its
+    sources and logs, ``ecppack.log``) are moved in, so the folder never mixes two runs."""
+    names = [p.format(name=name) for p in PRODUCTS] + ["ecppack.log"]
     for n in names:
         (out_dir / n).unlink(missing_ok=True)
-
-
-def _keep(work, out_dir, names, name):
-    """Move the logs of a run whose tool failed into ``out_dir``; an earlier bitstream and
-    summary there are removed."""
-    _remove_stale(out_dir, [f"{name}.bit", f"{name}.svf", "summary.json", "summary.md"])
     for n in names:
         if (work / n).exists():
             os.replace(work / n, out_dir / n)
+    return error
 
 
 def _finish(work, out_dir, name, products, summary):
-    _remove_stale(out_dir, [f"{name}.bit", f"{name}.svf"])   # timing FAIL: none is written
+    for suffix in (".bit", ".svf"):                 # timing FAIL: none is written
+        (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
     for n in products:
         os.replace(work / n, out_dir / n)
     atomic_write_json(out_dir / "summary.json", summary)

@@ -86,6 +86,7 @@ def _run_stage_engine(args):
     from bincount.hw.designs import engine_design
     from bincount.hw.emit import write_files
     from bincount.hw.knobs import EngineKnobs
+    from bincount.hw.network_cli import knob_error
     from bincount.model.export.network_file import load_export
 
     for option in _INT_OPTIONS + ("form",):
@@ -111,7 +112,12 @@ def _run_stage_engine(args):
                           for k in ("lanes", "bits_per_cycle")), args.weights,
                         options={"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
                                  "weights": "--weights"})
-    knobs.validate([export], layers)                # before the output folder
+    given = {k: (f"--{k.replace('_', '-')}", getattr(knobs, k))
+             for k in ("lanes", "bits_per_cycle") if getattr(args, k) is not None}
+    try:
+        knobs.validate([export], layers)            # before the output folder
+    except BincountError as exc:
+        raise knob_error(exc, given) from None
     ensure_dir(args.out_dir)
     _, text, info = engine_design(export, stage, knobs)
     for path in write_files(args.out_dir, text, info):

@@ -109,17 +109,9 @@ class EngineKnobs:
         own); raise :class:`BincountError`."""
         for export in exports:
             for name in (layer_names(export) if layers is None else layers):
-                bits = self.stage_bits(_stage_of(name))
-                try:
-                    block_params(export, name, self.lanes, bits, self.weights,
-                                 self.post_lanes, self.weight_ram,
-                                 constant_ram=self.constant_ram)
-                except BincountError as exc:
-                    if self.options == _FIELD_OPTIONS:      # no command line to name
-                        raise
-                    o = self.options
-                    raise BincountError(f"{o['lanes']} {self.lanes} {o['bits_per_cycle']} "
-                                        f"{bits}: {exc}") from None
+                block_params(export, name, self.lanes, self.stage_bits(_stage_of(name)),
+                             self.weights, self.post_lanes, self.weight_ram,
+                             constant_ram=self.constant_ram)
         if limit is not None:
             limits = limit if isinstance(limit, dict) else {None: limit}
             low = min(limits.values())

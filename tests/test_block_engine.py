@@ -333,8 +333,10 @@ def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread
     bad = tmp_path / "bad"
     for argv, message in (
             (["--stage", "2", "--weights", "rom"], "--weights must be memory or stream"),
-            (["--stage", "2", "--lanes", "3"], "--lanes 3 --bits-per-cycle 8: lanes must be a "
-                                               "power of two, got 3"),
+            (["--stage", "2", "--lanes", "3"], ": error: --lanes 3: lanes must be a power of "
+                                               "two, got 3"),
+            (["--stage", "2", "--lanes", "4", "--bits-per-cycle", "3"],
+             ": error: --bits-per-cycle 3: bits_per_cycle must be a power of two"),
             (["--stage", "7"], "--stage 7: expected one of 1, 2, 3, 4"),
             (["--stage", "2", "--n", "9"], "--n does not apply to stage_engine"),
             (["--lanes", "4"], "needs --stage K")):

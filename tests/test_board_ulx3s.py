@@ -201,17 +201,22 @@ def test_a_failed_tool_leaves_its_log_and_no_earlier_bitstream(tmp_path, monkeyp
     out = tmp_path / "board"
     out.mkdir()
     name = board_ulx3s.TOP_NAME
-    for stale in (f"{name}.bit", f"{name}.svf", "summary.json", "summary.md"):
-        (out / stale).write_text("an earlier run")
+    stale = (f"{name}.bit", f"{name}.svf", "summary.json", "summary.md", "nextpnr.log",
+             f"{name}.json")
+    for n in stale:
+        (out / n).write_text("an earlier run")
 
     def failing_yosys(args, cwd, timeout=None):
         (Path(cwd) / "yosys.log").write_text("ERROR: a stand-in failure\n")
         return subprocess.CompletedProcess(args, 1, "", "")
 
     monkeypatch.setattr(ecp5_board_flow, "run_yosys", failing_yosys)
-    with pytest.raises(SynthesisError, match=f"Yosys synthesis of {name!r} failed"):
+    with pytest.raises(SynthesisError, match=f"Yosys synthesis of {name!r} failed: ERROR: a "
+                                             f"stand-in failure"):
         board_ulx3s.build_ulx3s(UartEchoCore(), pll_params(25, 50), out, stream=None)
-    assert sorted(p.name for p in out.iterdir()) == ["yosys.log"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{name}.il", f"{name}.v", f"{name}.lpf", f"{name}.ys", "yosys.log"])
+    assert (out / "yosys.log").read_text() == "ERROR: a stand-in failure\n"
 
 
 @pytest.mark.skipif(not FULL, reason="BINCOUNT_FULL=1: the default network on the ULX3S, "

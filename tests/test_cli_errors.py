@@ -180,9 +180,11 @@ def test_a_path_that_names_no_file_is_one_line(argv, message, capsys, tmp_path, 
 def test_an_option_before_the_verb_says_where_options_go(capsys):
     rc, err = _main(["--quiet", "report"], capsys)
     assert rc == 2 and err.count("\n") == 1, err
-    assert err.startswith("bincount report: error: unrecognized arguments: --quiet (given "
-                          "before the verb; options go after 'bincount report'); see "
+    assert err.startswith("bincount report: error: unrecognized arguments: --quiet (--quiet "
+                          "given before the verb; options go after 'bincount report'); see "
                           "'bincount report --help'"), err
+    rc, err = _main(["--x", "ops", "--y"], capsys)
+    assert rc == 2 and "unrecognized arguments: --x --y (--x given before the verb" in err, err
 
 
 @pytest.mark.parametrize("flag, message", [("pad_value=banana", "flag pad_value='banana'; "

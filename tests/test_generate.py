@@ -153,6 +153,14 @@ def test_atomic_write_all_restores_what_it_replaced(tmp_path, monkeypatch, faili
         fileio.atomic_write_all({a: "new a", b: b"new b", c: "new c"})
     assert a.read_text() == "old a" and not b.exists() and not c.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]      # no temporary left
+    # a file that cannot be put back is named, and its earlier contents kept beside it
+    failing_replace(lambda src, dst: dst == str(c) or src.endswith(".old"), errno.EACCES)
+    with pytest.raises(BincountError, match=r"could not be put back: '.*a\.txt'; their "
+                                            r"earlier contents are in '.*\.a\.txt\..*\.old'"):
+        fileio.atomic_write_all({a: "new a", c: "new c"})
+    (old,) = [p for p in tmp_path.iterdir() if p.name.endswith(".old")]
+    assert old.read_text() == "old a" and a.read_text() == "new a"
+    old.unlink()
     monkeypatch.undo()
     fileio.atomic_write_all({a: "new a", b: b"new b"})
     assert a.read_text() == "new a" and b.read_bytes() == b"new b"

@@ -112,8 +112,8 @@ def export_file(tmp_path):
     (["--lanes", "4,4"], "--lanes needs 1 or 4 values (one per stage), got 2"),
     (["--lanes", "x"], "--lanes needs an integer or 4 comma-separated integers"),
     (["--lanes", "3"], "--lanes 3: lanes must be a power of two, got 3"),
-    (["--lanes", "4,4,4,4", "--stem-lanes", "3"], "--lanes 4,4,4,4 --stem-lanes 3: stem lanes "
-                                                  "must be a power of two"),
+    (["--lanes", "4,4,4,4", "--stem-lanes", "3"], "error: --stem-lanes 3: stem lanes must be "
+                                                  "a power of two"),
     (["--device", "xczu7ev"], "--device needs --target-fps"),
     (["--target-fps", "100"], "--target-fps needs --device"),
     (["--device", "ecp5-45f", "--target-fps", "1e12"], "more than the 0 cycles per image that "

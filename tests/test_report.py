@@ -2,10 +2,12 @@
 
 import json
 import os
+import stat
 
 import pytest
 
 from bincount.cli import main
+from bincount.errors import BincountError
 from bincount.hw.network_view import network_ops, network_view
 from bincount.hw.report import (DEFAULT_WIDTHS, LANE_BLOCKS, build_report, render_markdown,
                                 write_report)
@@ -128,27 +130,31 @@ def test_output_path_is_a_file(tmp_path, cache, capsys):
     assert target.read_text() == "x"
 
 
-def test_write_failure_leaves_no_partial_files(tmp_path, monkeypatch):
+def test_write_failure_leaves_no_partial_files(tmp_path, monkeypatch, failing_replace):
     import bincount.hw.report as report_mod
     rep = {"format": "x"}                   # render_markdown fails on this: nothing written
     with pytest.raises(KeyError):
         write_report(rep, tmp_path / "w")
     assert not (tmp_path / "w").exists()
-    # the second file failing to write removes the first (and any temporary)
+    # the second file failing to write removes the first (and any temporary); the files of
+    # an earlier report stay as they were
     out = tmp_path / "w2"
     out.mkdir()
     monkeypatch.setattr(report_mod, "render_markdown", lambda r: "# md\n")
-    real_replace = os.replace
-
-    def failing_replace(src, dst):
-        if str(dst).endswith("report.md"):
-            raise OSError(28, "No space left on device")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError):
-        write_report({"rows": []}, out)
-    assert os.listdir(out) == []
+    write_report({"rows": []}, out)
+    umask = os.umask(0)
+    os.umask(umask)
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert earlier and all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
+                           for p in out.iterdir())
+    failing_replace(lambda src, dst: dst.endswith("report.md"))
+    with pytest.raises(BincountError, match="report.md': No space left on device"):
+        write_report({"rows": [], "changed": True}, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+    fresh = tmp_path / "w3"
+    with pytest.raises(BincountError, match="report.md': No space left on device"):
+        write_report({"rows": []}, fresh)
+    assert os.listdir(fresh) == []
 
 
 def test_unknown_target_exits_2(tmp_path, cache, capsys):

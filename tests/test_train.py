@@ -193,7 +193,8 @@ def test_cli_bad_data_leaves_no_checkpoint(tmp_path, capsys, tiny):
     assert rc == 2 and "does not exist" in err
 
 
-def test_cli_real_network_train_eval_ptq(tmp_path, jpeg_dir, capsys):
+def test_cli_real_network_train_eval_ptq(tmp_path, jpeg_dir, capsys, monkeypatch,
+                                         failing_replace):
     base = tmp_path / "base.pt"
     common = ["--data-dir", str(jpeg_dir), "--threads", "1", "--quiet"]
     rc, out, err = _cli(["train", "--network", "birealnet18", "--width-mult", "0.0625",
@@ -219,6 +220,14 @@ def test_cli_real_network_train_eval_ptq(tmp_path, jpeg_dir, capsys):
     rc, out, err = _cli(["convert-ptq", "--checkpoint", str(ptq), "-o", str(tmp_path / "x.pt")],
                         capsys)
     assert rc == 2 and "baseline" in err and not (tmp_path / "x.pt").exists()
+    # --force over an earlier conversion whose summary cannot be written: both stay as they were
+    earlier = {p: p.read_bytes() for p in (ptq, ptq.with_suffix(".json"))}
+    failing_replace(lambda src, dst: dst == str(ptq.with_suffix(".json")))
+    rc, out, err = _cli(["convert-ptq", "--checkpoint", str(base), "-o", str(ptq), "--force"],
+                        capsys)
+    assert rc == 2 and "ptq.json': No space left on device" in err, err
+    assert {p: p.read_bytes() for p in earlier} == earlier
+    monkeypatch.undo()
     # QAT fine-tuning from the baseline, and a mismatched --from-baseline
     rc, out, err = _cli(["train", "--network", "birealnet18", "--variant", "qat_cn_times_alpha",
                          "--width-mult", "0.0625", "--epochs", "1", "--batch-size", "10",

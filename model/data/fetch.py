@@ -188,11 +188,13 @@ def extract(archive, target):
                 shutil.rmtree(old, ignore_errors=True)
                 os.replace(target, old)
             os.replace(tmp, target)
-        except OSError as exc:
-            if old.exists() and not target.exists():
+        except BaseException as exc:        # an error, Ctrl-C or SIGTERM between the renames
+            if old.exists() and not os.path.lexists(target):
                 os.replace(old, target)     # the earlier files, as they were
-            raise BincountError(f"cannot replace {str(target)!r}: "
-                                f"{exc.strerror or type(exc).__name__}") from None
+            if isinstance(exc, OSError):
+                raise BincountError(f"cannot replace {str(target)!r}: "
+                                    f"{exc.strerror or type(exc).__name__}") from None
+            raise
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
