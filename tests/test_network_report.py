@@ -144,7 +144,7 @@ def test_network_report_path_on_a_stand_in_design(tmp_path, monkeypatch):
     (["--network-seeds", "2"], "--network-seeds applies with --network only"),
     (["--network", "--network-lanes", "3"], "--network-lanes 3: lanes must be a power of two"),
     (["--network", "--network-lanes", "4", "--network-bits-per-cycle", "3"],
-     "--network-lanes 4 --network-bits-per-cycle 3: bits_per_cycle must be a power of two"),
+     "error: --network-bits-per-cycle 3: bits_per_cycle must be a power of two"),
     (["--network", "--network-lanes", "4,4"], "--network-lanes needs 1 or 4 values"),
     (["--network", "--network-stem-lanes", "1,2,2,2"], "--network-stem-lanes needs one"),
     (["--network", "--network-lanes", "4", "--network-target-fps", "100"],
