@@ -70,7 +70,7 @@ def file_path(option, text, example="out.pt"):
     """``Path(text)``, refused with one line when it names no file (empty, ``/``, ``.``):
     the paths a file name is derived from (``.json`` summaries) must have a name."""
     path = Path(text)
-    if not str(text) or not path.name or path.name in (".", ".."):
+    if path.name in ("", ".."):           # '', '.', '/' and '..' name no file
         raise BincountError(f"{option} {str(text)!r} names no file; expected a file path "
                             f"such as {example}")
     return path
@@ -167,25 +167,9 @@ def _locked(lock, path, option):
 
 
 def atomic_write_bytes(path, data):
-    path = Path(path)
-    ensure_dir(path.parent)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        if isinstance(exc, OSError):      # name the user's path, not the temporary file
-            raise _write_error(path, exc) from None
-        raise
-    return path
+    """Write ``data`` to ``path`` through a temporary file and a rename
+    (:func:`atomic_write_all` of one file); returns ``path``."""
+    return atomic_write_all({path: data})[0]
 
 
 def _umask():
@@ -212,9 +196,10 @@ def _write_error(path, exc):
 
 def atomic_write_all(files):
     """Write ``files`` (``{path: str or bytes}``) all or none: each to a temporary name beside
-    it, then renamed in order; when a rename fails, the files already renamed get their
-    previous contents back (or are removed if they are new), so a failed run leaves every
-    output as it was. A path that is a folder is refused before any rename."""
+    it (mode by the umask), then renamed in order; when a rename fails, the files already
+    renamed get their previous contents back (or are removed if they are new), so a failed run
+    leaves every output as it was. A path that is a folder is refused before any rename.
+    Errors name the user's path, never a temporary file. Returns the paths."""
     files = {Path(p): d.encode("utf-8") if isinstance(d, str) else d for p, d in files.items()}
     umask = _umask()
     temps, backups, renamed = {}, {}, []
@@ -232,9 +217,9 @@ def atomic_write_all(files):
             current = path
             if path.is_dir():
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        for path in files:                  # the old contents, kept until all are in place
-            current = path
-            if os.path.lexists(path):
+        for path in list(files)[:-1]:       # the old contents, kept until all are in place
+            current = path                  # (the last rename is the last step: if it
+            if os.path.lexists(path):       # fails, that file was never replaced)
                 fd, backups[path] = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".old",
                                                      dir=path.parent)
                 os.close(fd)

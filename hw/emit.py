@@ -24,8 +24,9 @@ from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
 from bincount import __version__
-from bincount.fileio import atomic_write_all, ensure_dir
+from bincount.fileio import ensure_dir
 from bincount.hw.blocks import build_block
+from bincount.hw.output_dir import write_all_or_none
 from bincount.hw.ports import port_map
 
 __all__ = ["wrap_long_lines", "verilog_text", "signature_ports", "manifest", "emit_component",
@@ -142,14 +143,12 @@ def emit(block, **params):
 
 def write_files(out_dir, text, info):
     """Write ``out_dir/<module>.v`` and ``out_dir/<module>.json`` both or neither
-    (:func:`bincount.fileio.atomic_write_all`: earlier files of those names stay as they were
-    when either cannot be written); return both paths."""
-    out_dir = ensure_dir(out_dir)
+    (:func:`~bincount.hw.output_dir.write_all_or_none`: earlier files of those names stay as
+    they were when either cannot be written); return both paths."""
     name = info["module"]
-    v_path = Path(out_dir) / f"{name}.v"
-    j_path = Path(out_dir) / f"{name}.json"
-    atomic_write_all({v_path: text, j_path: json.dumps(info, indent=2) + "\n"})
-    return v_path, j_path
+    write_all_or_none(out_dir, {f"{name}.v": text, f"{name}.json": json.dumps(info, indent=2)
+                                + "\n"})
+    return Path(out_dir) / f"{name}.v", Path(out_dir) / f"{name}.json"
 
 
 def emit_block(block, out_dir, **params):
