@@ -78,15 +78,20 @@ def _parse_int(option, text):
             from None
 
 
+def _as_options(values):
+    """``{parameter: (option, value)}`` for :func:`~bincount.hw.network_cli.option_error`."""
+    return {k: (f"--{k.replace('_', '-')}", v) for k, v in values.items()}
+
+
 def _run_stage_engine(args):
     from bincount.errors import BincountError
     from bincount.fileio import ensure_dir
     from bincount.gateware.network_top import default_knobs
-    from bincount.gateware.stage_engine import STAGES, stage_layers
+    from bincount.gateware.stage_engine import stage_layers
     from bincount.hw.designs import engine_design
     from bincount.hw.emit import write_files
     from bincount.hw.knobs import EngineKnobs
-    from bincount.hw.network_cli import knob_error
+    from bincount.hw.network_cli import option_error
     from bincount.model.export.network_file import load_export
 
     for option in _INT_OPTIONS + ("form",):
@@ -99,25 +104,23 @@ def _run_stage_engine(args):
     if args.export is None:
         from bincount.model.export.network_file import DEFAULT_EXPORT
         args.export = str(DEFAULT_EXPORT)
-    stage = _parse_int("stage", args.stage)
+    given = {"stage": _parse_int("stage", args.stage)}
+    for k in ("lanes", "bits_per_cycle"):
+        if getattr(args, k) is not None:
+            given[k] = _parse_int(k, getattr(args, k))
+    stage = given["stage"]
     export = load_export(args.export)
-    if stage not in STAGES:
-        raise BincountError(f"--stage {stage}: expected one of "
-                            f"{', '.join(map(str, STAGES))}")
-    layers = stage_layers(export, stage)
-    # not given: the whole network's defaults (8 and 64, lowered to fit a narrow export)
-    defaults = dict(zip(("lanes", "bits_per_cycle"), default_knobs(export)))
-    knobs = EngineKnobs(*(defaults[k][stage - 1] if getattr(args, k) is None
-                          else _parse_int(k, getattr(args, k))
-                          for k in ("lanes", "bits_per_cycle")), args.weights,
-                        options={"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
-                                 "weights": "--weights"})
-    given = {k: (f"--{k.replace('_', '-')}", getattr(knobs, k))
-             for k in ("lanes", "bits_per_cycle") if getattr(args, k) is not None}
-    try:
-        knobs.validate([export], layers)            # before the output folder
-    except BincountError as exc:
-        raise knob_error(exc, given) from None
+    try:                                            # before the output folder
+        layers = stage_layers(export, stage)        # a bad --stage is refused here
+        # not given: the whole network's defaults (8 and 64, lowered to fit a narrow export)
+        defaults = dict(zip(("lanes", "bits_per_cycle"), default_knobs(export)))
+        knobs = EngineKnobs(*(given[k] if k in given else defaults[k][stage - 1]
+                              for k in ("lanes", "bits_per_cycle")), args.weights,
+                            options={"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
+                                     "weights": "--weights"})
+        knobs.validate([export], layers)
+    except BincountError as exc:                    # named by the options it is about
+        raise option_error(exc, _as_options(given)) from None
     ensure_dir(args.out_dir)
     _, text, info = engine_design(export, stage, knobs)
     for path in write_files(args.out_dir, text, info):
@@ -129,6 +132,7 @@ def run(args):
     from bincount.errors import BincountError
     from bincount.hw.blocks import BLOCKS
     from bincount.hw.emit import emit_block
+    from bincount.hw.network_cli import option_error
     from bincount.options import refuse_given
 
     if args.block == "network":
@@ -169,12 +173,7 @@ def run(args):
     try:
         paths = emit_block(args.block, args.out_dir, **params)
     except BincountError as exc:         # a block's own range check: name the option
-        text = str(exc)
-        for param in params:
-            if text.startswith(f"{param} "):
-                raise BincountError(f"--{param.replace('_', '-')}{text[len(param):]}") \
-                    from None
-        raise
+        raise option_error(exc, _as_options(params)) from None
     for path in paths:
         print(path)
     return 0

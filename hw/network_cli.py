@@ -67,38 +67,38 @@ def given_knobs(args):
 KNOB_OPTIONS = {"lanes": "--lanes", "bits_per_cycle": "--bits-per-cycle",
                 "stem_lanes": "--stem-lanes"}
 
-#: How the parts' parameter checks name each knob in their messages.
-_KNOB_WORDS = {"lanes": r"(?<!stem )(?<!head )\blanes\b", "bits_per_cycle": r"\bbits_per_cycle\b",
-               "stem_lanes": r"\bstem lanes\b"}
+#: How the parts' parameter checks name each knob in their messages where that is not the
+#: knob's own name as a word (``stem lanes``; a stage's ``lanes`` is not the stem's).
+_KNOB_WORDS = {"lanes": r"(?<!stem )(?<!head )\blanes\b", "stem_lanes": r"\bstem lanes\b"}
 
 
-def knob_error(exc, given):
+def option_error(exc, given):
     """``exc`` (a :class:`BincountError` of a parameter check) prefixed with the options
-    it is about among ``given`` (``{knob: (option, value)}``, the options on the command line):
-    ``--lanes 3: lanes must be a power of two, got 3``; unchanged when it names none of them
-    (an error about the export, or about a knob left at its default)."""
+    it is about among ``given`` (``{parameter: (option, value)}``, the options on the command
+    line): ``--lanes 3: lanes must be a power of two, got 3``; unchanged when it names none of
+    them (an error about the export, or about a parameter left at its default)."""
     import re
 
     from bincount.errors import BincountError
 
     text = str(exc)
     named = [f"{option} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
-             for knob, (option, v) in given.items()
-             if re.search(_KNOB_WORDS.get(knob, rf"\b{knob}\b"), text)]
+             for p, (option, v) in given.items()
+             if re.search(_KNOB_WORDS.get(p, rf"\b{p}\b"), text)]
     return BincountError(f"{' '.join(named)}: {text}") if named else exc
 
 
 def check_given_knobs(export, knobs, options=KNOB_OPTIONS):
     """``knobs`` (as from :func:`given_knobs`) checked against ``export`` by
     :func:`~bincount.gateware.network_top.check_knobs` before any work; an error about a
-    given knob names its option (:func:`knob_error`; ``options``: knob -> option)."""
+    given knob names its option (:func:`option_error`; ``options``: knob -> option)."""
     from bincount.errors import BincountError
     from bincount.gateware.network_top import check_knobs
 
     try:
         check_knobs(export, **knobs)
     except BincountError as exc:
-        raise knob_error(exc, {k: (options[k], v) for k, v in knobs.items()}) from None
+        raise option_error(exc, {k: (options[k], v) for k, v in knobs.items()}) from None
 
 
 def run_network(args):

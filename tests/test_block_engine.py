@@ -337,7 +337,7 @@ def test_generate_stage_engine_from_an_export(tmp_path, capsys, one_torch_thread
                                                "two, got 3"),
             (["--stage", "2", "--lanes", "4", "--bits-per-cycle", "3"],
              ": error: --bits-per-cycle 3: bits_per_cycle must be a power of two"),
-            (["--stage", "7"], "--stage 7: expected one of 1, 2, 3, 4"),
+            (["--stage", "7"], "--stage 7: stage must be one of 1, 2, 3, 4, got 7"),
             (["--stage", "2", "--n", "9"], "--n does not apply to stage_engine"),
             (["--lanes", "4"], "needs --stage K")):
         assert main(["generate", "stage_engine", "--export", str(path), *argv,

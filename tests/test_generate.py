@@ -215,11 +215,14 @@ def test_cli_default_directory(tmp_path, generate, capsys, monkeypatch):
     (["xnor_popcount", "--n", "-3"], "--n -3 is out of range; expected 1..32512"),
     (["xnor_popcount", "--n", "8", "--shift", "2"],
      "--shift does not apply to block 'xnor_popcount'; its options are: --n"),
-    (["threshold_compare", "--n", "8", "--out-bits", "1"], "--out-bits must be in 2..64, got 1"),
-    (["baseline_scale", "--n", "8", "--shift", "99"], "--shift must be in 0..40, got 99"),
-    (["baseline_scale", "--n", "8", "--mul-bits", "64"], "--mul-bits must be in 2..48, got 64"),
-    (["output_lane", "--n", "8", "--form", "lut"], "--form must be one of 'binarized', 'baseline'"),
-    (["output_lane", "--n", "8", "--shift", "3"], "shift applies only to form 'baseline'"),
+    (["threshold_compare", "--n", "8", "--out-bits", "1"],
+     "--out-bits 1: out_bits must be in 2..64, got 1"),
+    (["baseline_scale", "--n", "8", "--shift", "99"], "--shift 99: shift must be in 0..40, got 99"),
+    (["baseline_scale", "--n", "8", "--mul-bits", "64"],
+     "--mul-bits 64: mul_bits must be in 2..48, got 64"),
+    (["output_lane", "--n", "8", "--form", "lut"],
+     "--form lut: form must be one of 'binarized', 'baseline'"),
+    (["output_lane", "--n", "8", "--shift", "3"], "--shift 3: shift applies only to form 'baseline'"),
 ])
 def test_cli_bad_input(tmp_path, generate, capsys, argv, match):
     out_dir = tmp_path / "out"
