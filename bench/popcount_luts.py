@@ -130,17 +130,19 @@ def synth_row(kind, n, target, use_cache):
 
 
 def fmax_runs(n, seeds, use_cache):
-    from bincount.hw.pnr import fmax_ecp5
+    from bincount.hw.pnr import fmax_ecp5, path_text
     top, text, _ = design_verilog("tree", n)
     out = []
     for seed in seeds:
         r = fmax_ecp5(text, top, "85k", "CABGA381", seed=seed, use_cache=use_cache)
+        cp = r.get("critical_path")
         out.append({"seed": seed, "fmax_mhz": r["fmax_mhz"], "seconds": r["seconds"],
                     "cached": r["cached"], "args": r["nextpnr_args"],
                     "slices": r["utilisation"].get("TRELLIS_SLICE", {}).get("used"),
-                    "ff": r["ff"], "harness_ff": r["harness_ff"]})
+                    "ff": r["ff"], "harness_ff": r["harness_ff"], "critical_path": cp})
         note = "cached" if r["cached"] else f"{r['seconds']:.0f} s"
-        print(f"  nextpnr-ecp5 N={n} seed {seed}: {r['fmax_mhz']} MHz ({note})", flush=True)
+        print(f"  nextpnr-ecp5 N={n} seed {seed}: {r['fmax_mhz']} MHz ({note})"
+              + (f"; critical path {path_text(cp)}" if cp else ""), flush=True)
     return out
 
 
