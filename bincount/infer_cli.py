@@ -61,6 +61,7 @@ def load_images(specs):
             what = "is a directory" if path.is_dir() else "does not exist"
             raise BincountError(f"IMAGE {spec!r} {what}; expected a 32x32 PNG or JPEG file "
                                 f"or test:N")
+        bomb = (Image.DecompressionBombError, Image.DecompressionBombWarning)
         try:
             with warnings.catch_warnings():     # a huge header: an error, not a warning line
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -73,13 +74,11 @@ def load_images(specs):
                                             f"expected a {IMAGE_SIZE}x{IMAGE_SIZE} image "
                                             f"(CIFAR-10 size)")
                     arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-                Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, *bomb) as exc:
             if isinstance(exc, BincountError):
                 raise
-            what = ("claims too many pixels to decode safely" if isinstance(
-                exc, (Image.DecompressionBombError, Image.DecompressionBombWarning))
-                else "cannot be decoded")
+            what = ("claims too many pixels to decode safely" if isinstance(exc, bomb)
+                    else "cannot be decoded")
             raise BincountError(f"IMAGE {spec!r} {what} ({type(exc).__name__}); "
                                 f"expected a 32x32 PNG or JPEG file or test:N") from None
         out.append((spec, arr.tobytes()))

@@ -45,14 +45,12 @@ def convert_checkpoint(ckpt, source=""):
 
 
 def run(args):
+    import json
     from pathlib import Path
 
-    import json
-
+    from bincount.errors import BincountError
     from bincount.fileio import atomic_write_all, check_outputs, file_path, output_lock
     from bincount.model.training import train as tr
-
-    from bincount.errors import BincountError
 
     out = file_path("-o", args.output, "build/train/ptq.pt")
     file_path("--checkpoint", args.checkpoint, "build/train/baseline.pt")

@@ -18,11 +18,11 @@ Steps of :func:`fetch` (each safe to interrupt):
    temporary folder beside the target, check every ``.bin`` file's records, then rename the
    folder to ``<dir>/cifar-10-batches-bin`` in one step. An existing complete folder is kept
    (nothing is fetched) unless ``force``; with ``force`` it is moved aside whole first, put
-   back if the new folder cannot take its place, and removed only once it has. An archive downloaded by this run that passes its
-   MD5 but is not the release (unreadable, members missing, malformed records) is removed; an
-   archive that was already there or came from ``--from`` is kept, and so is any archive when
-   the extracted files cannot be written (a full disk). A run that fails removes a ``--dir``
-   it created, if the folder is still empty.
+   back if the new folder cannot take its place, and removed only once it has. An archive
+   downloaded by this run that passes its MD5 but is not the release (unreadable, members
+   missing, malformed records) is removed; an archive that was already there or came from
+   ``--from`` is kept, and so is any archive when the extracted files cannot be written (a
+   full disk). A run that fails removes a ``--dir`` it created, if the folder is still empty.
 
 The loaders (:mod:`bincount.model.data.cifar`) find ``<repo>/data/cifar-10-batches-bin`` without
 options; ``bincount data fetch`` puts it there by default.
